@@ -1,0 +1,434 @@
+//! Configuration (SPEC section 2): the typed [`Config`] every other module reads, and [`load`],
+//! which layers the main file, every `*.toml` in `platforms.d/` and `ORDERSYNC_*` environment
+//! variables with figment, validates the lot strictly and reports every problem at once, each
+//! naming the file (or environment variable) and the dotted key it came from.
+//!
+//! Submodules: [`sources`] finds and layers the inputs, [`validate`] turns the merged tree into
+//! typed values, [`duration`] parses `"15m"`-style durations, [`secret`] keeps credentials out of
+//! every printout.
+
+mod duration;
+mod secret;
+mod sources;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+
+use crate::platforms::model::Status;
+
+pub use secret::Secret;
+
+/// Where the main file is when neither `--config` nor `ORDERSYNC_CONFIG` says otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ordersync/ordersync.toml";
+
+/// The environment variable naming the main file; it is not a configuration key.
+pub const CONFIG_ENV_VAR: &str = "ORDERSYNC_CONFIG";
+
+/// The platform kinds ordersync has built-in support for (SPEC section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Sirclo,
+    Akinon,
+    Mitrabunso,
+    Merchantpro,
+    Epixel,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Sirclo,
+        Kind::Akinon,
+        Kind::Mitrabunso,
+        Kind::Merchantpro,
+        Kind::Epixel,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sirclo => "sirclo",
+            Kind::Akinon => "akinon",
+            Kind::Mitrabunso => "mitrabunso",
+            Kind::Merchantpro => "merchantpro",
+            Kind::Epixel => "epixel",
+        }
+    }
+
+    /// Whether the platform's list endpoint can filter by update time. Kinds that cannot need
+    /// a reconcile pass over open orders to notice status changes on old orders.
+    pub fn has_updated_filter(self) -> bool {
+        matches!(self, Kind::Akinon)
+    }
+
+    /// The `[platforms.<name>.auth]` keys this kind understands (each may also be `<key>_file`).
+    pub fn auth_keys(self) -> &'static [&'static str] {
+        match self {
+            Kind::Sirclo => &["partner_id", "secret", "api_key", "api_secret"],
+            Kind::Akinon => &["token", "email", "password"],
+            Kind::Mitrabunso => &["user_id", "token"],
+            Kind::Merchantpro => &["api_key", "api_secret"],
+            Kind::Epixel => &["api_key", "token", "username", "password"],
+        }
+    }
+
+    /// The accepted combinations of auth keys: the auth table is complete when every key of at
+    /// least one combination is given.
+    pub fn auth_requirements(self) -> &'static [&'static [&'static str]] {
+        match self {
+            Kind::Sirclo => &[&["partner_id", "secret"]],
+            Kind::Akinon => &[&["token"], &["email", "password"]],
+            Kind::Mitrabunso => &[&["user_id", "token"]],
+            Kind::Merchantpro => &[&["api_key", "api_secret"]],
+            Kind::Epixel => &[&["api_key", "token"], &["api_key", "username", "password"]],
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `kind` that is not one of [`Kind::ALL`]; the message lists the known kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKind(pub String);
+
+impl fmt::Display for UnknownKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        write!(
+            f,
+            "unknown kind `{}` (known kinds: {})",
+            self.0,
+            known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownKind {}
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == lower)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// `daemon.log_format`: `auto` picks journald-friendly text under systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Auto => "auto",
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The main file as loaded (made absolute), for messages and for reloading on SIGHUP.
+    pub main_file: PathBuf,
+    pub daemon: DaemonConfig,
+    /// Sorted by name.
+    pub platforms: Vec<PlatformConfig>,
+}
+
+impl Config {
+    pub fn platform(&self, name: &str) -> Option<&PlatformConfig> {
+        self.platforms.iter().find(|p| p.name == name)
+    }
+
+    pub fn enabled_platforms(&self) -> impl Iterator<Item = &PlatformConfig> {
+        self.platforms.iter().filter(|p| p.enabled)
+    }
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Relative paths are resolved against the main file's folder.
+    pub database: PathBuf,
+    /// Relative paths are resolved against the main file's folder.
+    pub platforms_dir: PathBuf,
+    pub push_interval: Duration,
+    /// tracing filter syntax.
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub metrics_listen: Option<SocketAddr>,
+    pub shutdown_grace: Duration,
+    /// Age of a platform's last successful run after which `/health` answers 503.
+    pub health_max_age: Duration,
+}
+
+impl Default for DaemonConfig {
+    /// The built-in defaults, with `platforms_dir` still relative (it has no main file to be
+    /// relative to); [`load`] always resolves it.
+    fn default() -> Self {
+        DaemonConfig {
+            database: PathBuf::from("/var/lib/ordersync/ordersync.db"),
+            platforms_dir: PathBuf::from("platforms.d"),
+            push_interval: Duration::from_secs(15),
+            log_level: "info".to_string(),
+            log_format: LogFormat::Auto,
+            metrics_listen: None,
+            shutdown_grace: Duration::from_secs(20),
+            health_max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// One `[platforms.<name>]` table, with `[defaults]` and the built-in defaults applied.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// The platform's id everywhere (logs, CLI, database).
+    pub name: String,
+    pub kind: Kind,
+    /// The file that declared `[platforms.<name>]`.
+    pub file: PathBuf,
+    pub base_url: reqwest::Url,
+    pub enabled: bool,
+    /// Six fields, seconds first (a five-field value gets `"0 "` prepended), or a croner
+    /// nickname such as `@hourly`.
+    pub schedule: String,
+    /// Same form as `schedule`; `None` means no reconcile pass.
+    pub reconcile_schedule: Option<String>,
+    pub backfill_from: DateTime<Utc>,
+    pub lookback: Duration,
+    /// 1..=1000; the platform code clamps it to the platform's own maximum.
+    pub page_size: u32,
+    pub timeout: Duration,
+    pub max_requests_per_second: f64,
+    /// Keys lower-cased: platform statuses match case-insensitively.
+    pub status_map: BTreeMap<String, Status>,
+    pub retry: RetryConfig,
+    pub auth: Auth,
+    pub timezone: Option<FixedOffset>,
+    /// How far back open orders are re-read by reconcile.
+    pub reconcile_horizon: Duration,
+    /// A path prefix such as `/api/v1`: starts with `/`, no trailing `/`.
+    pub api_prefix: Option<String>,
+}
+
+impl PlatformConfig {
+    /// A platform with every optional key at its built-in default and no credentials; for code
+    /// that builds configurations itself (the demo, tests). `file` is left empty.
+    pub fn new(name: impl Into<String>, kind: Kind, base_url: reqwest::Url) -> Self {
+        PlatformConfig {
+            name: name.into(),
+            kind,
+            file: PathBuf::new(),
+            base_url,
+            enabled: true,
+            schedule: DEFAULT_SCHEDULE.to_string(),
+            reconcile_schedule: default_reconcile_schedule(kind),
+            backfill_from: Utc::now() - DEFAULT_BACKFILL,
+            lookback: Duration::from_secs(15 * 60),
+            page_size: 100,
+            timeout: Duration::from_secs(30),
+            max_requests_per_second: 3.0,
+            status_map: BTreeMap::new(),
+            retry: RetryConfig::default(),
+            auth: Auth::default(),
+            timezone: None,
+            reconcile_horizon: DEFAULT_RECONCILE_HORIZON,
+            api_prefix: None,
+        }
+    }
+}
+
+pub(crate) const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
+pub(crate) const DEFAULT_RECONCILE_SCHEDULE: &str = "0 */30 * * * *";
+pub(crate) const DEFAULT_BACKFILL: chrono::TimeDelta = chrono::TimeDelta::days(30);
+pub(crate) const DEFAULT_RECONCILE_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Kinds with an updated-time filter see every change through the incremental pass, so they
+/// reconcile only when asked to.
+pub(crate) fn default_reconcile_schedule(kind: Kind) -> Option<String> {
+    (!kind.has_updated_filter()).then(|| DEFAULT_RECONCILE_SCHEDULE.to_string())
+}
+
+/// `[platforms.<name>.retry]`: how the outbox retries a push.
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    pub max_attempts: u32,
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 10,
+            initial_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Auth values by key name (`api_key`, `api_secret`, `partner_id`, `secret`, `token`, `email`,
+/// `password`, `user_id`, `username`), already read from `<key>_file` where one was given.
+///
+/// Every value is held as a [`Secret`] so that `Debug` of a config never shows one, even the
+/// ones SPEC does not count as secret.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    values: BTreeMap<String, Secret>,
+}
+
+/// Auth keys that identify rather than authenticate; SPEC does not count them as secrets.
+const NOT_SECRET_AUTH_KEYS: [&str; 4] = ["partner_id", "user_id", "email", "username"];
+
+impl Auth {
+    pub fn get(&self, key: &str) -> Option<&Secret> {
+        self.values.get(key)
+    }
+
+    /// Sets a value; for code that builds configurations itself (the demo, tests).
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Secret>) {
+        self.values.insert(key.into(), value.into());
+    }
+
+    /// The values that are secrets per SPEC: every auth key except `partner_id`, `user_id`,
+    /// `email` and `username`. Log redaction uses these.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        self.values
+            .iter()
+            .filter(|(k, _)| !NOT_SECRET_AUTH_KEYS.contains(&k.as_str()))
+            .map(|(_, v)| v)
+    }
+}
+
+/// One configuration problem, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// A file path, or `environment variable ORDERSYNC_...` when the value came from the
+    /// environment.
+    pub file: String,
+    /// The dotted key (`platforms.shop-ro.schedule`); empty for problems with a whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found by one [`load`]; never empty.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Loads and validates the configuration, with `ORDERSYNC_*` variables from the process
+/// environment.
+pub fn load(main_file: &Path) -> Result<Config, ConfigErrors> {
+    let mut env = Vec::new();
+    let mut errors = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        match value.into_string() {
+            Ok(value) => env.push((name.to_string(), value)),
+            Err(_) if sources::is_config_var(name) => errors.push(ConfigError::new(
+                format!("environment variable {name}"),
+                "",
+                "the value is not valid UTF-8",
+            )),
+            Err(_) => {}
+        }
+    }
+    load_inner(main_file, &env, errors)
+}
+
+/// [`load`] with an explicit environment (`(name, value)` pairs), so tests need not touch the
+/// process environment.
+pub fn load_with_env(main_file: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
+    load_inner(main_file, env, Vec::new())
+}
+
+fn load_inner(
+    main_file: &Path,
+    env: &[(String, String)],
+    mut errors: Vec<ConfigError>,
+) -> Result<Config, ConfigErrors> {
+    let gathered = match sources::gather(main_file, env) {
+        Ok(g) => g,
+        Err(e) => {
+            errors.extend(e);
+            return Err(ConfigErrors(errors));
+        }
+    };
+    errors.extend(gathered.errors.iter().cloned());
+    match validate::validate(&gathered, Utc::now()) {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(e) => {
+            errors.extend(e);
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// `ORDERSYNC_CONFIG` if set and not empty, else `/etc/ordersync/ordersync.toml`.
+pub fn default_config_path() -> PathBuf {
+    match std::env::var_os(CONFIG_ENV_VAR) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(DEFAULT_CONFIG_PATH),
+    }
+}

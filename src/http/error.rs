@@ -1,0 +1,61 @@
+//! The typed outcome of a failed request. Callers branch on it: the retry loop on
+//! `is_retryable`, the sync engine on `Unauthorized` (stop the run, never hammer), the outbox on
+//! `Permanent` (fail the entry at once with the platform's own text).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpError {
+    /// 401/403: the platform refused the credentials. Retrying only earns a lockout.
+    #[error("the platform refused the credentials (HTTP {status}{}): check the auth keys of this platform", detail(.message))]
+    Unauthorized { status: u16, message: String },
+    /// 429, still limited after every retry.
+    #[error("rate limited by the platform (HTTP 429), last Retry-After {retry_after:?}: lower max_requests_per_second")]
+    RateLimited { retry_after: Duration },
+    /// Connection failures, timeouts, 5xx, 408 and malformed pages, after every retry.
+    #[error("{reason}")]
+    Transient { reason: String },
+    /// Any other 4xx: the request itself is wrong, sending it again cannot help.
+    #[error("the platform rejected the request (HTTP {status}){}", detail(.message))]
+    Permanent { status: u16, message: String },
+    /// The run was told to stop (shutdown) while waiting to retry.
+    #[error("cancelled by shutdown")]
+    Cancelled,
+}
+
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+impl HttpError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HttpError::RateLimited { .. } | HttpError::Transient { .. })
+    }
+
+    /// The delay the platform asked for, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HttpError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Classifies an HTTP status that is not a success. `message` is the platform's own error
+    /// text, already redacted.
+    pub fn from_status(status: u16, retry_after: Option<Duration>, message: String) -> HttpError {
+        match status {
+            401 | 403 => HttpError::Unauthorized { status, message },
+            429 => HttpError::RateLimited {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            408 | 500..=599 => HttpError::Transient {
+                reason: format!("HTTP {status}{}", detail(&message)),
+            },
+            _ => HttpError::Permanent { status, message },
+        }
+    }
+}

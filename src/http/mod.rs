@@ -1,0 +1,361 @@
+//! The HTTP layer every platform shares: one `reqwest` client per platform with its timeout, the
+//! platform's request-rate limit, retries with jittered exponential backoff, `Retry-After`
+//! honoured up to a cap, classification into typed errors, and redaction of secrets. Platform
+//! code describes a request and how to read its body; this module decides whether to send it
+//! again.
+
+mod error;
+mod redact;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+pub use error::HttpError;
+pub use redact::Redactor;
+
+/// Retry policy for one request (a page, a push). The outbox keeps its own, longer schedule in
+/// the database; this one only rides out blips within a run.
+#[derive(Debug, Clone)]
+pub struct RequestRetry {
+    pub max_attempts: u32,
+    pub initial_interval: Duration,
+    pub max_interval: Duration,
+    /// A platform asking for an hour's pause must not park a run for an hour: past this cap the
+    /// run gives up and the next scheduled run tries again.
+    pub retry_after_cap: Duration,
+}
+
+impl Default for RequestRetry {
+    fn default() -> Self {
+        RequestRetry {
+            max_attempts: 6,
+            initial_interval: Duration::from_millis(500),
+            max_interval: Duration::from_secs(30),
+            retry_after_cap: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RequestRetry {
+    /// The jittered exponential policy (`backoff` computes the delays; the loop, the attempt
+    /// count and the clock are ours, so paused-time tests control it).
+    pub fn policy(&self) -> backoff::ExponentialBackoff {
+        backoff::ExponentialBackoffBuilder::new()
+            .with_initial_interval(self.initial_interval)
+            .with_max_interval(self.max_interval)
+            .with_multiplier(2.0)
+            .with_randomization_factor(0.5)
+            .with_max_elapsed_time(None)
+            .build()
+    }
+}
+
+/// A response with a success status, body fully read.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    platform: Arc<str>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    retry: RequestRetry,
+    redactor: Redactor,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub platform: String,
+    pub timeout: Duration,
+    /// 0 or less: unlimited.
+    pub max_requests_per_second: f64,
+    pub retry: RequestRetry,
+}
+
+impl HttpClient {
+    pub fn new(
+        opts: ClientOptions,
+        redactor: Redactor,
+        cancel: CancellationToken,
+    ) -> Result<HttpClient, HttpError> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("ordersync/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(2)
+            .build()
+            .map_err(|e| HttpError::Transient {
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let limiter = rate_quota(opts.max_requests_per_second)
+            .map(|q| Arc::new(RateLimiter::direct(q)));
+        Ok(HttpClient {
+            client,
+            platform: opts.platform.into(),
+            limiter,
+            retry: opts.retry,
+            redactor,
+            cancel,
+        })
+    }
+
+    pub fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Sends a request until it succeeds, fails permanently, or runs out of attempts.
+    ///
+    /// `build` makes the request afresh for every attempt (signatures and tokens may change
+    /// between attempts). `parse` reads a successful body; an `Err` from it means a malformed
+    /// page, which is retried like a 5xx: a proxy's truncated answer is usually transient.
+    pub async fn execute<T>(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        parse: impl Fn(&Response) -> Result<T, String>,
+    ) -> Result<T, HttpError> {
+        let mut policy = self.retry.policy();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            self.wait_for_rate_limit().await?;
+            let result = match self.send_once(&build).await {
+                Ok(resp) => parse(&resp).map_err(|e| HttpError::Transient {
+                    reason: format!("malformed response: {}", self.redactor.redact(&e)),
+                }),
+                Err(e) => Err(e),
+            };
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if !err.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(err);
+            }
+            let backoff = policy.next_backoff().unwrap_or(self.retry.max_interval);
+            let delay = match err.retry_after() {
+                Some(asked) if asked > self.retry.retry_after_cap => {
+                    warn!(platform = %self.platform, request = what, asked_secs = asked.as_secs(),
+                          "platform asked to wait longer than the cap; giving up this run");
+                    return Err(err);
+                }
+                Some(asked) => asked,
+                None => backoff,
+            };
+            warn!(platform = %self.platform, request = what, attempt, delay_ms = delay.as_millis() as u64,
+                  error = %err, "request failed, retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.cancel.cancelled() => return Err(HttpError::Cancelled),
+            }
+        }
+    }
+
+    async fn wait_for_rate_limit(&self) -> Result<(), HttpError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        // check() + tokio's sleep rather than governor's own timer, so shutdown can interrupt
+        // the wait.
+        loop {
+            match limiter.check() {
+                Ok(()) => return Ok(()),
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ));
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.max(Duration::from_millis(1))) => {}
+                        _ = self.cancel.cancelled() => return Err(HttpError::Cancelled),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, HttpError> {
+        let resp = build(&self.client)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        debug!(platform = %self.platform, status, bytes = body.len(), "response");
+        if (200..300).contains(&status) {
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let message = self.redactor.redact(&error_message(&body));
+        Err(HttpError::from_status(status, retry_after, message))
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> HttpError {
+        // reqwest's Display carries the URL; ours hold no secrets, but redact anyway in case a
+        // platform puts one in a path.
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else if e.is_body() || e.is_decode() {
+            "connection broke while reading the response"
+        } else {
+            "request failed"
+        };
+        let mut reason = format!("{kind}: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            reason.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        HttpError::Transient {
+            reason: self.redactor.redact(&reason),
+        }
+    }
+}
+
+fn rate_quota(rps: f64) -> Option<Quota> {
+    if rps <= 0.0 || !rps.is_finite() {
+        return None;
+    }
+    if rps >= 1.0 && rps.fract() == 0.0 && rps <= u32::MAX as f64 {
+        // Burst of one: the documented limits are per second, and a burst of n would put n
+        // requests in the platform's same second.
+        Some(
+            Quota::per_second(NonZeroU32::new(rps as u32).expect("rps >= 1"))
+                .allow_burst(NonZeroU32::MIN),
+        )
+    } else {
+        Quota::with_period(Duration::from_secs_f64(1.0 / rps))
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The platform's own error text, from the usual JSON shapes, else the body's start.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        for ptr in [
+            "/error/message",
+            "/message",
+            "/detail",
+            "/error",
+            "/errors",
+            "/non_field_errors",
+        ] {
+            match v.pointer(ptr) {
+                Some(serde_json::Value::String(s)) => return s.clone(),
+                Some(other) if !other.is_null() && !other.is_object() => {
+                    return other.to_string();
+                }
+                _ => {}
+            }
+        }
+        let s = v.to_string();
+        return truncate(&s, 300);
+    }
+    truncate(&String::from_utf8_lossy(body), 300)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// reqwest is built without a bundled crypto provider (ring keeps the build light); install ring
+/// once, before the first client exists.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_for_the_caller() {
+        assert!(matches!(
+            HttpError::from_status(401, None, String::new()),
+            HttpError::Unauthorized { .. }
+        ));
+        assert!(HttpError::from_status(503, None, String::new()).is_retryable());
+        assert!(HttpError::from_status(408, None, String::new()).is_retryable());
+        assert_eq!(
+            HttpError::from_status(429, Some(Duration::from_secs(7)), String::new())
+                .retry_after(),
+            Some(Duration::from_secs(7))
+        );
+        assert!(!HttpError::from_status(400, None, "bad".into()).is_retryable());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        let past = httpdate::fmt_http_date(std::time::UNIX_EPOCH);
+        assert_eq!(parse_retry_after(&past), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn platform_error_text_is_found_in_the_usual_shapes() {
+        assert_eq!(
+            error_message(br#"{"error":{"name":"X","message":"Order status cannot be changed"}}"#),
+            "Order status cannot be changed"
+        );
+        assert_eq!(error_message(br#"{"detail":"Not found."}"#), "Not found.");
+        assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
+    }
+}

@@ -1,0 +1,13 @@
+//! `ordersync`: a daemon that mirrors e-commerce platforms' orders into SQLite and pushes status
+//! transitions back. The binary (`src/main.rs`) is a thin shell over [`cli`]; everything else is a
+//! library so the integration tests and benchmarks drive exactly what the daemon runs.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod platforms;
+pub mod scheduler;
+pub mod sim;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,190 @@
+//! Lenient readers for platform JSON. Real platforms send numbers as strings, ids as numbers or
+//! strings and nulls where a document promises values; these accept every spelling of a value
+//! and reject only what is truly not that value (an object where an id belongs), so one odd
+//! field does not cost the whole record.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer, Visitor};
+
+/// An id: a string or an integer, returned as text. Anything else is an error (the record is
+/// rejected, since an order without an id cannot be stored).
+pub fn id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an id (string or integer)")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            let v = v.trim();
+            if v.is_empty() {
+                Err(E::custom("empty id"))
+            } else {
+                Ok(v.to_string())
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Optional text: strings, and numbers or booleans written as text. Null gives `None`.
+pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("text")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Optional exact decimal from a JSON number or a numeric string.
+///
+/// A JSON number arrives as f64; Rust prints an f64 as the shortest text that reads back to the
+/// same value, which for money (at most 15 significant digits) is exactly the text the platform
+/// wrote, so `526.55` stays `526.55`, never `526.5499999`.
+pub fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Decimal>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number or a numeric string")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Decimal::from(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Decimal::from(v)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            decimal_text(&v.to_string()).map(Some).map_err(E::custom)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            if v.is_empty() {
+                return Ok(None);
+            }
+            decimal_text(v).map(Some).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn decimal_text(s: &str) -> Result<Decimal, String> {
+    Decimal::from_str(s)
+        .or_else(|_| Decimal::from_scientific(s))
+        .map(|d| d.normalize())
+        .map_err(|e| format!("'{s}' is not a decimal number: {e}"))
+}
+
+/// A time as platforms write it: RFC 3339 with an offset, or a naive `YYYY-MM-DD HH:MM:SS[.f]`
+/// (also with `T`) read in `naive_zone`.
+pub fn parse_time(s: &str, naive_zone: FixedOffset) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
+            return naive_zone
+                .from_local_datetime(&n)
+                .single()
+                .map(|t| t.with_timezone(&Utc));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return naive_zone
+            .from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
+            .single()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    struct T {
+        #[serde(deserialize_with = "id")]
+        id: String,
+        #[serde(default, deserialize_with = "opt_decimal")]
+        amount: Option<Decimal>,
+        #[serde(default, deserialize_with = "opt_string")]
+        text: Option<String>,
+    }
+
+    #[test]
+    fn money_written_as_a_float_keeps_its_exact_decimal_text() {
+        let t: T = serde_json::from_str(r#"{"id": 7, "amount": 526.55}"#).unwrap();
+        assert_eq!(t.amount.unwrap().to_string(), "526.55");
+        let t: T = serde_json::from_str(r#"{"id": "7", "amount": "0.1"}"#).unwrap();
+        assert_eq!(t.amount.unwrap().to_string(), "0.1");
+        let t: T = serde_json::from_str(r#"{"id": 7, "amount": 13379.85}"#).unwrap();
+        assert_eq!(t.amount.unwrap().to_string(), "13379.85");
+    }
+
+    #[test]
+    fn ids_and_text_accept_numbers_and_strings_but_not_objects() {
+        let t: T = serde_json::from_str(r#"{"id": "A-1", "text": 12}"#).unwrap();
+        assert_eq!((t.id.as_str(), t.text.as_deref()), ("A-1", Some("12")));
+        assert!(serde_json::from_str::<T>(r#"{"id": {"x": 1}}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"amount": 1}"#).is_err());
+    }
+
+    #[test]
+    fn times_with_and_without_zones_are_read() {
+        let utc7 = FixedOffset::east_opt(7 * 3600).unwrap();
+        assert_eq!(
+            parse_time("2020-03-26T15:47:08+02:00", utc7).unwrap().to_rfc3339(),
+            "2020-03-26T13:47:08+00:00"
+        );
+        assert_eq!(
+            parse_time("2021-01-02 07:00:00", utc7).unwrap().to_rfc3339(),
+            "2021-01-02T00:00:00+00:00"
+        );
+        assert!(parse_time("yesterday", utc7).is_none());
+    }
+}

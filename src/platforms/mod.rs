@@ -1,0 +1,146 @@
+//! Platforms: one folder per kind (its wire types, the mapping to the canonical model, its
+//! requests), the [`Source`] contract the sync engine drives, and [`Connector`], the one enum
+//! that names every built-in kind. Adding a kind is one folder, one variant and one arm in
+//! [`Connector::new`] and in [`with_source!`].
+
+pub mod lenient;
+pub mod merchantpro;
+pub mod model;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Kind, PlatformConfig};
+use crate::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
+use crate::store::{Incoming, RejectRecord, Store};
+
+/// The frozen window of an incremental pass: `[cursor − lookback, pass start]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// One page of a platform's order list, read and mapped.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub orders: Vec<Incoming>,
+    pub rejects: Vec<RejectRecord>,
+    /// The token of the next page, `None` at the end of the pass.
+    pub next: Option<String>,
+    /// How many orders the whole listing holds, where the platform says.
+    pub total: Option<u64>,
+}
+
+/// How a kind finds changes to orders its incremental filter cannot see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconcile {
+    /// The incremental pass sees every change.
+    NotNeeded,
+    /// Re-read stored open orders by id, this many per request ([`Source::fetch_ids`]).
+    ByIds { batch: usize },
+    /// Re-read the whole listing over `[now − horizon, now]` with [`Source::fetch_page`], for
+    /// kinds that can neither filter by update time nor fetch by id.
+    Rescan { horizon: std::time::Duration },
+}
+
+/// What a page request may consult besides its token: the pass's frozen window, and the store
+/// (read-only), for kinds that decide what to fetch next from what is already stored (stop a
+/// scan at known orders, fetch details only for new or changed ones).
+pub struct PassCtx<'a> {
+    pub platform: &'a str,
+    pub window: Window,
+    pub store: &'a Store,
+}
+
+/// What the sync engine needs from a platform. Tokens are opaque text the engine stores as the
+/// pass checkpoint, so a pass killed mid-way resumes at the page it had not committed.
+pub trait Source: Send + Sync {
+    /// The token of the first page of a pass over `window`.
+    fn first_token(&self, window: &Window) -> String;
+
+    /// Reads the page `token` points at. The engine fetches the next page while the previous
+    /// one commits, so a lookup in `ctx.store` sees every page but the one just before.
+    fn fetch_page(
+        &self,
+        ctx: &PassCtx<'_>,
+        token: &str,
+    ) -> impl Future<Output = Result<Page, HttpError>> + Send;
+
+    fn reconcile(&self) -> Reconcile;
+
+    /// Re-reads the given orders (reconcile). Orders the platform no longer returns are absent.
+    fn fetch_ids(&self, ids: &[String]) -> impl Future<Output = Result<Page, HttpError>> + Send;
+}
+
+/// Why a platform could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("kind `{0}` is not built into this version of ordersync yet")]
+    NotBuiltIn(&'static str),
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A configured platform, ready to be driven.
+pub enum Connector {
+    Merchantpro(merchantpro::MerchantPro),
+}
+
+impl Connector {
+    pub fn new(
+        cfg: &PlatformConfig,
+        redactor: &Redactor,
+        cancel: CancellationToken,
+    ) -> Result<Connector, ConnectorError> {
+        for s in cfg.auth.secrets() {
+            redactor.add(s.expose());
+        }
+        let http = HttpClient::new(
+            ClientOptions {
+                platform: cfg.name.clone(),
+                timeout: cfg.timeout,
+                max_requests_per_second: cfg.max_requests_per_second,
+                retry: RequestRetry::default(),
+            },
+            redactor.clone(),
+            cancel,
+        )?;
+        match cfg.kind {
+            Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
+                cfg, http,
+            )?)),
+            other => Err(ConnectorError::NotBuiltIn(other.as_str())),
+        }
+    }
+}
+
+/// Runs `$body` with `$s` bound to the connector's concrete [`Source`]: the one place the kinds
+/// are matched, so the engine stays generic and monomorphic.
+#[macro_export]
+macro_rules! with_source {
+    ($connector:expr, $s:ident => $body:expr) => {
+        match $connector {
+            $crate::platforms::Connector::Merchantpro($s) => $body,
+        }
+    };
+}
+
+/// Maps a platform status to canonical: the config's `status_map` first (case-insensitive), then
+/// the kind's built-in table, else `unknown` (kept as it came in `platform_status`).
+pub fn map_status(
+    status_map: &std::collections::BTreeMap<String, model::Status>,
+    platform_status: &str,
+    builtin: impl Fn(&str) -> Option<model::Status>,
+) -> model::Status {
+    if !status_map.is_empty()
+        && let Some(s) = status_map.get(&platform_status.trim().to_lowercase())
+    {
+        return *s;
+    }
+    builtin(platform_status.trim()).unwrap_or(model::Status::Unknown)
+}

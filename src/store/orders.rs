@@ -1,0 +1,536 @@
+//! Writing orders: one page of fetched orders becomes upserts, change events and the pass
+//! checkpoint in a single transaction. Change detection is by content hash first (cheap, no
+//! parse of the stored row) and by field comparison second, so an order re-read unchanged costs
+//! one indexed lookup and one small update, and writes no event.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+
+use super::state::{PassState, save_pass_state};
+use super::{StoreError, ts};
+use crate::platforms::model::{Item, Order, Status};
+
+/// One order as fetched: its canonical form, the record's raw JSON, and the hash of that JSON.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub order: Order,
+    pub raw: String,
+    pub hash: String,
+}
+
+impl Incoming {
+    pub fn new(order: Order, raw: String) -> Self {
+        let hash = content_hash(&raw);
+        Incoming { order, raw, hash }
+    }
+}
+
+pub fn content_hash(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(raw.as_bytes())[..16])
+}
+
+/// A record that could not be read, kept for inspection in `rejects`.
+#[derive(Debug, Clone)]
+pub struct RejectRecord {
+    pub position: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// Everything one page commits, atomically.
+#[derive(Debug, Clone)]
+pub struct PageWrite {
+    pub platform: String,
+    pub orders: Vec<Incoming>,
+    pub rejects: Vec<RejectRecord>,
+    pub observed_at: DateTime<Utc>,
+    /// The pass's position after this page; `None` leaves the checkpoint alone (reconcile passes
+    /// are not resumable: re-running one from the start is cheap and idempotent).
+    pub checkpoint: Option<PassState>,
+}
+
+/// What a page did to the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub created: u64,
+    pub changed: u64,
+    pub status_changed: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+}
+
+impl PageOutcome {
+    pub fn add(&mut self, o: PageOutcome) {
+        self.created += o.created;
+        self.changed += o.changed;
+        self.status_changed += o.status_changed;
+        self.unchanged += o.unchanged;
+        self.rejected += o.rejected;
+    }
+}
+
+struct Existing {
+    hash: String,
+    number: String,
+    status: String,
+    platform_status: String,
+    placed_at: Option<String>,
+    updated_at: Option<String>,
+    currency: Option<String>,
+    total: Option<String>,
+    customer_name: Option<String>,
+    tracking_number: Option<String>,
+}
+
+/// Applies one page inside `tx`. The caller commits, so the page, its events and its checkpoint
+/// land together or not at all.
+pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome, StoreError> {
+    let mut out = PageOutcome::default();
+    let now = ts(page.observed_at);
+    let platform = page.platform.as_str();
+    for inc in &page.orders {
+        let o = &inc.order;
+        let existing = tx
+            .prepare_cached(
+                "SELECT content_hash, number, status, platform_status, placed_at, updated_at,
+                        currency, total, customer_name, tracking_number
+                 FROM orders WHERE platform = ?1 AND order_id = ?2",
+            )?
+            .query_row(params![platform, o.order_id], |r| {
+                Ok(Existing {
+                    hash: r.get(0)?,
+                    number: r.get(1)?,
+                    status: r.get(2)?,
+                    platform_status: r.get(3)?,
+                    placed_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    currency: r.get(6)?,
+                    total: r.get(7)?,
+                    customer_name: r.get(8)?,
+                    tracking_number: r.get(9)?,
+                })
+            })
+            .optional()?;
+        match existing {
+            None => {
+                insert_order(tx, platform, inc, &now)?;
+                insert_items(tx, platform, &o.order_id, &o.items)?;
+                insert_event(
+                    tx,
+                    platform,
+                    &o.order_id,
+                    "created",
+                    None,
+                    Some(o.status.as_str()),
+                    None,
+                    &now,
+                )?;
+                out.created += 1;
+            }
+            Some(old) if old.hash == inc.hash => {
+                tx.prepare_cached(
+                    "UPDATE orders SET last_seen_at = ?3 WHERE platform = ?1 AND order_id = ?2",
+                )?
+                .execute(params![platform, o.order_id, now])?;
+                out.unchanged += 1;
+            }
+            Some(old) => {
+                let changes = diff(tx, platform, &old, inc)?;
+                if changes.is_empty() {
+                    // Same content in another spelling (whitespace, key order): remember the new
+                    // hash so the next read is the cheap path again, but report nothing.
+                    tx.prepare_cached(
+                        "UPDATE orders SET content_hash = ?3, raw = ?4, last_seen_at = ?5
+                         WHERE platform = ?1 AND order_id = ?2",
+                    )?
+                    .execute(params![platform, o.order_id, inc.hash, inc.raw, now])?;
+                    out.unchanged += 1;
+                    continue;
+                }
+                update_order(tx, platform, inc, &now)?;
+                if changes.contains_key("items") {
+                    tx.prepare_cached(
+                        "DELETE FROM order_items WHERE platform = ?1 AND order_id = ?2",
+                    )?
+                    .execute(params![platform, o.order_id])?;
+                    insert_items(tx, platform, &o.order_id, &o.items)?;
+                }
+                let status_moved = old.status != o.status.as_str();
+                let kind = if status_moved {
+                    out.status_changed += 1;
+                    "status_changed"
+                } else {
+                    "updated"
+                };
+                out.changed += 1;
+                let changes = Value::Object(changes.into_iter().collect()).to_string();
+                insert_event(
+                    tx,
+                    platform,
+                    &o.order_id,
+                    kind,
+                    Some(&old.status),
+                    Some(o.status.as_str()),
+                    Some(&changes),
+                    &now,
+                )?;
+            }
+        }
+    }
+    for r in &page.rejects {
+        tx.prepare_cached(
+            "INSERT INTO rejects (platform, received_at, position, reason, raw)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![platform, now, r.position, r.reason, r.raw])?;
+        out.rejected += 1;
+    }
+    if let Some(state) = &page.checkpoint {
+        save_pass_state(tx, platform, state)?;
+    }
+    Ok(out)
+}
+
+fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+fn insert_order(
+    tx: &Transaction<'_>,
+    platform: &str,
+    inc: &Incoming,
+    now: &str,
+) -> Result<(), StoreError> {
+    let o = &inc.order;
+    tx.prepare_cached(
+        "INSERT INTO orders (platform, order_id, number, status, platform_status, placed_at,
+             updated_at, currency, total, customer_name, tracking_number, content_hash,
+             first_seen_at, last_seen_at, last_changed_at, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13, ?14)",
+    )?
+    .execute(params![
+        platform,
+        o.order_id,
+        o.number,
+        o.status.as_str(),
+        o.platform_status,
+        opt_ts(o.placed_at),
+        opt_ts(o.updated_at),
+        o.currency,
+        o.total.map(|d| d.to_string()),
+        o.customer_name,
+        o.tracking_number,
+        inc.hash,
+        now,
+        inc.raw,
+    ])?;
+    Ok(())
+}
+
+fn update_order(
+    tx: &Transaction<'_>,
+    platform: &str,
+    inc: &Incoming,
+    now: &str,
+) -> Result<(), StoreError> {
+    let o = &inc.order;
+    tx.prepare_cached(
+        "UPDATE orders SET number = ?3, status = ?4, platform_status = ?5, placed_at = ?6,
+             updated_at = ?7, currency = ?8, total = ?9, customer_name = ?10,
+             tracking_number = ?11, content_hash = ?12, last_seen_at = ?13,
+             last_changed_at = ?13, raw = ?14
+         WHERE platform = ?1 AND order_id = ?2",
+    )?
+    .execute(params![
+        platform,
+        o.order_id,
+        o.number,
+        o.status.as_str(),
+        o.platform_status,
+        opt_ts(o.placed_at),
+        opt_ts(o.updated_at),
+        o.currency,
+        o.total.map(|d| d.to_string()),
+        o.customer_name,
+        o.tracking_number,
+        inc.hash,
+        now,
+        inc.raw,
+    ])?;
+    Ok(())
+}
+
+fn insert_items(
+    tx: &Transaction<'_>,
+    platform: &str,
+    order_id: &str,
+    items: &[Item],
+) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR REPLACE INTO order_items
+             (platform, order_id, item_id, sku, name, quantity, unit_price, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for it in items {
+        stmt.execute(params![
+            platform,
+            order_id,
+            it.item_id,
+            it.sku,
+            it.name,
+            it.quantity.to_string(),
+            it.unit_price.map(|d| d.to_string()),
+            it.status,
+        ])?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_event(
+    tx: &Transaction<'_>,
+    platform: &str,
+    order_id: &str,
+    kind: &str,
+    old_status: Option<&str>,
+    new_status: Option<&str>,
+    changes: Option<&str>,
+    now: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO order_events (platform, order_id, kind, old_status, new_status, changes,
+             observed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        platform, order_id, kind, old_status, new_status, changes, now
+    ])?;
+    Ok(())
+}
+
+/// The fields that differ between the stored row and the incoming order, as
+/// `{field: {old, new}}`. Canonical fields first; when none moved, the raw records' top-level
+/// keys, so a change the canonical model does not carry is still reported by name.
+fn diff(
+    tx: &Transaction<'_>,
+    platform: &str,
+    old: &Existing,
+    inc: &Incoming,
+) -> Result<BTreeMap<String, Value>, StoreError> {
+    let o = &inc.order;
+    let mut changes = BTreeMap::new();
+    let mut field = |name: &str, old: Option<&str>, new: Option<String>| {
+        if old != new.as_deref() {
+            changes.insert(name.to_string(), json!({"old": old, "new": new}));
+        }
+    };
+    field("number", Some(&old.number), Some(o.number.clone()));
+    field("status", Some(&old.status), Some(o.status.to_string()));
+    field(
+        "platform_status",
+        Some(&old.platform_status),
+        Some(o.platform_status.clone()),
+    );
+    field("placed_at", old.placed_at.as_deref(), opt_ts(o.placed_at));
+    field("updated_at", old.updated_at.as_deref(), opt_ts(o.updated_at));
+    field("currency", old.currency.as_deref(), o.currency.clone());
+    field("total", old.total.as_deref(), o.total.map(|d| d.to_string()));
+    field(
+        "customer_name",
+        old.customer_name.as_deref(),
+        o.customer_name.clone(),
+    );
+    field(
+        "tracking_number",
+        old.tracking_number.as_deref(),
+        o.tracking_number.clone(),
+    );
+
+    let old_items = load_items(tx, platform, &o.order_id)?;
+    let mut new_items: Vec<Value> = o.items.iter().map(item_json).collect();
+    new_items.sort_by_key(|v| v["item_id"].as_str().map(str::to_string));
+    if old_items != new_items {
+        changes.insert(
+            "items".to_string(),
+            json!({"old": old_items, "new": new_items}),
+        );
+    }
+    if changes.is_empty() {
+        let old_raw: String = tx
+            .prepare_cached("SELECT raw FROM orders WHERE platform = ?1 AND order_id = ?2")?
+            .query_row(params![platform, o.order_id], |r| r.get(0))?;
+        let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (
+            serde_json::from_str::<Value>(&old_raw),
+            serde_json::from_str::<Value>(&inc.raw),
+        ) else {
+            return Ok(changes);
+        };
+        for (k, new) in &b {
+            if a.get(k) != Some(new) {
+                changes.insert(
+                    format!("raw.{k}"),
+                    json!({"old": a.get(k), "new": new}),
+                );
+            }
+        }
+        for (k, old) in &a {
+            if !b.contains_key(k) {
+                changes.insert(format!("raw.{k}"), json!({"old": old, "new": null}));
+            }
+        }
+    }
+    Ok(changes)
+}
+
+fn item_json(it: &Item) -> Value {
+    json!({
+        "item_id": it.item_id,
+        "sku": it.sku,
+        "name": it.name,
+        "quantity": it.quantity.to_string(),
+        "unit_price": it.unit_price.map(|d| d.to_string()),
+        "status": it.status,
+    })
+}
+
+fn load_items(
+    tx: &rusqlite::Connection,
+    platform: &str,
+    order_id: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT item_id, sku, name, quantity, unit_price, status FROM order_items
+         WHERE platform = ?1 AND order_id = ?2",
+    )?;
+    let rows = stmt.query_map(params![platform, order_id], |r| {
+        Ok(json!({
+            "item_id": r.get::<_, String>(0)?,
+            "sku": r.get::<_, Option<String>>(1)?,
+            "name": r.get::<_, Option<String>>(2)?,
+            "quantity": r.get::<_, String>(3)?,
+            "unit_price": r.get::<_, Option<String>>(4)?,
+            "status": r.get::<_, Option<String>>(5)?,
+        }))
+    })?;
+    let mut items = rows.collect::<Result<Vec<_>, _>>()?;
+    // Stored order is by primary key (text), the platform's is by position: compare as sets.
+    items.sort_by_key(|v| v["item_id"].as_str().map(str::to_string));
+    Ok(items)
+}
+
+/// Ids of a platform's orders that are not final: what a reconcile pass re-reads.
+pub fn open_orders_ids(
+    conn: &rusqlite::Connection,
+    platform: &str,
+) -> Result<Vec<String>, StoreError> {
+    let finals: Vec<&str> = crate::platforms::model::Status::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(Status::as_str)
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT order_id FROM orders WHERE platform = ?1
+         AND status NOT IN (?2, ?3, ?4, ?5) ORDER BY placed_at, order_id",
+    )?;
+    let ids = stmt
+        .query_map(
+            params![platform, finals[0], finals[1], finals[2], finals[3]],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(ids)
+}
+
+/// An order as the CLI shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredOrder {
+    pub platform: String,
+    pub order_id: String,
+    pub number: String,
+    pub status: String,
+    pub platform_status: String,
+    pub placed_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub currency: Option<String>,
+    pub total: Option<String>,
+    pub customer_name: Option<String>,
+    pub tracking_number: Option<String>,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    pub last_changed_at: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredItem {
+    pub item_id: String,
+    pub sku: Option<String>,
+    pub name: Option<String>,
+    pub quantity: String,
+    pub unit_price: Option<String>,
+    pub status: Option<String>,
+}
+
+impl StoredOrder {
+    pub const COLUMNS: &'static str = "platform, order_id, number, status, platform_status, \
+        placed_at, updated_at, currency, total, customer_name, tracking_number, first_seen_at, \
+        last_seen_at, last_changed_at";
+
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(StoredOrder {
+            platform: r.get(0)?,
+            order_id: r.get(1)?,
+            number: r.get(2)?,
+            status: r.get(3)?,
+            platform_status: r.get(4)?,
+            placed_at: r.get(5)?,
+            updated_at: r.get(6)?,
+            currency: r.get(7)?,
+            total: r.get(8)?,
+            customer_name: r.get(9)?,
+            tracking_number: r.get(10)?,
+            first_seen_at: r.get(11)?,
+            last_seen_at: r.get(12)?,
+            last_changed_at: r.get(13)?,
+        })
+    }
+
+    /// Finds an order by its id or, failing that, its number (SPEC: `ORDER` is either).
+    pub fn find(
+        conn: &rusqlite::Connection,
+        platform: &str,
+        key: &str,
+    ) -> Result<Option<StoredOrder>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM orders WHERE platform = ?1 AND (order_id = ?2 OR number = ?2)
+             ORDER BY order_id = ?2 DESC LIMIT 1",
+            Self::COLUMNS
+        );
+        Ok(conn
+            .query_row(&sql, params![platform, key], Self::from_row)
+            .optional()?)
+    }
+
+    pub fn items(&self, conn: &rusqlite::Connection) -> Result<Vec<StoredItem>, StoreError> {
+        let mut stmt = conn.prepare(
+            "SELECT item_id, sku, name, quantity, unit_price, status FROM order_items
+             WHERE platform = ?1 AND order_id = ?2 ORDER BY CAST(item_id AS INTEGER), item_id",
+        )?;
+        let items = stmt
+            .query_map(params![self.platform, self.order_id], |r| {
+                Ok(StoredItem {
+                    item_id: r.get(0)?,
+                    sku: r.get(1)?,
+                    name: r.get(2)?,
+                    quantity: r.get(3)?,
+                    unit_price: r.get(4)?,
+                    status: r.get(5)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(items)
+    }
+}

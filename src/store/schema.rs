@@ -1,0 +1,110 @@
+//! The database schema as an ordered list of migrations. `PRAGMA user_version` records how many
+//! have been applied, so a newer binary upgrades an older database at start and never re-runs a
+//! step. The public tables (SPEC section 5) keep exactly their documented column names: other
+//! programs read them.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the public tables and the sync bookkeeping.
+    r#"
+CREATE TABLE orders (
+    platform        TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    number          TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    platform_status TEXT NOT NULL,
+    placed_at       TEXT,
+    updated_at      TEXT,
+    currency        TEXT,
+    total           TEXT,
+    customer_name   TEXT,
+    tracking_number TEXT,
+    content_hash    TEXT NOT NULL,
+    first_seen_at   TEXT NOT NULL,
+    last_seen_at    TEXT NOT NULL,
+    last_changed_at TEXT NOT NULL,
+    -- Last so that reading the small columns never walks the raw JSON's overflow pages.
+    raw             TEXT NOT NULL,
+    PRIMARY KEY (platform, order_id)
+);
+CREATE INDEX orders_by_number ON orders (platform, number);
+CREATE INDEX orders_by_status ON orders (platform, status);
+
+CREATE TABLE order_items (
+    platform   TEXT NOT NULL,
+    order_id   TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    sku        TEXT,
+    name       TEXT,
+    quantity   TEXT NOT NULL,
+    unit_price TEXT,
+    status     TEXT,
+    PRIMARY KEY (platform, order_id, item_id)
+) WITHOUT ROWID;
+
+-- AUTOINCREMENT: event ids are a public cursor (`events --after`), so they must never be reused
+-- even after the newest rows are deleted.
+CREATE TABLE order_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform    TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    old_status  TEXT,
+    new_status  TEXT,
+    changes     TEXT,
+    observed_at TEXT NOT NULL
+);
+CREATE INDEX order_events_by_order ON order_events (platform, order_id);
+
+CREATE TABLE rejects (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform    TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    position    TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    raw         TEXT NOT NULL
+);
+
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform        TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    params          TEXT NOT NULL DEFAULT '{}',
+    state           TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'in_flight', 'done', 'failed', 'cancelled')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    last_error      TEXT,
+    created_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+    updated_at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at);
+
+-- One row per platform: the incremental cursor and, while a pass is under way, where it stands.
+-- `resume` is written in the same transaction as each page, which is what makes a killed pass
+-- resumable without loss or duplication.
+CREATE TABLE sync_state (
+    platform        TEXT PRIMARY KEY,
+    cursor          TEXT,
+    pass_started_at TEXT,
+    pass_from       TEXT,
+    pass_to         TEXT,
+    resume          TEXT
+);
+
+CREATE TABLE sync_runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    outcome     TEXT NOT NULL DEFAULT 'running',
+    fetched     INTEGER NOT NULL DEFAULT 0,
+    created     INTEGER NOT NULL DEFAULT 0,
+    changed     INTEGER NOT NULL DEFAULT 0,
+    rejected    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+);
+CREATE INDEX sync_runs_by_platform ON sync_runs (platform, id);
+"#,
+];

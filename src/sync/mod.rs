@@ -1,0 +1,382 @@
+//! The sync engine: one incremental pass or one reconcile pass of one platform. It owns the
+//! window rule (SPEC section 6: `[cursor − lookback, pass start]`, the upper bound frozen when
+//! the pass starts), streams the platform page by page (memory stays flat however large the
+//! shop), and commits each page with its events and the advanced checkpoint in one transaction,
+//! so a pass killed at any instant resumes where its last commit left it.
+
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::PlatformConfig;
+use crate::http::HttpError;
+use crate::platforms::{Page, PassCtx, Reconcile, Source, Window};
+use crate::store::{
+    self, PageOutcome, PageWrite, PassProgress, PassState, RunRecord, Store, StoreError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKind {
+    Incremental,
+    Reconcile,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Incremental => "sync",
+            PassKind::Reconcile => "reconcile",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PassOptions {
+    /// Ignore the cursor and read from `backfill_from` (`sync --full`).
+    pub full: bool,
+}
+
+/// What a pass did, for the log line, `sync`'s exit code and the metrics.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    pub fetched: u64,
+    pub pages: u64,
+    pub outcome: PageOutcome,
+    pub took: Duration,
+    /// True when shutdown stopped the pass between pages (its progress is committed).
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("platform {platform}: {source}{hint}")]
+    Http {
+        platform: String,
+        hint: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("platform {platform}: {source}")]
+    Store {
+        platform: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl SyncError {
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Http {
+                source: HttpError::Unauthorized { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// Progress callback: pages fetched so far and the platform's total, when it tells one.
+pub trait Progress: Send + Sync {
+    fn page(&self, platform: &str, fetched: u64, total: Option<u64>);
+}
+
+pub struct Engine<'a> {
+    pub cfg: &'a PlatformConfig,
+    pub store: &'a Store,
+    pub cancel: &'a CancellationToken,
+    pub progress: Option<&'a dyn Progress>,
+}
+
+impl Engine<'_> {
+    fn http_error(&self, source: HttpError) -> SyncError {
+        let hint = match &source {
+            HttpError::Unauthorized { .. } => format!(
+                " (the keys under [platforms.{}.auth] in {})",
+                self.cfg.name,
+                self.cfg.file.display()
+            ),
+            _ => String::new(),
+        };
+        SyncError::Http {
+            platform: self.cfg.name.clone(),
+            hint,
+            source,
+        }
+    }
+
+    fn store_error(&self, source: StoreError) -> SyncError {
+        SyncError::Store {
+            platform: self.cfg.name.clone(),
+            source,
+        }
+    }
+
+    /// One incremental pass, recorded in `sync_runs` and logged as one line.
+    pub async fn incremental<S: Source>(
+        &self,
+        src: &S,
+        opts: PassOptions,
+    ) -> Result<PassReport, SyncError> {
+        self.recorded(PassKind::Incremental, self.run_incremental(src, opts))
+            .await
+    }
+
+    /// One reconcile pass over the stored open orders, recorded and logged likewise.
+    pub async fn reconcile<S: Source>(&self, src: &S) -> Result<PassReport, SyncError> {
+        self.recorded(PassKind::Reconcile, self.run_reconcile(src))
+            .await
+    }
+
+    async fn recorded(
+        &self,
+        kind: PassKind,
+        pass: impl Future<Output = Result<PassReport, SyncError>>,
+    ) -> Result<PassReport, SyncError> {
+        let platform = self.cfg.name.clone();
+        let started = Utc::now();
+        let run_id = self
+            .store
+            .write(move |c| store::start_run(c, &platform, kind.as_str(), started))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let result = match pass.await {
+            // Shutdown interrupting a wait is not a failure: the committed pages stand and the
+            // checkpoint says where to resume.
+            Err(SyncError::Http {
+                source: HttpError::Cancelled,
+                ..
+            }) => Ok(PassReport {
+                interrupted: true,
+                ..PassReport::default()
+            }),
+            other => other,
+        };
+        let mut rec = RunRecord {
+            kind: kind.as_str().into(),
+            finished_at: Some(store::ts(Utc::now())),
+            ..RunRecord::default()
+        };
+        match &result {
+            Ok(r) => {
+                rec.outcome = if r.interrupted { "interrupted" } else { "ok" }.into();
+                rec.fetched = r.fetched;
+                rec.created = r.outcome.created;
+                rec.changed = r.outcome.changed;
+                rec.rejected = r.outcome.rejected;
+                info!(platform = %self.cfg.name, run = kind.as_str(), fetched = r.fetched,
+                      created = r.outcome.created, changed = r.outcome.changed,
+                      status_changed = r.outcome.status_changed, rejected = r.outcome.rejected,
+                      took = %format!("{:.1?}", r.took),
+                      interrupted = r.interrupted, "run finished");
+            }
+            Err(e) => {
+                rec.outcome = "failed".into();
+                rec.error = Some(e.to_string());
+                tracing::error!(platform = %self.cfg.name, run = kind.as_str(), error = %e, "run failed");
+            }
+        }
+        // Recording the outcome must not mask the pass's own result.
+        if let Err(e) = self
+            .store
+            .write(move |c| store::finish_run(c, run_id, &rec))
+            .await
+        {
+            warn!(platform = %self.cfg.name, error = %e, "could not record the run's outcome");
+        }
+        result
+    }
+
+    async fn run_incremental<S: Source>(
+        &self,
+        src: &S,
+        opts: PassOptions,
+    ) -> Result<PassReport, SyncError> {
+        let started = Instant::now();
+        let platform = self.cfg.name.clone();
+        let state = self
+            .store
+            .read(move |c| store::load_pass_state(c, &platform))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let (window, started_at, token) = match (&state.pass, opts.full) {
+            // A pass that was interrupted resumes with its own frozen window and next page.
+            (Some(p), false) => {
+                info!(platform = %self.cfg.name, from = %p.from, to = %p.to, "resuming an interrupted pass");
+                (
+                    Window {
+                        from: p.from,
+                        to: p.to,
+                    },
+                    p.started_at,
+                    p.resume.clone(),
+                )
+            }
+            _ => {
+                let now = Utc::now();
+                let from = match (state.cursor, opts.full) {
+                    (Some(c), false) => (c - lookback(self.cfg.lookback)).max(self.cfg.backfill_from),
+                    _ => self.cfg.backfill_from,
+                };
+                let w = Window { from, to: now };
+                (w, now, src.first_token(&w))
+            }
+        };
+        let ctx = PassCtx {
+            platform: &self.cfg.name,
+            window,
+            store: self.store,
+        };
+        let mut report = PassReport::default();
+        let mut page = src
+            .fetch_page(&ctx, &token)
+            .await
+            .map_err(|e| self.http_error(e))?;
+        loop {
+            report.pages += 1;
+            report.fetched += page.orders.len() as u64;
+            let next = page.next.take();
+            let checkpoint = match &next {
+                Some(n) => PassState {
+                    cursor: state.cursor,
+                    pass: Some(PassProgress {
+                        started_at,
+                        from: window.from,
+                        to: window.to,
+                        resume: n.clone(),
+                    }),
+                },
+                None => PassState {
+                    cursor: Some(window.to),
+                    pass: None,
+                },
+            };
+            if let Some(p) = self.progress {
+                p.page(&self.cfg.name, report.fetched, page.total);
+            }
+            let write = self.commit(page, Some(checkpoint));
+            let Some(next) = next else {
+                report.outcome.add(write.await?);
+                break;
+            };
+            if self.cancel.is_cancelled() {
+                report.outcome.add(write.await?);
+                report.interrupted = true;
+                break;
+            }
+            // The next page is fetched while this one commits: one list request in flight, and
+            // the store and the network overlap instead of taking turns.
+            let (written, fetched) = tokio::join!(write, src.fetch_page(&ctx, &next));
+            report.outcome.add(written?);
+            page = fetched.map_err(|e| self.http_error(e))?;
+        }
+        report.took = started.elapsed();
+        Ok(report)
+    }
+
+    async fn run_reconcile<S: Source>(&self, src: &S) -> Result<PassReport, SyncError> {
+        let started = Instant::now();
+        let mut report = PassReport::default();
+        let batch = match src.reconcile() {
+            Reconcile::NotNeeded => return Ok(report),
+            Reconcile::ByIds { batch } => batch,
+            Reconcile::Rescan { horizon } => {
+                let to = Utc::now();
+                let window = Window {
+                    from: to - lookback(horizon),
+                    to,
+                };
+                self.rescan(src, window, &mut report).await?;
+                report.took = started.elapsed();
+                return Ok(report);
+            }
+        };
+        let platform = self.cfg.name.clone();
+        let ids = self
+            .store
+            .read(move |c| store::open_orders_ids(c, &platform))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        for chunk in ids.chunks(batch.max(1)) {
+            if self.cancel.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            let page = src.fetch_ids(chunk).await.map_err(|e| self.http_error(e))?;
+            report.pages += 1;
+            report.fetched += page.orders.len() as u64;
+            if let Some(p) = self.progress {
+                p.page(&self.cfg.name, report.fetched, Some(ids.len() as u64));
+            }
+            report.outcome.add(self.commit(page, None).await?);
+        }
+        report.took = started.elapsed();
+        Ok(report)
+    }
+
+    /// A reconcile pass that re-reads a whole window. Not checkpointed: an interrupted rescan
+    /// simply runs again from its start next time.
+    async fn rescan<S: Source>(
+        &self,
+        src: &S,
+        window: Window,
+        report: &mut PassReport,
+    ) -> Result<(), SyncError> {
+        let ctx = PassCtx {
+            platform: &self.cfg.name,
+            window,
+            store: self.store,
+        };
+        let mut token = src.first_token(&window);
+        loop {
+            if self.cancel.is_cancelled() {
+                report.interrupted = true;
+                return Ok(());
+            }
+            let mut page = src
+                .fetch_page(&ctx, &token)
+                .await
+                .map_err(|e| self.http_error(e))?;
+            report.pages += 1;
+            report.fetched += page.orders.len() as u64;
+            if let Some(p) = self.progress {
+                p.page(&self.cfg.name, report.fetched, page.total);
+            }
+            let next = page.next.take();
+            report.outcome.add(self.commit(page, None).await?);
+            match next {
+                Some(n) => token = n,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        page: Page,
+        checkpoint: Option<PassState>,
+    ) -> Result<PageOutcome, SyncError> {
+        let write = PageWrite {
+            platform: self.cfg.name.clone(),
+            orders: page.orders,
+            rejects: page.rejects,
+            observed_at: Utc::now(),
+            checkpoint,
+        };
+        self.store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let out = store::apply_page(&tx, &write)?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await
+            .map_err(|e| self.store_error(e))
+    }
+}
+
+fn lookback(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}

@@ -1,0 +1,193 @@
+//! MerchantPro end to end, through the library the daemon runs: first sync, no-change resync,
+//! status changes found by reconcile, faults on the wire, malformed records, refused
+//! credentials, and platforms failing independently.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use ordersync::sim::Fault;
+
+async fn sync(setup: &Setup) -> Result<(), String> {
+    ordersync::cli::sync(setup.config(), &[], false, false)
+        .await
+        .map_err(|e| format!("{:#}", e.error.expect("an error")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_stores_every_order_exactly_and_a_second_writes_no_event() {
+    let shop = Shop::open("shop-ro", 5000).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
+
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+    assert_eq!(events_by_kind(&db, "created"), 5000);
+    assert_eq!(count(&db, "SELECT count(*) FROM order_events"), 5000);
+
+    sync(&setup).await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM order_events"),
+        5000,
+        "a re-read of unchanged orders writes no event"
+    );
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_changes_on_old_orders_and_new_orders_give_one_event_each() {
+    let shop = Shop::open("shop-ro", 600).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml("lookback = \"15m\""));
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    let before = count(&db, "SELECT max(id) FROM order_events");
+
+    // Old open orders, created long before the lookback window: only reconcile can see them.
+    let open: Vec<u64> = shop
+        .sim
+        .truth()
+        .into_iter()
+        .filter(|o| matches!(o.shipping_status.as_str(), "awaiting" | "confirmed" | "in_process"))
+        .map(|o| o.id)
+        .take(25)
+        .collect();
+    assert!(open.len() >= 10, "the simulator has open orders to change");
+    for id in &open {
+        shop.sim.set_status(*id, "shipped");
+    }
+    let new = shop.sim.add_orders(7);
+
+    sync(&setup).await.unwrap();
+    let after = |kind: &str| {
+        count(
+            &db,
+            &format!("SELECT count(*) FROM order_events WHERE id > {before} AND kind = '{kind}'"),
+        )
+    };
+    assert_eq!(after("status_changed"), open.len() as i64);
+    assert_eq!(after("created"), new.len() as i64);
+    assert_eq!(after("updated"), 0);
+    for id in &open {
+        let (old, new_status, changes): (String, String, String) = db
+            .query_row(
+                "SELECT old_status, new_status, changes FROM order_events
+                 WHERE order_id = ?1 AND kind = 'status_changed'",
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_ne!(old, "shipped");
+        assert_eq!(new_status, "shipped");
+        assert!(changes.contains("platform_status"), "{changes}");
+    }
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+
+    sync(&setup).await.unwrap();
+    assert_eq!(
+        count(&db, &format!("SELECT count(*) FROM order_events WHERE id > {before}")),
+        open.len() as i64 + new.len() as i64,
+        "nothing more on a third sync"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_the_wire_still_end_with_the_simulators_truth() {
+    let shop = Shop::open("shop-ro", 1200).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
+    let faults = shop.sim.faults();
+    faults.push(Fault::Status(500));
+    faults.push(Fault::Status(500));
+    faults.push(Fault::TooManyRequests { retry_after_secs: 1 });
+    faults.push(Fault::MalformedJson);
+    faults.push(Fault::DropConnection);
+
+    let started = Instant::now();
+    sync(&setup).await.unwrap();
+    assert_eq!(faults.pending(), 0, "every fault was served");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "the 429's Retry-After was honoured"
+    );
+    let db = setup.db();
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+    assert_eq!(events_by_kind(&db, "created"), 1200);
+    assert_eq!(count(&db, "SELECT count(*) FROM order_events"), 1200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_record_is_kept_in_rejects_and_the_rest_of_its_page_is_stored() {
+    let shop = Shop::open("shop-ro", 250).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
+    shop.sim.faults().push(Fault::MalformedRecord);
+
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    assert_eq!(count(&db, "SELECT count(*) FROM rejects"), 1);
+    let (position, reason): (String, String) = db
+        .query_row("SELECT position, reason FROM rejects", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(position.contains("/api/v2/orders") && position.contains("record 1"), "{position}");
+    assert!(!reason.is_empty());
+    // The bad record's order is missing from this pass only; the other 99 of its page are in.
+    assert_eq!(count(&db, "SELECT count(*) FROM orders"), 249);
+
+    // The next sync (the record is fine again) completes the store.
+    ordersync::cli::sync(setup.config(), &[], true, true).await.unwrap();
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_after_one_request_and_do_not_stop_other_platforms() {
+    let good = Shop::open("good-shop", 300).await;
+    let bad = Shop::open("bad-shop", 300).await;
+    let setup = Setup::new();
+    setup.add_platform_file("good.toml", &good.platform_toml(""));
+    setup.add_platform_file(
+        "bad.toml",
+        &bad.platform_toml("").replace("demo-secret", "wrong-secret"),
+    );
+
+    let err = sync(&setup).await.unwrap_err();
+    assert!(err.contains("bad-shop"), "{err}");
+    assert!(!err.contains("good-shop"), "{err}");
+    assert!(err.contains("credentials"), "{err}");
+    assert!(!err.contains("wrong-secret"), "the secret never appears: {err}");
+    assert_eq!(bad.sim.request_count(), 1, "no hammering after a 401");
+
+    let db = setup.db();
+    assert_store_matches(&db, "good-shop", &good.sim.truth());
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM orders WHERE platform = 'bad-shop'"),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_command_exits_1_naming_the_failed_platform() {
+    let bad = Shop::open("bad-shop", 10).await;
+    let setup = Setup::new();
+    setup.add_platform_file(
+        "bad.toml",
+        &bad.platform_toml("").replace("demo-secret", "wrong-secret"),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        let o = setup.ordersync(&["sync"]);
+        drop(setup);
+        o
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("bad-shop"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("wrong-secret"));
+}
