@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 pub use orders::{
-    Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page,
+    Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page, content_hash,
     open_orders_ids,
 };
 pub use state::{PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run};
