@@ -16,9 +16,10 @@ async fn killing_a_long_sync_at_random_moments_converges_without_loss_or_duplica
     // 40 pages a second: a full pass takes about three seconds, long enough to be killed in.
     setup.add_platform_file(
         "shop-ro.toml",
-        &shop
-            .platform_toml("")
-            .replace("max_requests_per_second = 1000", "max_requests_per_second = 40"),
+        &shop.platform_toml("").replace(
+            "max_requests_per_second = 1000",
+            "max_requests_per_second = 40",
+        ),
     );
     let mut rng = rand::rng();
     let mut kills = 0;
@@ -51,12 +52,21 @@ async fn killing_a_long_sync_at_random_moments_converges_without_loss_or_duplica
     let truth = shop.sim.truth();
     assert_store_matches(&db, "shop-ro", &truth);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM (SELECT order_id FROM order_events WHERE kind = 'created' GROUP BY order_id HAVING count(*) > 1)"),
+        count(
+            &db,
+            "SELECT count(*) FROM (SELECT order_id FROM order_events WHERE kind = 'created' GROUP BY order_id HAVING count(*) > 1)"
+        ),
         0,
         "no order was created twice"
     );
-    assert_eq!(events_by_kind(&db, "created"), truth.len() as i64, "every order created once");
-    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        events_by_kind(&db, "created"),
+        truth.len() as i64,
+        "every order created once"
+    );
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok");
 }
 
@@ -66,9 +76,10 @@ async fn sigterm_stops_the_daemon_cleanly_and_the_pass_resumes_later() {
     let setup = Setup::new();
     setup.add_platform_file(
         "shop-ro.toml",
-        &shop
-            .platform_toml("schedule = \"0 0 3 * * *\"")
-            .replace("max_requests_per_second = 1000", "max_requests_per_second = 20"),
+        &shop.platform_toml("schedule = \"0 0 3 * * *\"").replace(
+            "max_requests_per_second = 1000",
+            "max_requests_per_second = 20",
+        ),
     );
     let mut child = setup.command(&["run"]).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -78,13 +89,19 @@ async fn sigterm_stops_the_daemon_cleanly_and_the_pass_resumes_later() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "stopped within shutdown_grace");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stopped within shutdown_grace"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(status.code(), Some(0));
     let db = setup.db();
     let stored = count(&db, "SELECT count(*) FROM orders");
-    assert!(stored > 0 && stored < 8000, "stopped mid-pass ({stored} stored)");
+    assert!(
+        stored > 0 && stored < 8000,
+        "stopped mid-pass ({stored} stored)"
+    );
     let resume: Option<String> = db
         .query_row("SELECT resume FROM sync_state", [], |r| r.get(0))
         .unwrap();
@@ -134,20 +151,32 @@ fn check_reports_every_error_at_once_with_file_and_key() {
             .to_string()
     };
     let typo = line_with("shedule");
-    assert!(typo.contains("a-typo.toml") && typo.contains("platforms.typo"), "{typo}");
+    assert!(
+        typo.contains("a-typo.toml") && typo.contains("platforms.typo"),
+        "{typo}"
+    );
     let cron = line_with("platforms.cron.schedule");
     assert!(cron.contains("b-cron.toml"), "{cron}");
     let kind = line_with("platforms.kind.kind");
-    assert!(kind.contains("c-kind.toml") && kind.contains("shopify"), "{kind}");
+    assert!(
+        kind.contains("c-kind.toml") && kind.contains("shopify"),
+        "{kind}"
+    );
     let secret = line_with("platforms.secret.auth.api_secret");
-    assert!(secret.contains("d-secret.toml") && secret.contains("/nonexistent/shop-secret"), "{secret}");
+    assert!(
+        secret.contains("d-secret.toml") && secret.contains("/nonexistent/shop-secret"),
+        "{secret}"
+    );
 }
 
 #[test]
 fn check_accepts_the_shipped_example_configuration() {
     let out = std::process::Command::new(BIN)
         .args(["check", "--config"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/ordersync.toml"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/ordersync.toml"
+        ))
         .env_remove("ORDERSYNC_CONFIG")
         .output()
         .unwrap();
@@ -156,6 +185,9 @@ fn check_accepts_the_shipped_example_configuration() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let out = std::process::Command::new(BIN).args(["sync", "--bogus"]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["sync", "--bogus"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -53,7 +53,12 @@ async fn status_changes_on_old_orders_and_new_orders_give_one_event_each() {
         .sim
         .truth()
         .into_iter()
-        .filter(|o| matches!(o.shipping_status.as_str(), "awaiting" | "confirmed" | "in_process"))
+        .filter(|o| {
+            matches!(
+                o.shipping_status.as_str(),
+                "awaiting" | "confirmed" | "in_process"
+            )
+        })
         .map(|o| o.id)
         .take(25)
         .collect();
@@ -90,7 +95,10 @@ async fn status_changes_on_old_orders_and_new_orders_give_one_event_each() {
 
     sync(&setup).await.unwrap();
     assert_eq!(
-        count(&db, &format!("SELECT count(*) FROM order_events WHERE id > {before}")),
+        count(
+            &db,
+            &format!("SELECT count(*) FROM order_events WHERE id > {before}")
+        ),
         open.len() as i64 + new.len() as i64,
         "nothing more on a third sync"
     );
@@ -104,7 +112,9 @@ async fn faults_on_the_wire_still_end_with_the_simulators_truth() {
     let faults = shop.sim.faults();
     faults.push(Fault::Status(500));
     faults.push(Fault::Status(500));
-    faults.push(Fault::TooManyRequests { retry_after_secs: 1 });
+    faults.push(Fault::TooManyRequests {
+        retry_after_secs: 1,
+    });
     faults.push(Fault::MalformedJson);
     faults.push(Fault::DropConnection);
 
@@ -136,13 +146,18 @@ async fn a_malformed_record_is_kept_in_rejects_and_the_rest_of_its_page_is_store
             Ok((r.get(0)?, r.get(1)?))
         })
         .unwrap();
-    assert!(position.contains("/api/v2/orders") && position.contains("record 1"), "{position}");
+    assert!(
+        position.contains("/api/v2/orders") && position.contains("record 1"),
+        "{position}"
+    );
     assert!(!reason.is_empty());
     // The bad record's order is missing from this pass only; the other 99 of its page are in.
     assert_eq!(count(&db, "SELECT count(*) FROM orders"), 249);
 
     // The next sync (the record is fine again) completes the store.
-    ordersync::cli::sync(setup.config(), &[], true, true).await.unwrap();
+    ordersync::cli::sync(setup.config(), &[], true, true)
+        .await
+        .unwrap();
     assert_store_matches(&db, "shop-ro", &shop.sim.truth());
 }
 
@@ -161,13 +176,19 @@ async fn refused_credentials_stop_after_one_request_and_do_not_stop_other_platfo
     assert!(err.contains("bad-shop"), "{err}");
     assert!(!err.contains("good-shop"), "{err}");
     assert!(err.contains("credentials"), "{err}");
-    assert!(!err.contains("wrong-secret"), "the secret never appears: {err}");
+    assert!(
+        !err.contains("wrong-secret"),
+        "the secret never appears: {err}"
+    );
     assert_eq!(bad.sim.request_count(), 1, "no hammering after a 401");
 
     let db = setup.db();
     assert_store_matches(&db, "good-shop", &good.sim.truth());
     assert_eq!(
-        count(&db, "SELECT count(*) FROM orders WHERE platform = 'bad-shop'"),
+        count(
+            &db,
+            "SELECT count(*) FROM orders WHERE platform = 'bad-shop'"
+        ),
         0
     );
 }

@@ -72,7 +72,12 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
         server.base_url()
     );
     let stop = CancellationToken::new();
-    let daemon = tokio::spawn(scheduler::run(cfg.clone(), DaemonOptions { stop: Some(stop.clone()) }));
+    let daemon = tokio::spawn(scheduler::run(
+        cfg.clone(),
+        DaemonOptions {
+            stop: Some(stop.clone()),
+        },
+    ));
     let shop = tokio::spawn(play_the_shop(sim.clone(), stop.clone()));
 
     let timer = async {
@@ -94,7 +99,8 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
     println!("\ndemo: summary");
     super::query::status(&cfg, false)?;
     let conn = crate::store::open_connection(&cfg.daemon.database, true)?;
-    let mut stmt = conn.prepare("SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind")?;
+    let mut stmt =
+        conn.prepare("SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind")?;
     let counts = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -125,11 +131,18 @@ async fn play_the_shop(sim: MerchantProSim, stop: CancellationToken) {
         let truth = sim.truth();
         let open: Vec<_> = truth
             .iter()
-            .filter(|o| NEXT_STATUS.iter().any(|(from, _)| *from == o.shipping_status))
+            .filter(|o| {
+                NEXT_STATUS
+                    .iter()
+                    .any(|(from, _)| *from == o.shipping_status)
+            })
             .collect();
         if !open.is_empty() {
             let o = open[(n as usize * 7919) % open.len()];
-            if let Some((_, to)) = NEXT_STATUS.iter().find(|(from, _)| *from == o.shipping_status) {
+            if let Some((_, to)) = NEXT_STATUS
+                .iter()
+                .find(|(from, _)| *from == o.shipping_status)
+            {
                 sim.set_status(o.id, to);
                 println!("shop: order {} {} -> {to}", o.id, o.shipping_status);
             }

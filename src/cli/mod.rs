@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigErrors};
 use crate::http::Redactor;
+use crate::outbox::{self, Action, Params};
 use crate::scheduler::{self, DaemonOptions};
 use crate::store::Store;
 use crate::sync::{PassKind, PassOptions};
@@ -23,7 +24,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 78;
 
 #[derive(Debug, Parser)]
-#[command(name = "ordersync", version, about = "Order-synchronization daemon: mirrors e-commerce platforms' orders into SQLite")]
+#[command(
+    name = "ordersync",
+    version,
+    about = "Order-synchronization daemon: mirrors e-commerce platforms' orders into SQLite"
+)]
 pub struct Cli {
     /// Main configuration file [default: /etc/ordersync/ordersync.toml]
     #[arg(long, global = true, env = "ORDERSYNC_CONFIG", value_name = "FILE")]
@@ -48,6 +53,40 @@ pub enum Command {
         /// Skip the reconcile pass of open orders
         #[arg(long)]
         no_reconcile: bool,
+    },
+    /// Drain the due outbox entries once (all enabled platforms, or the named ones), then exit
+    Push { names: Vec<String> },
+    /// Queue a status transition for an order (it only queues: `push` or the daemon sends it)
+    Transition {
+        name: String,
+        /// The order id or the order number
+        order: String,
+        /// The canonical target status (or `invoice`, where the platform has it)
+        status: String,
+        #[arg(long)]
+        tracking_number: Option<String>,
+        #[arg(long)]
+        carrier: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        received_by: Option<String>,
+        /// Act on these items only (Akinon); repeat for several
+        #[arg(long = "item", value_name = "ID")]
+        items: Vec<String>,
+        /// Override the state machine (not the platform's abilities)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Inspect queued pushes; `outbox retry ID`, `outbox cancel ID`
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxCommand>,
+        /// Only entries in this state (pending, in_flight, done, failed, cancelled)
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Per platform: last run, outcome, cursor, orders stored, open orders, outbox
     Status {
@@ -95,6 +134,14 @@ pub enum Command {
         #[arg(long, default_value_t = 3000)]
         orders: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Put a failed or cancelled entry back in the queue with a fresh attempt budget
+    Retry { id: i64 },
+    /// Do not send a pending or failed entry
+    Cancel { id: i64 },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -156,7 +203,10 @@ pub fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Exit> {
-    let path = cli.config.clone().unwrap_or_else(config::default_config_path);
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(config::default_config_path);
     config::load(&path).map_err(Exit::config)
 }
 
@@ -180,7 +230,12 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 config
                     .platforms
                     .iter()
-                    .map(|p| format!("{} ({}){}", p.name, p.kind.as_str(), if p.enabled { "" } else { " disabled" }))
+                    .map(|p| format!(
+                        "{} ({}){}",
+                        p.name,
+                        p.kind.as_str(),
+                        if p.enabled { "" } else { " disabled" }
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -201,14 +256,92 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             crate::telemetry::init(&config.daemon.log_level, config.daemon.log_format);
             runtime()?.block_on(sync(config, names, *full, *no_reconcile))
         }
+        Command::Push { names } => {
+            let config = load_config(&cli)?;
+            crate::telemetry::init(&config.daemon.log_level, config.daemon.log_format);
+            runtime()?.block_on(push(config, names))
+        }
+        Command::Transition {
+            name,
+            order,
+            status,
+            tracking_number,
+            carrier,
+            reason,
+            received_by,
+            items,
+            force,
+        } => {
+            let config = load_config(&cli)?;
+            let cfg = config
+                .platform(name)
+                .ok_or_else(|| unknown_platform(&config, name))?;
+            let action: Action = status.parse().map_err(Exit::usage)?;
+            let params = Params {
+                tracking_number: tracking_number.clone(),
+                carrier: carrier.clone(),
+                reason: reason.clone(),
+                received_by: received_by.clone(),
+                items: items.clone(),
+            };
+            let mut conn = crate::store::Store::open(&config.daemon.database)
+                .and_then(|s| crate::store::open_connection(s.path(), false))?;
+            let id = outbox::enqueue(
+                &mut conn,
+                cfg,
+                order,
+                action,
+                &params,
+                *force,
+                chrono::Utc::now(),
+            )
+            .map_err(Exit::failure)?;
+            println!(
+                "queued #{id}: {name} order {order} -> {action} (sent by the daemon within push_interval, or now with `ordersync push {name}`)"
+            );
+            Ok(())
+        }
+        Command::Outbox {
+            action,
+            state,
+            json,
+        } => {
+            let config = load_config(&cli)?;
+            let conn = crate::store::Store::open(&config.daemon.database)
+                .and_then(|s| crate::store::open_connection(s.path(), false))?;
+            let now = chrono::Utc::now();
+            match action {
+                Some(OutboxCommand::Retry { id }) => {
+                    outbox::retry(&conn, *id, now)
+                        .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
+                    println!("entry #{id} is pending again");
+                    Ok(())
+                }
+                Some(OutboxCommand::Cancel { id }) => {
+                    outbox::cancel(&conn, *id, now)
+                        .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
+                    println!("entry #{id} cancelled");
+                    Ok(())
+                }
+                None => query::outbox(&conn, state.as_deref(), *json),
+            }
+        }
         Command::Status { json } => query::status(&load_config(&cli)?, *json),
         Command::Orders {
             platform,
             status,
             limit,
             json,
-        } => query::orders(&load_config(&cli)?, platform.as_deref(), status.as_deref(), *limit, *json),
-        Command::Order { name, order, json } => query::order(&load_config(&cli)?, name, order, *json),
+        } => query::orders(
+            &load_config(&cli)?,
+            platform.as_deref(),
+            status.as_deref(),
+            *limit,
+            *json,
+        ),
+        Command::Order { name, order, json } => {
+            query::order(&load_config(&cli)?, name, order, *json)
+        }
         Command::Events {
             after,
             follow,
@@ -221,21 +354,67 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
     }
 }
 
-/// `ordersync sync`: every selected platform at once, each independent of the others' failures.
-pub async fn sync(config: Config, names: &[String], full: bool, no_reconcile: bool) -> Result<(), Exit> {
+fn unknown_platform(config: &Config, name: &str) -> Exit {
+    let known: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
+    Exit::usage(format!(
+        "no platform named `{name}` in the configuration (known: {})",
+        known.join(", ")
+    ))
+}
+
+/// `ordersync push`: one drain of the due entries.
+pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
     for n in names {
         if config.platform(n).is_none() {
-            let known: Vec<&str> = config.platforms.iter().map(|p| p.name.as_str()).collect();
-            return Err(Exit::usage(format!(
-                "no platform named `{n}` in the configuration (known: {})",
-                known.join(", ")
-            )));
+            return Err(unknown_platform(&config, n));
+        }
+    }
+    let store = Store::open(&config.daemon.database)?;
+    store
+        .write(|c| outbox::recover_in_flight(c, chrono::Utc::now()))
+        .await?;
+    let cancel = CancellationToken::new();
+    let mut platforms = scheduler::build_platforms(&config, &Redactor::default(), &cancel);
+    if !names.is_empty() {
+        platforms.retain(|n, _| names.contains(n));
+    }
+    let report = outbox::drain_once(&store, &platforms, chrono::Utc::now()).await?;
+    println!(
+        "pushed: {} sent, {} done, {} already applied, {} to retry, {} failed",
+        report.sent, report.done, report.already_applied, report.retried, report.failed
+    );
+    if report.failed > 0 {
+        return Err(Exit::failure(anyhow::anyhow!(
+            "{} entr{} failed: see `ordersync outbox --state failed`",
+            report.failed,
+            if report.failed == 1 { "y" } else { "ies" }
+        )));
+    }
+    Ok(())
+}
+
+/// `ordersync sync`: every selected platform at once, each independent of the others' failures.
+pub async fn sync(
+    config: Config,
+    names: &[String],
+    full: bool,
+    no_reconcile: bool,
+) -> Result<(), Exit> {
+    for n in names {
+        if config.platform(n).is_none() {
+            return Err(unknown_platform(&config, n));
         }
     }
     let selected: Vec<_> = config
         .platforms
         .iter()
-        .filter(|p| if names.is_empty() { p.enabled } else { names.contains(&p.name) })
+        .filter(|p| {
+            if names.is_empty() {
+                p.enabled
+            } else {
+                names.contains(&p.name)
+            }
+        })
         .cloned()
         .collect();
     let store = Store::open(&config.daemon.database)?;
@@ -265,7 +444,11 @@ pub async fn sync(config: Config, names: &[String], full: bool, no_reconcile: bo
                 .await
                 .map(|_| ())
                 .map_err(anyhow::Error::from);
-            if result.is_ok() && !no_reconcile && platform.needs_reconcile() && !cancel.is_cancelled() {
+            if result.is_ok()
+                && !no_reconcile
+                && platform.needs_reconcile()
+                && !cancel.is_cancelled()
+            {
                 result = platform
                     .run_pass(PassKind::Reconcile, opts, &store, &cancel, None)
                     .await
@@ -281,11 +464,17 @@ pub async fn sync(config: Config, names: &[String], full: bool, no_reconcile: bo
         if let Err(e) = result {
             // Engine errors already start with the platform's name.
             let text = format!("{e:#}");
-            failed.push(if text.contains(&name) { text } else { format!("platform {name}: {text}") });
+            failed.push(if text.contains(&name) {
+                text
+            } else {
+                format!("platform {name}: {text}")
+            });
         }
     }
     if cancel.is_cancelled() && failed.is_empty() {
-        return Err(Exit::failure(anyhow::anyhow!("interrupted; progress so far is saved")));
+        return Err(Exit::failure(anyhow::anyhow!(
+            "interrupted; progress so far is saved"
+        )));
     }
     if failed.is_empty() {
         Ok(())

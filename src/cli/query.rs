@@ -101,7 +101,10 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
     );
     for r in &rows {
         let (outcome, at) = match &r.last_run {
-            Some(run) => (format!("{} {}", run.kind, run.outcome), run.started_at.clone()),
+            Some(run) => (
+                format!("{} {}", run.kind, run.outcome),
+                run.started_at.clone(),
+            ),
             None => ("never".to_string(), "-".to_string()),
         };
         println!(
@@ -203,7 +206,8 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-const EVENT_COLUMNS: &str = "id, platform, order_id, kind, old_status, new_status, changes, observed_at";
+const EVENT_COLUMNS: &str =
+    "id, platform, order_id, kind, old_status, new_status, changes, observed_at";
 
 fn print_event(e: &Event) {
     let status = match (&e.old_status, &e.new_status) {
@@ -277,17 +281,29 @@ pub fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(
         return Ok(());
     }
     println!("{} {} (number {})", o.platform, o.order_id, o.number);
-    println!("  status        {} (platform: {})", o.status, o.platform_status);
+    println!(
+        "  status        {} (platform: {})",
+        o.status, o.platform_status
+    );
     println!(
         "  total         {} {}",
         o.total.as_deref().unwrap_or("-"),
         o.currency.as_deref().unwrap_or("")
     );
-    println!("  customer      {}", o.customer_name.as_deref().unwrap_or("-"));
-    println!("  tracking      {}", o.tracking_number.as_deref().unwrap_or("-"));
+    println!(
+        "  customer      {}",
+        o.customer_name.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  tracking      {}",
+        o.tracking_number.as_deref().unwrap_or("-")
+    );
     println!("  placed        {}", o.placed_at.as_deref().unwrap_or("-"));
     println!("  updated       {}", o.updated_at.as_deref().unwrap_or("-"));
-    println!("  seen          first {}, last {}, changed {}", o.first_seen_at, o.last_seen_at, o.last_changed_at);
+    println!(
+        "  seen          first {}, last {}, changed {}",
+        o.first_seen_at, o.last_seen_at, o.last_changed_at
+    );
     println!("  items:");
     for it in &items {
         println!(
@@ -297,7 +313,10 @@ pub fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(
             it.quantity,
             it.unit_price.as_deref().unwrap_or("-"),
             it.name.as_deref().unwrap_or(""),
-            it.status.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default()
+            it.status
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default()
         );
     }
     println!("  history:");
@@ -358,6 +377,41 @@ pub fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Resu
     }
     if json_out && !follow {
         println!("{}", json!({ "events": all }));
+    }
+    Ok(())
+}
+
+pub fn outbox(conn: &Connection, state: Option<&str>, json_out: bool) -> Result<(), Exit> {
+    const STATES: [&str; 5] = ["pending", "in_flight", "done", "failed", "cancelled"];
+    if let Some(s) = state
+        && !STATES.contains(&s)
+    {
+        return Err(Exit::usage(format!(
+            "unknown outbox state `{s}` (one of: {})",
+            STATES.join(", ")
+        )));
+    }
+    let rows = crate::outbox::list(conn, state)?;
+    if json_out {
+        println!("{}", json!({ "outbox": rows }));
+        return Ok(());
+    }
+    println!(
+        "{:>6} {:<16} {:<14} {:<11} {:<10} {:>8} {:<24} LAST ERROR",
+        "ID", "PLATFORM", "ORDER", "ACTION", "STATE", "ATTEMPTS", "NEXT ATTEMPT"
+    );
+    for r in rows {
+        println!(
+            "{:>6} {:<16} {:<14} {:<11} {:<10} {:>8} {:<24} {}",
+            r.id,
+            r.platform,
+            r.order_id,
+            r.action,
+            r.state,
+            r.attempts,
+            r.next_attempt_at,
+            r.last_error.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -10,11 +10,17 @@ pub enum HttpError {
     #[error("the platform refused the credentials (HTTP {status}{}): check the auth keys of this platform", detail(.message))]
     Unauthorized { status: u16, message: String },
     /// 429, still limited after every retry.
-    #[error("rate limited by the platform (HTTP 429), last Retry-After {retry_after:?}: lower max_requests_per_second")]
+    #[error(
+        "rate limited by the platform (HTTP 429), last Retry-After {retry_after:?}: lower max_requests_per_second"
+    )]
     RateLimited { retry_after: Duration },
     /// Connection failures, timeouts, 5xx, 408 and malformed pages, after every retry.
     #[error("{reason}")]
     Transient { reason: String },
+    /// A push whose request may have reached the platform (timed out or broke after sending):
+    /// before sending it again, read the order back.
+    #[error("no answer after sending ({reason}); the platform may have applied it")]
+    OutcomeUnknown { reason: String },
     /// Any other 4xx: the request itself is wrong, sending it again cannot help.
     #[error("the platform rejected the request (HTTP {status}){}", detail(.message))]
     Permanent { status: u16, message: String },
@@ -33,7 +39,12 @@ fn detail(message: &str) -> String {
 
 impl HttpError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, HttpError::RateLimited { .. } | HttpError::Transient { .. })
+        matches!(
+            self,
+            HttpError::RateLimited { .. }
+                | HttpError::Transient { .. }
+                | HttpError::OutcomeUnknown { .. }
+        )
     }
 
     /// The delay the platform asked for, if it asked.

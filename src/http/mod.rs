@@ -9,6 +9,7 @@ mod redact;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use backoff::backoff::Backoff;
@@ -74,6 +75,15 @@ pub struct HttpClient {
     retry: RequestRetry,
     redactor: Redactor,
     cancel: CancellationToken,
+    /// Pushes waiting for the rate limiter; while any wait, sync requests step aside, so a
+    /// status change goes out before the next page of a long backfill.
+    pushes_waiting: Arc<AtomicUsize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Sync,
+    Push,
 }
 
 #[derive(Debug, Clone)]
@@ -101,8 +111,8 @@ impl HttpClient {
             .map_err(|e| HttpError::Transient {
                 reason: format!("cannot build the HTTP client: {e}"),
             })?;
-        let limiter = rate_quota(opts.max_requests_per_second)
-            .map(|q| Arc::new(RateLimiter::direct(q)));
+        let limiter =
+            rate_quota(opts.max_requests_per_second).map(|q| Arc::new(RateLimiter::direct(q)));
         Ok(HttpClient {
             client,
             platform: opts.platform.into(),
@@ -110,6 +120,7 @@ impl HttpClient {
             retry: opts.retry,
             redactor,
             cancel,
+            pushes_waiting: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -140,11 +151,13 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.wait_for_rate_limit().await?;
+            self.wait_for_rate_limit(Priority::Sync).await?;
             let result = match self.send_once(&build).await {
                 Ok(resp) => parse(&resp).map_err(|e| HttpError::Transient {
                     reason: format!("malformed response: {}", self.redactor.redact(&e)),
                 }),
+                // Reads are idempotent: whether the lost request arrived does not matter.
+                Err(HttpError::OutcomeUnknown { reason }) => Err(HttpError::Transient { reason }),
                 Err(e) => Err(e),
             };
             let err = match result {
@@ -173,13 +186,42 @@ impl HttpClient {
         }
     }
 
-    async fn wait_for_rate_limit(&self) -> Result<(), HttpError> {
+    /// Sends a push exactly once: the outbox, not this layer, decides about retries (its
+    /// schedule survives restarts), and a push must not be re-sent blindly when its first
+    /// attempt may have landed. Errors after the request left are `OutcomeUnknown`.
+    pub async fn execute_push<T>(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        parse: impl Fn(&Response) -> Result<T, String>,
+    ) -> Result<T, HttpError> {
+        self.pushes_waiting.fetch_add(1, Ordering::SeqCst);
+        let waited = self.wait_for_rate_limit(Priority::Push).await;
+        self.pushes_waiting.fetch_sub(1, Ordering::SeqCst);
+        waited?;
+        let resp = self.send_once(&build).await.inspect_err(|e| {
+            if let HttpError::OutcomeUnknown { reason } = e {
+                warn!(platform = %self.platform, request = what, error = %reason, "push outcome unknown");
+            }
+        })?;
+        parse(&resp).map_err(|e| HttpError::OutcomeUnknown {
+            reason: format!("unreadable answer: {}", self.redactor.redact(&e)),
+        })
+    }
+
+    async fn wait_for_rate_limit(&self, priority: Priority) -> Result<(), HttpError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
         // check() + tokio's sleep rather than governor's own timer, so shutdown can interrupt
         // the wait.
         loop {
+            if priority == Priority::Sync && self.pushes_waiting.load(Ordering::SeqCst) > 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => continue,
+                    _ = self.cancel.cancelled() => return Err(HttpError::Cancelled),
+                }
+            }
             match limiter.check() {
                 Ok(()) => return Ok(()),
                 Err(not_until) => {
@@ -240,8 +282,12 @@ impl HttpClient {
             reason.push_str(&format!(": {s}"));
             src = s.source();
         }
-        HttpError::Transient {
-            reason: self.redactor.redact(&reason),
+        let reason = self.redactor.redact(&reason);
+        // Only a failed connect proves the request never left.
+        if e.is_connect() {
+            HttpError::Transient { reason }
+        } else {
+            HttpError::OutcomeUnknown { reason }
         }
     }
 }
@@ -334,8 +380,7 @@ mod tests {
         assert!(HttpError::from_status(503, None, String::new()).is_retryable());
         assert!(HttpError::from_status(408, None, String::new()).is_retryable());
         assert_eq!(
-            HttpError::from_status(429, Some(Duration::from_secs(7)), String::new())
-                .retry_after(),
+            HttpError::from_status(429, Some(Duration::from_secs(7)), String::new()).retry_after(),
             Some(Duration::from_secs(7))
         );
         assert!(!HttpError::from_status(400, None, "bad".into()).is_retryable());

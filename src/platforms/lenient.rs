@@ -124,7 +124,11 @@ pub fn parse_time(s: &str, naive_zone: FixedOffset) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, fmt) {
             return naive_zone
                 .from_local_datetime(&n)
@@ -178,11 +182,15 @@ mod tests {
     fn times_with_and_without_zones_are_read() {
         let utc7 = FixedOffset::east_opt(7 * 3600).unwrap();
         assert_eq!(
-            parse_time("2020-03-26T15:47:08+02:00", utc7).unwrap().to_rfc3339(),
+            parse_time("2020-03-26T15:47:08+02:00", utc7)
+                .unwrap()
+                .to_rfc3339(),
             "2020-03-26T13:47:08+00:00"
         );
         assert_eq!(
-            parse_time("2021-01-02 07:00:00", utc7).unwrap().to_rfc3339(),
+            parse_time("2021-01-02 07:00:00", utc7)
+                .unwrap()
+                .to_rfc3339(),
             "2021-01-02T00:00:00+00:00"
         );
         assert!(parse_time("yesterday", utc7).is_none());

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Kind, PlatformConfig};
 use crate::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
+use crate::outbox::{Action, Entry, Params, PushOutcome};
 use crate::store::{Incoming, RejectRecord, Store};
 
 /// The frozen window of an incremental pass: `[cursor − lookback, pass start]`.
@@ -116,6 +117,43 @@ impl Connector {
             )?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
+    }
+}
+
+impl Connector {
+    /// Sends entries of this platform; `None` for read-only kinds (which `transition` refuses,
+    /// so nothing should reach here).
+    pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
+        match self {
+            Connector::Merchantpro(p) => Some(p.push(entries).await),
+        }
+    }
+
+    /// Reads the order back: does the platform already show the entry applied?
+    pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
+        match self {
+            Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
+        }
+    }
+}
+
+/// The actions a kind can push (SPEC section 4, push mapping); empty for read-only kinds.
+pub fn push_actions(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Merchantpro => merchantpro::PUSH_ACTIONS,
+        Kind::Sirclo => &["accepted", "shipped", "delivered", "cancelled"],
+        Kind::Akinon => &["cancelled", "rejected"],
+        Kind::Mitrabunso | Kind::Epixel => &[],
+    }
+}
+
+/// What a kind needs beside the action (SIRCLO's `packed` carries the air waybill).
+pub fn check_push_params(kind: Kind, action: Action, params: &Params) -> Result<(), String> {
+    match (kind, action) {
+        (Kind::Sirclo, Action::Status(model::Status::Shipped)) if params.tracking_number.is_none() => {
+            Err("sirclo needs --tracking-number to mark an order shipped (sent as airwaybill_number)".into())
+        }
+        _ => Ok(()),
     }
 }
 

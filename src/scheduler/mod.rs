@@ -88,8 +88,10 @@ impl Platform {
         if let Err(e) = &result
             && e.is_unauthorized()
         {
-            *self.auth_hold_until.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Instant::now() + AUTH_HOLD);
+            *self
+                .auth_hold_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + AUTH_HOLD);
             warn!(platform = %self.cfg.name, hold_minutes = AUTH_HOLD.as_secs() / 60,
                   "credentials refused: scheduled runs pause so the account is not locked; fix the auth keys and reload");
         }
@@ -97,11 +99,20 @@ impl Platform {
     }
 
     /// A scheduled tick: skipped (and logged) if a run of this platform is still going.
-    fn trigger(self: &Arc<Self>, kind: PassKind, store: &Store, cancel: &CancellationToken, tracker: &TaskTracker) {
+    fn trigger(
+        self: &Arc<Self>,
+        kind: PassKind,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         if cancel.is_cancelled() {
             return;
         }
-        if let Some(until) = *self.auth_hold_until.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some(until) = *self
+            .auth_hold_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             && Instant::now() < until
         {
             info!(platform = %self.cfg.name, run = kind.as_str(), "skipped: credentials were refused recently");
@@ -167,8 +178,12 @@ pub struct DaemonOptions {
 /// `ordersync run`: schedules every enabled platform until SIGTERM/SIGINT, then stops taking
 /// new work, lets the pages in flight commit and returns within `shutdown_grace`.
 pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
-    let store = Store::open(&config.daemon.database)
-        .with_context(|| format!("opening the database named by daemon.database in {}", config.main_file.display()))?;
+    let store = Store::open(&config.daemon.database).with_context(|| {
+        format!(
+            "opening the database named by daemon.database in {}",
+            config.main_file.display()
+        )
+    })?;
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
@@ -178,16 +193,45 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         .await
         .context("starting the scheduler")?;
     for p in platforms.values() {
-        add_job(&mut sched, p, PassKind::Incremental, &p.cfg.schedule, &store, &cancel, &tracker).await?;
+        add_job(
+            &mut sched,
+            p,
+            PassKind::Incremental,
+            &p.cfg.schedule,
+            &store,
+            &cancel,
+            &tracker,
+        )
+        .await?;
         if let Some(rs) = &p.cfg.reconcile_schedule
             && p.needs_reconcile()
         {
-            add_job(&mut sched, p, PassKind::Reconcile, rs, &store, &cancel, &tracker).await?;
+            add_job(
+                &mut sched,
+                p,
+                PassKind::Reconcile,
+                rs,
+                &store,
+                &cancel,
+                &tracker,
+            )
+            .await?;
         }
     }
     sched.start().await.context("starting the scheduler")?;
     info!(platforms = platforms.len(), database = %config.daemon.database.display(), "ordersync running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    store
+        .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
+        .await
+        .context("recovering outbox entries left in flight")?;
+    tracker.spawn(push_loop(
+        store.clone(),
+        platforms.clone(),
+        config.daemon.push_interval,
+        cancel.clone(),
+    ));
 
     let watchdog = sd_notify::watchdog_enabled()
         .map(|interval| tokio::spawn(watchdog(interval, store.clone(), cancel.clone())));
@@ -247,8 +291,43 @@ async fn add_job(
             p.cfg.file.display()
         )
     })?;
-    sched.add(job).await.context("adding a job to the scheduler")?;
+    sched
+        .add(job)
+        .await
+        .context("adding a job to the scheduler")?;
     Ok(())
+}
+
+/// Drains the outbox every `push_interval`. One loop, so drains never overlap; a drain that
+/// runs long simply delays the next tick (missed ticks are skipped, not bunched).
+async fn push_loop(
+    store: Store,
+    platforms: BTreeMap<String, Arc<Platform>>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cancel.cancelled() => return,
+        }
+        match crate::outbox::drain_once(&store, &platforms, chrono::Utc::now()).await {
+            Ok(r) if r.sent + r.already_applied + r.failed > 0 => {
+                info!(
+                    sent = r.sent,
+                    done = r.done,
+                    already_applied = r.already_applied,
+                    retried = r.retried,
+                    failed = r.failed,
+                    "outbox drained"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "outbox drain failed; will try again"),
+        }
+    }
 }
 
 /// Pings systemd's watchdog at half its interval, but only while the database writer answers: a
@@ -266,7 +345,9 @@ async fn watchdog(interval: Duration, store: Store, cancel: CancellationToken) {
             Ok(Ok(())) => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
-            _ => warn!("database writer did not answer within {period:?}; withholding the watchdog ping"),
+            _ => warn!(
+                "database writer did not answer within {period:?}; withholding the watchdog ping"
+            ),
         }
     }
 }

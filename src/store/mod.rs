@@ -17,10 +17,12 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 pub use orders::{
-    Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page, content_hash,
-    open_orders_ids,
+    Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page,
+    content_hash, open_orders_ids,
 };
-pub use state::{PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run};
+pub use state::{
+    PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run,
+};
 
 /// How long a statement waits on another process's lock before failing. Long enough to ride out
 /// a reporting query or a backup, short enough that a stuck lock surfaces in the logs.
@@ -34,7 +36,9 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot create the database folder {path}: {source} (check the path in daemon.database)")]
+    #[error(
+        "cannot create the database folder {path}: {source} (check the path in daemon.database)"
+    )]
     Folder {
         path: PathBuf,
         #[source]
@@ -154,10 +158,12 @@ pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection, Store
         // WAL: readers (the CLI, other programs) never block the writer. NORMAL is durable
         // across process crashes in WAL mode; only a power cut may lose the last commits,
         // which the next sync re-reads anyway.
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(wrap)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(wrap)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

@@ -59,6 +59,8 @@ pub struct PageOutcome {
     pub created: u64,
     pub changed: u64,
     pub status_changed: u64,
+    /// Status changes that were our own pushes arriving (`push_confirmed`).
+    pub confirmed: u64,
     pub unchanged: u64,
     pub rejected: u64,
 }
@@ -68,6 +70,7 @@ impl PageOutcome {
         self.created += o.created;
         self.changed += o.changed;
         self.status_changed += o.status_changed;
+        self.confirmed += o.confirmed;
         self.unchanged += o.unchanged;
         self.rejected += o.rejected;
     }
@@ -160,11 +163,14 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
                     insert_items(tx, platform, &o.order_id, &o.items)?;
                 }
                 let status_moved = old.status != o.status.as_str();
-                let kind = if status_moved {
+                let kind = if !status_moved {
+                    "updated"
+                } else if confirm_push(tx, platform, &o.order_id, o.status, &now)? {
+                    out.confirmed += 1;
+                    "push_confirmed"
+                } else {
                     out.status_changed += 1;
                     "status_changed"
-                } else {
-                    "updated"
                 };
                 out.changed += 1;
                 let changes = Value::Object(changes.into_iter().collect()).to_string();
@@ -193,6 +199,44 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
         save_pass_state(tx, platform, state)?;
     }
     Ok(out)
+}
+
+/// Whether a status change is one of our own pushes arriving: the oldest unconfirmed outbox
+/// entry of the order that targets this status is confirmed (and completed, if a crash or a
+/// lost answer had left it unfinished: the platform shows it applied, so it must not be sent).
+fn confirm_push(
+    tx: &Transaction<'_>,
+    platform: &str,
+    order_id: &str,
+    new_status: Status,
+    now: &str,
+) -> Result<bool, StoreError> {
+    // Cancelling and rejecting land as either final status on some platforms (an Akinon item
+    // rejection reads back as 800 or 900), so each confirms the other.
+    let targets = match new_status {
+        Status::Cancelled | Status::Rejected => ("cancelled", "rejected"),
+        other => (other.as_str(), other.as_str()),
+    };
+    let mut stmt = tx.prepare_cached(
+        "SELECT id FROM outbox WHERE platform = ?1 AND order_id = ?2 AND confirmed_at IS NULL
+             AND state IN ('pending', 'in_flight', 'done') AND action IN (?3, ?4)
+         ORDER BY id LIMIT 1",
+    )?;
+    let id: Option<i64> = stmt
+        .query_row(params![platform, order_id, targets.0, targets.1], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    tx.prepare_cached(
+        "UPDATE outbox SET confirmed_at = ?2, state = 'done', outcome_unknown = 0,
+             updated_at = CASE WHEN state = 'done' THEN updated_at ELSE ?2 END
+         WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    Ok(true)
 }
 
 fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
@@ -336,9 +380,17 @@ fn diff(
         Some(o.platform_status.clone()),
     );
     field("placed_at", old.placed_at.as_deref(), opt_ts(o.placed_at));
-    field("updated_at", old.updated_at.as_deref(), opt_ts(o.updated_at));
+    field(
+        "updated_at",
+        old.updated_at.as_deref(),
+        opt_ts(o.updated_at),
+    );
     field("currency", old.currency.as_deref(), o.currency.clone());
-    field("total", old.total.as_deref(), o.total.map(|d| d.to_string()));
+    field(
+        "total",
+        old.total.as_deref(),
+        o.total.map(|d| d.to_string()),
+    );
     field(
         "customer_name",
         old.customer_name.as_deref(),
@@ -371,10 +423,7 @@ fn diff(
         };
         for (k, new) in &b {
             if a.get(k) != Some(new) {
-                changes.insert(
-                    format!("raw.{k}"),
-                    json!({"old": a.get(k), "new": new}),
-                );
+                changes.insert(format!("raw.{k}"), json!({"old": a.get(k), "new": new}));
             }
         }
         for (k, old) in &a {

@@ -107,4 +107,13 @@ CREATE TABLE sync_runs (
 );
 CREATE INDEX sync_runs_by_platform ON sync_runs (platform, id);
 "#,
+    // 2: outbox delivery bookkeeping the public columns do not carry.
+    r#"
+-- 1 when the last attempt may have reached the platform (timeout or crash after sending):
+-- the next attempt reads the order back before sending again.
+ALTER TABLE outbox ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
+-- Set when a sync saw the platform in the target status and wrote `push_confirmed`.
+ALTER TABLE outbox ADD COLUMN confirmed_at TEXT;
+CREATE INDEX outbox_by_order ON outbox (platform, order_id);
+"#,
 ];

@@ -168,7 +168,8 @@ impl Engine<'_> {
                 rec.rejected = r.outcome.rejected;
                 info!(platform = %self.cfg.name, run = kind.as_str(), fetched = r.fetched,
                       created = r.outcome.created, changed = r.outcome.changed,
-                      status_changed = r.outcome.status_changed, rejected = r.outcome.rejected,
+                      status_changed = r.outcome.status_changed, push_confirmed = r.outcome.confirmed,
+                      rejected = r.outcome.rejected,
                       took = %format!("{:.1?}", r.took),
                       interrupted = r.interrupted, "run finished");
             }
@@ -217,7 +218,9 @@ impl Engine<'_> {
             _ => {
                 let now = Utc::now();
                 let from = match (state.cursor, opts.full) {
-                    (Some(c), false) => (c - lookback(self.cfg.lookback)).max(self.cfg.backfill_from),
+                    (Some(c), false) => {
+                        (c - lookback(self.cfg.lookback)).max(self.cfg.backfill_from)
+                    }
                     _ => self.cfg.backfill_from,
                 };
                 let w = Window { from, to: now };

@@ -36,7 +36,9 @@ pub fn init(level: &str, format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Auto if under_journald() => builder
             .with_ansi(false)
-            .event_format(Journald(Format::default().without_time().with_target(false)))
+            .event_format(Journald(
+                Format::default().without_time().with_target(false),
+            ))
             .try_init(),
         LogFormat::Auto | LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -102,7 +102,8 @@ impl Setup {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--config").arg(self.main_file()).args(args);
-        c.env_remove("ORDERSYNC_CONFIG").env_remove("JOURNAL_STREAM");
+        c.env_remove("ORDERSYNC_CONFIG")
+            .env_remove("JOURNAL_STREAM");
         c
     }
 }
@@ -141,7 +142,16 @@ pub fn assert_store_matches(conn: &Connection, platform: &str, truth: &[TruthOrd
         )
         .unwrap();
     for t in truth {
-        let row: (String, String, String, String, String, Option<String>, Option<String>, i64) = stmt
+        let row: (
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+        ) = stmt
             .query_row(rusqlite::params![platform, t.id.to_string()], |r| {
                 Ok((
                     r.get(0)?,
@@ -158,11 +168,30 @@ pub fn assert_store_matches(conn: &Connection, platform: &str, truth: &[TruthOrd
         assert_eq!(row.0, t.id.to_string(), "number of {}", t.id);
         assert_eq!(row.1, canonical(&t.shipping_status), "status of {}", t.id);
         assert_eq!(row.2, t.shipping_status, "platform status of {}", t.id);
-        assert_eq!(row.3, t.total_amount.normalize().to_string(), "total of {}", t.id);
+        assert_eq!(
+            row.3,
+            t.total_amount.normalize().to_string(),
+            "total of {}",
+            t.id
+        );
         assert_eq!(row.4, t.currency, "currency of {}", t.id);
-        let expected_name = if t.billing_name.is_empty() { &t.shipping_name } else { &t.billing_name };
-        assert_eq!(row.5.as_deref(), Some(expected_name.as_str()), "customer of {}", t.id);
-        assert_eq!(row.6, t.shipping_awb.clone().filter(|s| !s.is_empty()), "tracking of {}", t.id);
+        let expected_name = if t.billing_name.is_empty() {
+            &t.shipping_name
+        } else {
+            &t.billing_name
+        };
+        assert_eq!(
+            row.5.as_deref(),
+            Some(expected_name.as_str()),
+            "customer of {}",
+            t.id
+        );
+        assert_eq!(
+            row.6,
+            t.shipping_awb.clone().filter(|s| !s.is_empty()),
+            "tracking of {}",
+            t.id
+        );
         assert_eq!(row.7 as usize, t.line_items, "items of {}", t.id);
     }
 }

@@ -18,6 +18,7 @@ use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
+use crate::outbox::{Action, Entry, PushOutcome};
 use crate::store::{Incoming, RejectRecord};
 
 /// The document's maximum page size.
@@ -36,16 +37,22 @@ pub struct MerchantPro {
 impl MerchantPro {
     pub fn new(cfg: &PlatformConfig, http: HttpClient) -> Result<MerchantPro, ConnectorError> {
         let key = |k: &str| {
-            cfg.auth.get(k).map(|s| s.expose().to_string()).ok_or_else(|| {
-                ConnectorError::Config(format!(
-                    "platforms.{}.auth.{k} is missing in {}",
-                    cfg.name,
-                    cfg.file.display()
-                ))
-            })
+            cfg.auth
+                .get(k)
+                .map(|s| s.expose().to_string())
+                .ok_or_else(|| {
+                    ConnectorError::Config(format!(
+                        "platforms.{}.auth.{k} is missing in {}",
+                        cfg.name,
+                        cfg.file.display()
+                    ))
+                })
         };
-        let creds = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", key("api_key")?, key("api_secret")?));
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            key("api_key")?,
+            key("api_secret")?
+        ));
         http.redactor().add(&creds);
         let mut authorization = HeaderValue::from_str(&format!("Basic {creds}"))
             .map_err(|_| ConnectorError::Config("credentials are not valid header text".into()))?;
@@ -56,15 +63,24 @@ impl MerchantPro {
             authorization,
             limit: cfg.page_size.clamp(1, MAX_LIMIT),
             status_map: cfg.status_map.clone(),
-            zone: cfg.timezone.unwrap_or(FixedOffset::east_opt(0).expect("zero offset")),
+            zone: cfg
+                .timezone
+                .unwrap_or(FixedOffset::east_opt(0).expect("zero offset")),
         })
     }
 
-    async fn get_page(&self, path_and_query: &str, window: Option<&Window>) -> Result<Page, HttpError> {
-        let url = self.base.join(path_and_query).map_err(|e| HttpError::Permanent {
-            status: 0,
-            message: format!("bad page link {path_and_query:?}: {e}"),
-        })?;
+    async fn get_page(
+        &self,
+        path_and_query: &str,
+        window: Option<&Window>,
+    ) -> Result<Page, HttpError> {
+        let url = self
+            .base
+            .join(path_and_query)
+            .map_err(|e| HttpError::Permanent {
+                status: 0,
+                message: format!("bad page link {path_and_query:?}: {e}"),
+            })?;
         let page = self
             .http
             .execute(
@@ -170,5 +186,127 @@ impl Source for MerchantPro {
             token = page.next;
         }
         Ok(all)
+    }
+}
+
+/// What MerchantPro can be asked to do (it has no handler for `confirmed`).
+pub const PUSH_ACTIONS: &[&str] = &[
+    "processing",
+    "shipped",
+    "delivered",
+    "returned",
+    "cancelled",
+    "invoice",
+];
+
+fn handler(action: Action) -> Option<&'static str> {
+    Some(match action {
+        Action::Status(Status::Processing) => "in_process",
+        Action::Status(Status::Shipped) => "shipped",
+        Action::Status(Status::Delivered) => "delivered",
+        Action::Status(Status::Returned) => "returned",
+        Action::Status(Status::Cancelled) => "cancelled",
+        Action::Invoice => "create_invoice",
+        Action::Status(_) => return None,
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Ok_ {
+    #[serde(default)]
+    ok: bool,
+}
+
+impl MerchantPro {
+    /// Each entry on its own: MerchantPro has no batch endpoint. A tracking number goes first,
+    /// with the data update, so the order is never "shipped" without its AWB.
+    pub async fn push(&self, entries: &[Entry]) -> Vec<PushOutcome> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(self.push_one(e).await);
+        }
+        out
+    }
+
+    async fn push_one(&self, e: &Entry) -> PushOutcome {
+        let Some(handler) = handler(e.action) else {
+            return PushOutcome::Failed(format!("merchantpro cannot set `{}`", e.action));
+        };
+        if let (Action::Status(Status::Shipped), Some(awb)) = (e.action, &e.params.tracking_number)
+        {
+            let path = format!("{LIST_PATH}/{}", e.order_id);
+            let body = serde_json::json!({ "shipping_awb": awb }).to_string();
+            let r = self
+                .http
+                .execute_push(
+                    &path,
+                    |c| self.request(c.patch(self.url(&path)).body(body.clone())),
+                    |_| Ok(()),
+                )
+                .await;
+            if let Err(err) = r {
+                return outcome_of(err);
+            }
+        }
+        let path = format!("{LIST_PATH}/{}/{handler}", e.order_id);
+        let r = self
+            .http
+            .execute_push(
+                &path,
+                |c| self.request(c.patch(self.url(&path))),
+                |resp| {
+                    serde_json::from_slice::<Ok_>(&resp.body)
+                        .map(|o| o.ok)
+                        .map_err(|e| format!("not the documented {{\"ok\": true}}: {e}"))
+                },
+            )
+            .await;
+        match r {
+            Ok(true) => PushOutcome::Done,
+            Ok(false) => PushOutcome::Failed("the platform answered {\"ok\": false}".into()),
+            Err(err) => outcome_of(err),
+        }
+    }
+
+    /// `GET /api/v2/orders/{id}`: is the order already in the entry's target state?
+    pub async fn already_applied(&self, e: &Entry) -> Result<bool, HttpError> {
+        let path = format!("{LIST_PATH}/{}", e.order_id);
+        let (status, has_invoice) = self
+            .http
+            .execute(
+                &path,
+                |c| self.request(c.get(self.url(&path))),
+                |resp| {
+                    let v: serde_json::Value = serde_json::from_slice(&resp.body)
+                        .map_err(|e| format!("not an order: {e}"))?;
+                    let w: wire::Order = serde_json::from_value(v.clone())
+                        .map_err(|e| format!("not an order: {e}"))?;
+                    let o = map::to_canonical(w, &self.status_map, self.zone);
+                    Ok((o.status, v.get("invoice").is_some_and(|i| !i.is_null())))
+                },
+            )
+            .await?;
+        Ok(match e.action {
+            Action::Status(target) => status == target,
+            Action::Invoice => has_invoice,
+        })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.base.join(path).unwrap_or_else(|_| self.base.clone())
+    }
+
+    fn request(&self, b: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        b.header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, "application/json")
+            .header(CONTENT_TYPE, "application/json")
+    }
+}
+
+fn outcome_of(err: HttpError) -> PushOutcome {
+    if err.is_retryable() {
+        PushOutcome::Retry(err)
+    } else {
+        PushOutcome::Failed(err.to_string())
     }
 }

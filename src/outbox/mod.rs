@@ -1,0 +1,622 @@
+//! The write side: status transitions queued in the `outbox` table and delivered to the
+//! platforms. The table is the whole state — a row is written before any request, its retry
+//! schedule (`attempts`, `next_attempt_at`) lives in it, and so does the fact that an attempt's
+//! outcome is unknown — so delivery survives restarts and crashes. [`drain_once`] is the worker
+//! as one step function: the daemon calls it every `push_interval`, `ordersync push` once, and
+//! tests call it with the clock they choose.
+
+mod model;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backoff::backoff::Backoff;
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+pub use model::{Action, Entry, OrderSnapshot, Params, PushOutcome};
+
+use crate::config::{PlatformConfig, RetryConfig};
+use crate::platforms::{self, model::Status};
+use crate::scheduler::Platform;
+use crate::store::{Store, StoreError, StoredItem, StoredOrder, ts};
+
+/// Why `transition` refused. Nothing was queued.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "no order `{order}` is stored for platform `{platform}` (by id or number): run `ordersync sync {platform}` first"
+    )]
+    UnknownOrder { platform: String, order: String },
+    #[error(
+        "platform `{platform}` ({kind}) is read-only: ordersync cannot push status changes to it"
+    )]
+    ReadOnly {
+        platform: String,
+        kind: &'static str,
+    },
+    #[error("platform `{platform}` ({kind}) cannot be asked for `{action}` (it can do: {can})")]
+    Unsupported {
+        platform: String,
+        kind: &'static str,
+        action: Action,
+        can: String,
+    },
+    #[error(
+        "order {order} is `{from}`; the state machine does not allow `{from}` -> `{to}` (--force overrides)"
+    )]
+    Forbidden {
+        order: String,
+        from: Status,
+        to: Status,
+    },
+    #[error("{0}")]
+    Params(String),
+    #[error("order {order} already has entry #{id} queued for `{action}` (state {state})")]
+    Duplicate {
+        order: String,
+        id: i64,
+        action: Action,
+        state: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates a transition against the stored order, the platform's abilities and the state
+/// machine, then queues it. Returns the new row's id.
+pub fn enqueue(
+    conn: &mut Connection,
+    cfg: &PlatformConfig,
+    order: &str,
+    action: Action,
+    params: &Params,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<i64, Refusal> {
+    let actions = platforms::push_actions(cfg.kind);
+    if actions.is_empty() {
+        return Err(Refusal::ReadOnly {
+            platform: cfg.name.clone(),
+            kind: cfg.kind.as_str(),
+        });
+    }
+    if !actions.contains(&action.as_str()) {
+        return Err(Refusal::Unsupported {
+            platform: cfg.name.clone(),
+            kind: cfg.kind.as_str(),
+            action,
+            can: actions.join(", "),
+        });
+    }
+    platforms::check_push_params(cfg.kind, action, params).map_err(Refusal::Params)?;
+    let tx = conn.transaction().map_err(StoreError::from)?;
+    let Some(stored) = StoredOrder::find(&tx, &cfg.name, order)? else {
+        return Err(Refusal::UnknownOrder {
+            platform: cfg.name.clone(),
+            order: order.to_string(),
+        });
+    };
+    if let Action::Status(to) = action {
+        let from: Status = stored.status.parse().unwrap_or(Status::Unknown);
+        if !force && !from.can_transition_to(to) {
+            return Err(Refusal::Forbidden {
+                order: stored.order_id.clone(),
+                from,
+                to,
+            });
+        }
+    }
+    if !params.items.is_empty() {
+        let known: Vec<String> = stored.items(&tx)?.into_iter().map(|i| i.item_id).collect();
+        if let Some(bad) = params.items.iter().find(|i| !known.contains(i)) {
+            return Err(Refusal::Params(format!(
+                "order {} has no item `{bad}` (items: {})",
+                stored.order_id,
+                known.join(", ")
+            )));
+        }
+    }
+    let active: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, state FROM outbox WHERE platform = ?1 AND order_id = ?2 AND action = ?3
+             AND state IN ('pending', 'in_flight') LIMIT 1",
+            params![cfg.name, stored.order_id, action.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(StoreError::from)?;
+    if let Some((id, state)) = active {
+        return Err(Refusal::Duplicate {
+            order: stored.order_id,
+            id,
+            action,
+            state,
+        });
+    }
+    let now = ts(now);
+    tx.execute(
+        "INSERT INTO outbox (platform, order_id, action, params, state, attempts, next_attempt_at,
+             created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5)",
+        params![
+            cfg.name,
+            stored.order_id,
+            action.as_str(),
+            serde_json::to_string(params).expect("params serialize"),
+            now
+        ],
+    )
+    .map_err(StoreError::from)?;
+    let id = tx.last_insert_rowid();
+    tx.commit().map_err(StoreError::from)?;
+    Ok(id)
+}
+
+/// One row as `outbox` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub id: i64,
+    pub platform: String,
+    pub order_id: String,
+    pub action: String,
+    pub params: serde_json::Value,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn list(conn: &Connection, state: Option<&str>) -> Result<Vec<Row>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, platform, order_id, action, params, state, attempts, next_attempt_at,
+                last_error, created_at, updated_at
+         FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map(params![state], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                platform: r.get(1)?,
+                order_id: r.get(2)?,
+                action: r.get(3)?,
+                params: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                state: r.get(5)?,
+                attempts: r.get(6)?,
+                next_attempt_at: r.get(7)?,
+                last_error: r.get(8)?,
+                created_at: r.get(9)?,
+                updated_at: r.get(10)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// `outbox retry ID`: a failed or cancelled entry goes back in the queue with a fresh budget.
+pub fn retry(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), String> {
+    let changed = conn
+        .execute(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2,
+                 updated_at = ?2
+             WHERE id = ?1 AND state IN ('failed', 'cancelled')",
+            params![id, ts(now)],
+        )
+        .map_err(|e| e.to_string())?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(explain_state(
+            conn,
+            id,
+            "only failed or cancelled entries can be retried",
+        ))
+    }
+}
+
+/// `outbox cancel ID`: a pending or failed entry will not be sent.
+pub fn cancel(conn: &Connection, id: i64, now: DateTime<Utc>) -> Result<(), String> {
+    let changed = conn
+        .execute(
+            "UPDATE outbox SET state = 'cancelled', updated_at = ?2
+             WHERE id = ?1 AND state IN ('pending', 'failed')",
+            params![id, ts(now)],
+        )
+        .map_err(|e| e.to_string())?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(explain_state(
+            conn,
+            id,
+            "only pending or failed entries can be cancelled (an in-flight one may already have reached the platform)",
+        ))
+    }
+}
+
+fn explain_state(conn: &Connection, id: i64, rule: &str) -> String {
+    match conn
+        .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+    {
+        Ok(Some(state)) => format!("entry #{id} is {state}: {rule}"),
+        Ok(None) => format!("no outbox entry #{id}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Entries left `in_flight` by a process that stopped mid-push: whether they reached the
+/// platform is unknown, so they go back to the queue marked for a read-back before sending.
+pub fn recover_in_flight(conn: &Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let n = conn.execute(
+        "UPDATE outbox SET state = 'pending', outcome_unknown = 1, next_attempt_at = ?1,
+             updated_at = ?1
+         WHERE state = 'in_flight'",
+        params![ts(now)],
+    )?;
+    if n > 0 {
+        warn!(
+            entries = n,
+            "outbox entries were in flight when ordersync stopped; they will be read back before any resend"
+        );
+    }
+    Ok(n)
+}
+
+/// The delay before attempt `attempts + 1`, after `attempts` failures: jittered exponential
+/// from the platform's `[retry]`, and never sooner than a `Retry-After` (itself capped at
+/// `max_interval`, so a platform cannot park an entry for a day).
+pub fn retry_delay(retry: &RetryConfig, attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let mut policy = backoff::ExponentialBackoffBuilder::new()
+        .with_initial_interval(retry.initial_interval)
+        .with_max_interval(retry.max_interval)
+        .with_multiplier(2.0)
+        .with_randomization_factor(0.5)
+        .with_max_elapsed_time(None)
+        .build();
+    let mut delay = retry.initial_interval;
+    for _ in 0..attempts.max(1) {
+        delay = policy.next_backoff().unwrap_or(retry.max_interval);
+    }
+    match retry_after {
+        Some(asked) => delay.max(asked.min(retry.max_interval)),
+        None => delay,
+    }
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    pub sent: u64,
+    pub done: u64,
+    pub already_applied: u64,
+    pub retried: u64,
+    pub failed: u64,
+}
+
+impl DrainReport {
+    fn add(&mut self, o: DrainReport) {
+        self.sent += o.sent;
+        self.done += o.done;
+        self.already_applied += o.already_applied;
+        self.retried += o.retried;
+        self.failed += o.failed;
+    }
+}
+
+/// Most entries claimed per platform per drain: bounds one drain's memory and request.
+const BATCH: usize = 1000;
+
+/// Sends every due entry of the given platforms once. Platforms drain concurrently; within one,
+/// an order's entries go out in the order they were queued (an entry waits while an earlier one
+/// for the same order is unfinished).
+pub async fn drain_once(
+    store: &Store,
+    platforms: &BTreeMap<String, Arc<Platform>>,
+    now: DateTime<Utc>,
+) -> Result<DrainReport, StoreError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in platforms.values() {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move { drain_platform(&store, &p, now).await });
+    }
+    let mut total = DrainReport::default();
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(r)) => total.add(r),
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(StoreError::Other(format!("push task failed: {e}"))),
+        }
+    }
+    Ok(total)
+}
+
+async fn drain_platform(
+    store: &Store,
+    p: &Platform,
+    now: DateTime<Utc>,
+) -> Result<DrainReport, StoreError> {
+    let name = p.cfg.name.clone();
+    let entries = store.write(move |c| claim_due(c, &name, now)).await?;
+    let mut report = DrainReport::default();
+    if entries.is_empty() {
+        return Ok(report);
+    }
+    let mut to_send = Vec::with_capacity(entries.len());
+    for e in entries {
+        if !e.outcome_unknown {
+            to_send.push(e);
+            continue;
+        }
+        match p.connector.already_applied(&e).await {
+            Some(Ok(true)) => {
+                info!(platform = %e.platform, order = %e.order_id, action = %e.action,
+                      "already applied on the platform; not sending again");
+                report.already_applied += 1;
+                finish(store, &e, PushOutcome::Done, &p.cfg.retry, now, &mut report).await?;
+            }
+            Some(Ok(false)) | None => to_send.push(e),
+            Some(Err(err)) => {
+                finish(
+                    store,
+                    &e,
+                    PushOutcome::Retry(err),
+                    &p.cfg.retry,
+                    now,
+                    &mut report,
+                )
+                .await?
+            }
+        }
+    }
+    if to_send.is_empty() {
+        return Ok(report);
+    }
+    crash_point("before_send");
+    let outcomes = match p.connector.push(&to_send).await {
+        Some(o) => o,
+        None => to_send
+            .iter()
+            .map(|_| PushOutcome::Failed(format!("platform {} is read-only", p.cfg.name)))
+            .collect(),
+    };
+    report.sent += to_send.len() as u64;
+    crash_point("after_send");
+    for (e, o) in to_send.iter().zip(outcomes) {
+        finish(store, e, o, &p.cfg.retry, now, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// Claims (marks `in_flight`, committed) the due entries of one platform, oldest first, at
+/// most one per order. The claim is what makes a crash after sending detectable.
+fn claim_due(
+    conn: &mut Connection,
+    platform: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, StoreError> {
+    let tx = conn.transaction()?;
+    let now_s = ts(now);
+    let rows: Vec<(i64, String, String, String, u32, bool)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, order_id, action, params, attempts, outcome_unknown FROM outbox o
+             WHERE platform = ?1 AND state = 'pending' AND next_attempt_at <= ?2
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.platform = o.platform
+                   AND e.order_id = o.order_id AND e.id < o.id AND e.state IN ('pending', 'in_flight'))
+             ORDER BY id LIMIT ?3",
+        )?;
+        stmt.query_map(params![platform, now_s, BATCH as i64], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?
+    };
+    let mut entries = Vec::with_capacity(rows.len());
+    for (id, order_id, action, params_json, attempts, outcome_unknown) in rows {
+        let action: Action = match action.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                // Rows may come from other programs: a bad one fails alone, with the reason.
+                fail_row(&tx, id, &format!("unknown action `{action}`: {e}"), &now_s)?;
+                continue;
+            }
+        };
+        let params: Params = match serde_json::from_str(&params_json) {
+            Ok(p) => p,
+            Err(e) => {
+                fail_row(&tx, id, &format!("params are not valid: {e}"), &now_s)?;
+                continue;
+            }
+        };
+        let Some(order) = StoredOrder::find(&tx, platform, &order_id)? else {
+            fail_row(
+                &tx,
+                id,
+                &format!("order {order_id} is not stored for {platform}"),
+                &now_s,
+            )?;
+            continue;
+        };
+        let raw: String = tx.query_row(
+            "SELECT raw FROM orders WHERE platform = ?1 AND order_id = ?2",
+            params![platform, order.order_id],
+            |r| r.get(0),
+        )?;
+        let items: Vec<StoredItem> = order.items(&tx)?;
+        tx.execute(
+            "UPDATE outbox SET state = 'in_flight', updated_at = ?2 WHERE id = ?1",
+            params![id, now_s],
+        )?;
+        entries.push(Entry {
+            id,
+            platform: platform.to_string(),
+            order_id: order.order_id.clone(),
+            action,
+            params,
+            attempts,
+            outcome_unknown,
+            order: OrderSnapshot {
+                number: order.number.clone(),
+                status: order.status.parse().unwrap_or(Status::Unknown),
+                platform_status: order.platform_status.clone(),
+                raw,
+                items,
+            },
+        });
+    }
+    tx.commit()?;
+    Ok(entries)
+}
+
+fn fail_row(tx: &Connection, id: i64, reason: &str, now: &str) -> Result<(), StoreError> {
+    error!(entry = id, reason, "outbox entry cannot be sent");
+    tx.execute(
+        "UPDATE outbox SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, reason, now],
+    )?;
+    Ok(())
+}
+
+async fn finish(
+    store: &Store,
+    e: &Entry,
+    outcome: PushOutcome,
+    retry: &RetryConfig,
+    now: DateTime<Utc>,
+    report: &mut DrainReport,
+) -> Result<(), StoreError> {
+    let attempts = e.attempts + 1;
+    let now_s = ts(now);
+    let (state, next, last_error, unknown) = match &outcome {
+        PushOutcome::Done => {
+            info!(platform = %e.platform, order = %e.order_id, action = %e.action, "pushed");
+            report.done += 1;
+            ("done", now_s.clone(), None, false)
+        }
+        PushOutcome::Failed(msg) => {
+            error!(platform = %e.platform, order = %e.order_id, action = %e.action, error = %msg,
+                   "push failed permanently; fix the cause, then `ordersync outbox retry {}`", e.id);
+            report.failed += 1;
+            ("failed", now_s.clone(), Some(msg.clone()), false)
+        }
+        PushOutcome::Retry(err) if attempts >= retry.max_attempts => {
+            error!(platform = %e.platform, order = %e.order_id, action = %e.action, error = %err,
+                   attempts, "push failed after max_attempts; `ordersync outbox retry {}` to try again", e.id);
+            report.failed += 1;
+            ("failed", now_s.clone(), Some(err.to_string()), false)
+        }
+        PushOutcome::Retry(err) => {
+            let delay = retry_delay(retry, attempts, err.retry_after());
+            warn!(platform = %e.platform, order = %e.order_id, action = %e.action, error = %err,
+                  attempts, retry_in = ?delay, "push failed, will retry");
+            report.retried += 1;
+            let next = now + TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX);
+            (
+                "pending",
+                ts(next),
+                Some(err.to_string()),
+                matches!(err, crate::http::HttpError::OutcomeUnknown { .. }),
+            )
+        }
+    };
+    let id = e.id;
+    store
+        .write(move |c| {
+            c.execute(
+                "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,
+                     last_error = ?5, outcome_unknown = ?6, updated_at = ?7
+                 WHERE id = ?1 AND state = 'in_flight'",
+                params![id, state, attempts, next, last_error, unknown, now_s],
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Test hook: `FAILPOINT_ORDERSYNC_PUSH=before_send|after_send` kills the process (SIGKILL) at
+/// that point of a push, so the crash-recovery tests can stop it exactly where a power cut
+/// might. (Not `ORDERSYNC_…`: every such variable is a configuration key.)
+fn crash_point(point: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("FAILPOINT_ORDERSYNC_PUSH").ok());
+    if at.as_deref() == Some(point) {
+        warn!(point, "FAILPOINT_ORDERSYNC_PUSH: killing the process");
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+/// Pending and failed counts for `status`, per platform.
+pub fn counts(conn: &Connection, platform: &str) -> Result<(u64, u64), StoreError> {
+    let pending: i64 = conn.query_row(
+        "SELECT count(*) FROM outbox WHERE platform = ?1 AND state IN ('pending', 'in_flight')",
+        [platform],
+        |r| r.get(0),
+    )?;
+    let failed: i64 = conn.query_row(
+        "SELECT count(*) FROM outbox WHERE platform = ?1 AND state = 'failed'",
+        [platform],
+        |r| r.get(0),
+    )?;
+    Ok((pending as u64, failed as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_within_the_jitter_bounds_and_respect_retry_after() {
+        let retry = RetryConfig {
+            max_attempts: 10,
+            initial_interval: Duration::from_secs(2),
+            max_interval: Duration::from_secs(60),
+        };
+        for _ in 0..200 {
+            let d1 = retry_delay(&retry, 1, None);
+            assert!(
+                d1 >= Duration::from_secs(1) && d1 <= Duration::from_secs(3),
+                "{d1:?}"
+            );
+            let d2 = retry_delay(&retry, 2, None);
+            assert!(
+                d2 >= Duration::from_secs(2) && d2 <= Duration::from_secs(6),
+                "{d2:?}"
+            );
+            let d9 = retry_delay(&retry, 9, None);
+            assert!(
+                d9 <= Duration::from_secs(90),
+                "capped near max_interval: {d9:?}"
+            );
+            let asked = retry_delay(&retry, 1, Some(Duration::from_secs(30)));
+            assert!(asked >= Duration::from_secs(30), "{asked:?}");
+            let capped = retry_delay(&retry, 1, Some(Duration::from_secs(3600)));
+            assert!(capped <= Duration::from_secs(60), "{capped:?}");
+        }
+    }
+
+    #[test]
+    fn actions_parse_from_statuses_and_invoice() {
+        assert_eq!(
+            "shipped".parse::<Action>(),
+            Ok(Action::Status(Status::Shipped))
+        );
+        assert_eq!("Invoice".parse::<Action>(), Ok(Action::Invoice));
+        assert!("sent".parse::<Action>().is_err());
+    }
+}
