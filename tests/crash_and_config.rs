@@ -81,12 +81,13 @@ async fn sigterm_stops_the_daemon_cleanly_and_the_pass_resumes_later() {
             "max_requests_per_second = 20",
         ),
     );
-    let mut child = setup.command(&["run"]).spawn().unwrap();
+    let mut child = Daemon::spawn(setup.command(&["run"]));
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SAFETY: kill(2) on a child we own.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let started = std::time::Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
         assert!(

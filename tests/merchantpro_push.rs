@@ -76,6 +76,7 @@ impl Fixture {
             &self.setup.config(),
             &Redactor::default(),
             &CancellationToken::new(),
+            &scheduler::RunLocks::default(),
         )
     }
 

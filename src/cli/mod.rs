@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config, ConfigErrors};
 use crate::http::Redactor;
 use crate::outbox::{self, Action, Params};
-use crate::scheduler::{self, DaemonOptions};
+use crate::scheduler::{self, DaemonOptions, RunLocks};
 use crate::store::Store;
 use crate::sync::{PassKind, PassOptions};
 
@@ -374,7 +374,8 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
         .write(|c| outbox::recover_in_flight(c, chrono::Utc::now()))
         .await?;
     let cancel = CancellationToken::new();
-    let mut platforms = scheduler::build_platforms(&config, &Redactor::default(), &cancel);
+    let mut platforms =
+        scheduler::build_platforms(&config, &Redactor::default(), &cancel, &RunLocks::default());
     if !names.is_empty() {
         platforms.retain(|n, _| names.contains(n));
     }
@@ -434,10 +435,11 @@ pub async fn sync(
         let (store, cancel, redactor) = (store.clone(), cancel.clone(), redactor.clone());
         tasks.spawn(async move {
             let name = cfg.name.clone();
-            let platform = match scheduler::Platform::new(cfg, &redactor, &cancel) {
-                Ok(p) => Arc::new(p),
-                Err(e) => return (name, Err(anyhow::anyhow!("{e}"))),
-            };
+            let platform =
+                match scheduler::Platform::new(cfg, &redactor, &cancel, &RunLocks::default()) {
+                    Ok(p) => Arc::new(p),
+                    Err(e) => return (name, Err(anyhow::anyhow!("{e}"))),
+                };
             let opts = PassOptions { full };
             let mut result = platform
                 .run_pass(PassKind::Incremental, opts, &store, &cancel, None)

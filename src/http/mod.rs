@@ -179,6 +179,7 @@ impl HttpClient {
             };
             warn!(platform = %self.platform, request = what, attempt, delay_ms = delay.as_millis() as u64,
                   error = %err, "request failed, retrying");
+            crate::telemetry::metrics::metrics().retry(&self.platform);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.cancel.cancelled() => return Err(HttpError::Cancelled),
@@ -215,6 +216,7 @@ impl HttpClient {
         };
         // check() + tokio's sleep rather than governor's own timer, so shutdown can interrupt
         // the wait.
+        let mut counted = false;
         loop {
             if priority == Priority::Sync && self.pushes_waiting.load(Ordering::SeqCst) > 0 {
                 tokio::select! {
@@ -225,6 +227,10 @@ impl HttpClient {
             match limiter.check() {
                 Ok(()) => return Ok(()),
                 Err(not_until) => {
+                    if !counted {
+                        counted = true;
+                        crate::telemetry::metrics::metrics().rate_limit_wait(&self.platform);
+                    }
                     let wait = not_until.wait_time_from(governor::clock::Clock::now(
                         &governor::clock::DefaultClock::default(),
                     ));
@@ -241,11 +247,13 @@ impl HttpClient {
         &self,
         build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<Response, HttpError> {
-        let resp = build(&self.client)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let m = crate::telemetry::metrics::metrics();
+        let resp = build(&self.client).send().await.map_err(|e| {
+            m.request(&self.platform, None);
+            self.transport_error(e)
+        })?;
         let status = resp.status().as_u16();
+        m.request(&self.platform, Some(status));
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
         debug!(platform = %self.platform, status, bytes = body.len(), "response");

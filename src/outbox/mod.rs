@@ -532,6 +532,7 @@ async fn finish(
             )
         }
     };
+    crate::telemetry::metrics::metrics().push(&e.platform, state);
     let id = e.id;
     store
         .write(move |c| {

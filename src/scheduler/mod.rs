@@ -39,12 +39,13 @@ impl Platform {
         cfg: PlatformConfig,
         redactor: &Redactor,
         cancel: &CancellationToken,
+        locks: &RunLocks,
     ) -> Result<Platform, crate::platforms::ConnectorError> {
         let connector = Connector::new(&cfg, redactor, cancel.clone())?;
         Ok(Platform {
+            run_lock: locks.get(&cfg.name),
             cfg,
             connector,
-            run_lock: Arc::new(tokio::sync::Mutex::new(())),
             auth_hold_until: Mutex::new(None),
         })
     }
@@ -142,6 +143,7 @@ pub fn build_platforms(
     config: &Config,
     redactor: &Redactor,
     cancel: &CancellationToken,
+    locks: &RunLocks,
 ) -> BTreeMap<String, Arc<Platform>> {
     let mut out = BTreeMap::new();
     for cfg in config.enabled_platforms() {
@@ -149,7 +151,7 @@ pub fn build_platforms(
             warn!(platform = %cfg.name, url = %cfg.base_url,
                   "plain http:// base URL: credentials and orders cross the network unencrypted");
         }
-        match Platform::new(cfg.clone(), redactor, cancel) {
+        match Platform::new(cfg.clone(), redactor, cancel, locks) {
             Ok(p) => {
                 out.insert(cfg.name.clone(), Arc::new(p));
             }
@@ -175,8 +177,86 @@ pub struct DaemonOptions {
     pub stop: Option<CancellationToken>,
 }
 
+/// Per-platform run locks that outlive a reload: a platform kept across a reload keeps its lock,
+/// so a run started before the reload and one scheduled after it still never overlap.
+#[derive(Clone, Default)]
+pub struct RunLocks(Arc<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl RunLocks {
+    fn get(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+type Platforms = BTreeMap<String, Arc<Platform>>;
+
+/// The running timetable of one configuration.
+struct Timetable {
+    sched: JobScheduler,
+    platforms: Platforms,
+}
+
+impl Timetable {
+    async fn start(
+        config: &Config,
+        locks: &RunLocks,
+        redactor: &Redactor,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> anyhow::Result<Timetable> {
+        let platforms = build_platforms(config, redactor, cancel, locks);
+        let mut sched = JobScheduler::new()
+            .await
+            .context("starting the scheduler")?;
+        for p in platforms.values() {
+            add_job(
+                &mut sched,
+                p,
+                PassKind::Incremental,
+                &p.cfg.schedule,
+                store,
+                cancel,
+                tracker,
+            )
+            .await?;
+            if let Some(rs) = &p.cfg.reconcile_schedule
+                && p.needs_reconcile()
+            {
+                add_job(
+                    &mut sched,
+                    p,
+                    PassKind::Reconcile,
+                    rs,
+                    store,
+                    cancel,
+                    tracker,
+                )
+                .await?;
+            }
+        }
+        sched.start().await.context("starting the scheduler")?;
+        crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
+        Ok(Timetable { sched, platforms })
+    }
+
+    /// Stops scheduling; runs already started finish under the task tracker.
+    async fn stop(mut self) {
+        if let Err(e) = self.sched.shutdown().await {
+            warn!(error = %e, "scheduler shutdown");
+        }
+    }
+}
+
 /// `ordersync run`: schedules every enabled platform until SIGTERM/SIGINT, then stops taking
-/// new work, lets the pages in flight commit and returns within `shutdown_grace`.
+/// new work, lets the pages in flight commit and returns within `shutdown_grace`. SIGHUP
+/// re-reads the configuration: a valid one replaces the timetable without a restart, an
+/// invalid one is logged (file and key) and the old one stays in force.
 pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let store = Store::open(&config.daemon.database).with_context(|| {
         format!(
@@ -187,87 +267,173 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
-    let platforms = build_platforms(&config, &redactor, &cancel);
-
-    let mut sched = JobScheduler::new()
-        .await
-        .context("starting the scheduler")?;
-    for p in platforms.values() {
-        add_job(
-            &mut sched,
-            p,
-            PassKind::Incremental,
-            &p.cfg.schedule,
-            &store,
-            &cancel,
-            &tracker,
-        )
-        .await?;
-        if let Some(rs) = &p.cfg.reconcile_schedule
-            && p.needs_reconcile()
-        {
-            add_job(
-                &mut sched,
-                p,
-                PassKind::Reconcile,
-                rs,
-                &store,
-                &cancel,
-                &tracker,
-            )
-            .await?;
-        }
-    }
-    sched.start().await.context("starting the scheduler")?;
-    info!(platforms = platforms.len(), database = %config.daemon.database.display(), "ordersync running");
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let locks = RunLocks::default();
 
     store
         .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
         .await
         .context("recovering outbox entries left in flight")?;
+    let mut table = Timetable::start(&config, &locks, &redactor, &store, &cancel, &tracker).await?;
+    let (platforms_tx, platforms_rx) = tokio::sync::watch::channel(table.platforms.clone());
+    if let Some(addr) = config.daemon.metrics_listen {
+        crate::telemetry::metrics::serve(
+            addr,
+            store.clone(),
+            config.daemon.health_max_age,
+            cancel.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {addr} (daemon.metrics_listen in {})",
+                config.main_file.display()
+            )
+        })?;
+    }
     tracker.spawn(push_loop(
         store.clone(),
-        platforms.clone(),
+        platforms_rx,
         config.daemon.push_interval,
         cancel.clone(),
     ));
-
     let watchdog = sd_notify::watchdog_enabled()
         .map(|interval| tokio::spawn(watchdog(interval, store.clone(), cancel.clone())));
+    info!(platforms = table.platforms.len(), database = %config.daemon.database.display(), "ordersync running");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     // Catch up at start instead of waiting for the first tick: a pass interrupted by a crash or
     // a restart resumes now.
-    for p in platforms.values() {
+    for p in table.platforms.values() {
         p.trigger(PassKind::Incremental, &store, &cancel, &tracker);
     }
 
-    wait_for_stop(&cancel).await;
+    let mut signals = Signals::new()?;
+    let mut current = config;
+    loop {
+        match signals.next(&cancel).await {
+            Signal::Stop => break,
+            Signal::Reload => {
+                let _ = sd_notify::notify(&[
+                    sd_notify::NotifyState::Reloading,
+                    sd_notify::NotifyState::monotonic_usec_now()
+                        .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
+                ]);
+                match crate::config::load(&current.main_file) {
+                    Err(errors) => {
+                        for e in &errors.0 {
+                            error!(file = %e.file, key = %e.key, "{}", e.message);
+                        }
+                        error!(
+                            errors = errors.0.len(),
+                            "reload refused: the configuration has errors; the previous configuration stays in force"
+                        );
+                    }
+                    Ok(new) => {
+                        warn_daemon_changes(&current, &new);
+                        let next =
+                            Timetable::start(&new, &locks, &redactor, &store, &cancel, &tracker)
+                                .await?;
+                        let old = std::mem::replace(&mut table, next);
+                        let added: Vec<&String> = table
+                            .platforms
+                            .keys()
+                            .filter(|k| !old.platforms.contains_key(*k))
+                            .collect();
+                        let removed: Vec<&String> = old
+                            .platforms
+                            .keys()
+                            .filter(|k| !table.platforms.contains_key(*k))
+                            .collect();
+                        info!(platforms = table.platforms.len(), added = ?added, removed = ?removed,
+                              "configuration reloaded");
+                        for name in &added {
+                            table.platforms[*name].trigger(
+                                PassKind::Incremental,
+                                &store,
+                                &cancel,
+                                &tracker,
+                            );
+                        }
+                        let _ = platforms_tx.send(table.platforms.clone());
+                        old.stop().await;
+                        current = new;
+                    }
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+
     info!("stopping: no new runs; letting the pages in flight commit");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     cancel.cancel();
-    if let Err(e) = sched.shutdown().await {
-        warn!(error = %e, "scheduler shutdown");
-    }
+    table.stop().await;
     if let Some(w) = watchdog {
         w.abort();
     }
     tracker.close();
-    if tokio::time::timeout(config.daemon.shutdown_grace, tracker.wait())
+    if tokio::time::timeout(current.daemon.shutdown_grace, tracker.wait())
         .await
         .is_err()
     {
-        warn!(grace = ?config.daemon.shutdown_grace,
+        warn!(grace = ?current.daemon.shutdown_grace,
               "runs still going after shutdown_grace; exiting anyway (their last committed page is kept)");
     }
+    drop(platforms_tx);
     // Let queued writes drain: the writer thread finishes its queue once every handle is gone.
-    drop(platforms);
-    let final_write = store.write(|_| Ok(())).await;
-    if let Err(e) = final_write {
+    if let Err(e) = store.write(|_| Ok(())).await {
         warn!(error = %e, "database writer");
     }
     info!("stopped");
     Ok(())
+}
+
+/// Daemon-wide settings are bound at start (the open database, the listening socket).
+fn warn_daemon_changes(old: &Config, new: &Config) {
+    let (a, b) = (&old.daemon, &new.daemon);
+    for (key, changed) in [
+        ("database", a.database != b.database),
+        ("metrics_listen", a.metrics_listen != b.metrics_listen),
+        ("push_interval", a.push_interval != b.push_interval),
+        ("log_level", a.log_level != b.log_level),
+        ("log_format", a.log_format != b.log_format),
+    ] {
+        if changed {
+            warn!(key = %format!("daemon.{key}"), file = %new.main_file.display(),
+                  "changed, but takes effect only at the next restart");
+        }
+    }
+}
+
+enum Signal {
+    Stop,
+    Reload,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+
+    async fn next(&mut self, cancel: &CancellationToken) -> Signal {
+        tokio::select! {
+            _ = cancel.cancelled() => Signal::Stop,
+            _ = self.term.recv() => { info!("SIGTERM received"); Signal::Stop }
+            _ = self.int.recv() => { info!("SIGINT received"); Signal::Stop }
+            _ = self.hup.recv() => { info!("SIGHUP received: reloading the configuration"); Signal::Reload }
+        }
+    }
 }
 
 async fn add_job(
@@ -302,7 +468,7 @@ async fn add_job(
 /// runs long simply delays the next tick (missed ticks are skipped, not bunched).
 async fn push_loop(
     store: Store,
-    platforms: BTreeMap<String, Arc<Platform>>,
+    platforms: tokio::sync::watch::Receiver<Platforms>,
     every: Duration,
     cancel: CancellationToken,
 ) {
@@ -313,7 +479,8 @@ async fn push_loop(
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
         }
-        match crate::outbox::drain_once(&store, &platforms, chrono::Utc::now()).await {
+        let current = platforms.borrow().clone();
+        match crate::outbox::drain_once(&store, &current, chrono::Utc::now()).await {
             Ok(r) if r.sent + r.already_applied + r.failed > 0 => {
                 info!(
                     sent = r.sent,
@@ -348,28 +515,6 @@ async fn watchdog(interval: Duration, store: Store, cancel: CancellationToken) {
             _ => warn!(
                 "database writer did not answer within {period:?}; withholding the watchdog ping"
             ),
-        }
-    }
-}
-
-async fn wait_for_stop(cancel: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        cancel.cancelled().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = term.recv() => { info!("SIGTERM received"); return }
-            _ = int.recv() => { info!("SIGINT received"); return }
-            _ = hup.recv() => {
-                warn!("SIGHUP received: configuration reload is not available in this version; restart the service to apply changes");
-            }
         }
     }
 }

@@ -179,6 +179,8 @@ impl Engine<'_> {
                 tracing::error!(platform = %self.cfg.name, run = kind.as_str(), error = %e, "run failed");
             }
         }
+        let took = result.as_ref().map_or(Duration::ZERO, |r| r.took);
+        crate::telemetry::metrics::metrics().run_finished(&self.cfg.name, &rec, took);
         // Recording the outcome must not mask the pass's own result.
         if let Err(e) = self
             .store

@@ -2,6 +2,8 @@
 //! since journald adds its own, and start with the `<N>` syslog priority prefix journald turns
 //! into the entry's level; elsewhere a plain text format, or JSON for log shippers.
 
+pub mod metrics;
+
 use std::fmt;
 
 use tracing::{Event, Level, Subscriber};

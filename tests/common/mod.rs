@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use chrono::{DateTime, Utc};
 use ordersync::config::{self, Config};
@@ -213,4 +213,25 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// The daemon under test; killed if the test fails half-way, so no orphan outlives it (an
+/// orphan holding the test's output pipe would hang the test run).
+pub struct Daemon(pub Child);
+
+impl Daemon {
+    pub fn spawn(mut cmd: std::process::Command) -> Daemon {
+        Daemon(cmd.stdout(Stdio::null()).spawn().unwrap())
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

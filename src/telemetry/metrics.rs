@@ -1,0 +1,289 @@
+//! Prometheus metrics: the process-wide registry, the counters the HTTP layer and the sync
+//! engine bump, and the `/metrics` + `/health` server on `metrics_listen`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::store::{RunRecord, Store};
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<Labels, Counter>,
+    run_seconds: Family<Labels, Histogram>,
+    fetched: Family<Labels, Counter>,
+    created: Family<Labels, Counter>,
+    changed: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    rate_limit_waits: Family<Labels, Counter>,
+    pushes: Family<Labels, Counter>,
+    outbox: Family<Labels, Gauge>,
+    last_success: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
+    /// platform gets `health_max_age` to succeed once.
+    successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static M: OnceLock<Metrics> = OnceLock::new();
+    M.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ordersync");
+        let m = Metrics {
+            runs: Family::default(),
+            run_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.05, 2.0, 14))
+            }),
+            fetched: Family::default(),
+            created: Family::default(),
+            changed: Family::default(),
+            requests: Family::default(),
+            retries: Family::default(),
+            rate_limit_waits: Family::default(),
+            pushes: Family::default(),
+            outbox: Family::default(),
+            last_success: Family::default(),
+            successes: Mutex::new(BTreeMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register("runs", "Sync and reconcile runs by outcome", m.runs.clone());
+        registry.register(
+            "run_duration_seconds",
+            "Duration of sync and reconcile runs",
+            m.run_seconds.clone(),
+        );
+        registry.register(
+            "orders_fetched",
+            "Orders read from platforms",
+            m.fetched.clone(),
+        );
+        registry.register(
+            "orders_created",
+            "Orders seen for the first time",
+            m.created.clone(),
+        );
+        registry.register(
+            "orders_changed",
+            "Orders whose content changed",
+            m.changed.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests to platforms by status (\"error\": no answer)",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_retries",
+            "Requests retried after a failure",
+            m.retries.clone(),
+        );
+        registry.register(
+            "rate_limit_waits",
+            "Requests that waited for the platform's rate limit",
+            m.rate_limit_waits.clone(),
+        );
+        registry.register(
+            "pushes",
+            "Outbox push attempts by outcome",
+            m.pushes.clone(),
+        );
+        registry.register(
+            "outbox_entries",
+            "Outbox entries by state",
+            m.outbox.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Unix time of each platform's last successful sync",
+            m.last_success.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn run_finished(&self, platform: &str, run: &RunRecord, took: Duration) {
+        let (kind, outcome) = (run.kind.as_str(), run.outcome.as_str());
+        let p = labels(&[("platform", platform)]);
+        self.runs
+            .get_or_create(&labels(&[
+                ("platform", platform),
+                ("kind", kind),
+                ("outcome", outcome),
+            ]))
+            .inc();
+        self.run_seconds
+            .get_or_create(&labels(&[("platform", platform), ("kind", kind)]))
+            .observe(took.as_secs_f64());
+        self.fetched.get_or_create(&p).inc_by(run.fetched);
+        self.created.get_or_create(&p).inc_by(run.created);
+        self.changed.get_or_create(&p).inc_by(run.changed);
+        if outcome == "ok" {
+            let now = Utc::now();
+            self.last_success
+                .get_or_create(&p)
+                .set(now.timestamp_millis() as f64 / 1000.0);
+            self.successes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(platform.to_string(), now);
+        }
+    }
+
+    pub fn request(&self, platform: &str, status: Option<u16>) {
+        let status = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+        self.requests
+            .get_or_create(&labels(&[("platform", platform), ("status", &status)]))
+            .inc();
+    }
+
+    pub fn retry(&self, platform: &str) {
+        self.retries
+            .get_or_create(&labels(&[("platform", platform)]))
+            .inc();
+    }
+
+    pub fn rate_limit_wait(&self, platform: &str) {
+        self.rate_limit_waits
+            .get_or_create(&labels(&[("platform", platform)]))
+            .inc();
+    }
+
+    pub fn push(&self, platform: &str, outcome: &str) {
+        self.pushes
+            .get_or_create(&labels(&[("platform", platform), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// Starts the health clock of the platforms the daemon now runs.
+    pub fn watch_platforms<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let now = Utc::now();
+        let mut s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
+        let names: Vec<&str> = names.collect();
+        s.retain(|k, _| names.contains(&k.as_str()));
+        for n in names {
+            s.entry(n.to_string()).or_insert(now);
+        }
+    }
+
+    /// Platforms whose last success is older than `max_age`.
+    pub fn stale(&self, max_age: Duration) -> Vec<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let max = chrono::TimeDelta::from_std(max_age).unwrap_or(chrono::TimeDelta::MAX);
+        self.successes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, t)| now - **t > max)
+            .map(|(k, t)| (k.clone(), *t))
+            .collect()
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[derive(Clone)]
+struct ServerState {
+    store: Store,
+    health_max_age: Duration,
+}
+
+/// Serves `/metrics` and `/health` until `cancel`.
+pub async fn serve(
+    addr: SocketAddr,
+    store: Store,
+    health_max_age: Duration,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    info!(listen = %listener.local_addr()?, "serving /metrics and /health");
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/health", get(health_handler))
+        .with_state(ServerState {
+            store,
+            health_max_age,
+        });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await
+        {
+            error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
+    // Outbox depth is read at scrape time: other programs may insert rows directly.
+    let depth = s
+        .store
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT state, count(*) FROM outbox GROUP BY state")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await;
+    let m = metrics();
+    if let Ok(rows) = depth {
+        for state in ["pending", "in_flight", "done", "failed", "cancelled"] {
+            let n = rows.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+            m.outbox.get_or_create(&labels(&[("state", state)])).set(n);
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+async fn health_handler(State(s): State<ServerState>) -> impl IntoResponse {
+    let stale = metrics().stale(s.health_max_age);
+    if stale.is_empty() {
+        (StatusCode::OK, "ok\n".to_string())
+    } else {
+        let list: Vec<String> = stale
+            .iter()
+            .map(|(p, t)| format!("{p}: no successful sync since {}", crate::store::ts(*t)))
+            .collect();
+        (StatusCode::SERVICE_UNAVAILABLE, list.join("\n") + "\n")
+    }
+}
