@@ -3,6 +3,7 @@
 //! that names every built-in kind. Adding a kind is one folder, one variant and one arm in
 //! [`Connector::new`] and in [`with_source!`].
 
+pub mod epixel;
 pub mod lenient;
 pub mod merchantpro;
 pub mod model;
@@ -90,6 +91,7 @@ pub enum ConnectorError {
 /// A configured platform, ready to be driven.
 pub enum Connector {
     Merchantpro(merchantpro::MerchantPro),
+    Epixel(epixel::Epixel),
 }
 
 impl Connector {
@@ -115,6 +117,7 @@ impl Connector {
             Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
                 cfg, http,
             )?)),
+            Kind::Epixel => Ok(Connector::Epixel(epixel::Epixel::new(cfg, http)?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
     }
@@ -164,6 +167,7 @@ macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
             $crate::platforms::Connector::Merchantpro($s) => $body,
+            $crate::platforms::Connector::Epixel($s) => $body,
         }
     };
 }
