@@ -5,6 +5,7 @@
 
 pub mod lenient;
 pub mod merchantpro;
+pub mod mitrabunso;
 pub mod model;
 
 use std::future::Future;
@@ -89,6 +90,7 @@ pub enum ConnectorError {
 /// A configured platform, ready to be driven.
 pub enum Connector {
     Merchantpro(merchantpro::MerchantPro),
+    Mitrabunso(mitrabunso::Mitrabunso),
 }
 
 impl Connector {
@@ -114,6 +116,9 @@ impl Connector {
             Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
                 cfg, http,
             )?)),
+            Kind::Mitrabunso => Ok(Connector::Mitrabunso(mitrabunso::Mitrabunso::new(
+                cfg, http,
+            )?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
     }
@@ -126,6 +131,7 @@ macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
             $crate::platforms::Connector::Merchantpro($s) => $body,
+            $crate::platforms::Connector::Mitrabunso($s) => $body,
         }
     };
 }
