@@ -6,6 +6,7 @@
 pub mod epixel;
 pub mod lenient;
 pub mod merchantpro;
+pub mod mitrabunso;
 pub mod model;
 
 use std::future::Future;
@@ -92,6 +93,7 @@ pub enum ConnectorError {
 pub enum Connector {
     Merchantpro(merchantpro::MerchantPro),
     Epixel(epixel::Epixel),
+    Mitrabunso(mitrabunso::Mitrabunso),
 }
 
 impl Connector {
@@ -118,6 +120,9 @@ impl Connector {
                 cfg, http,
             )?)),
             Kind::Epixel => Ok(Connector::Epixel(epixel::Epixel::new(cfg, http)?)),
+            Kind::Mitrabunso => Ok(Connector::Mitrabunso(mitrabunso::Mitrabunso::new(
+                cfg, http,
+            )?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
     }
@@ -168,6 +173,7 @@ macro_rules! with_source {
         match $connector {
             $crate::platforms::Connector::Merchantpro($s) => $body,
             $crate::platforms::Connector::Epixel($s) => $body,
+            $crate::platforms::Connector::Mitrabunso($s) => $body,
         }
     };
 }

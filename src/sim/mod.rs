@@ -12,6 +12,7 @@
 pub mod epixel;
 pub mod faults;
 pub mod merchantpro;
+pub mod mitrabunso;
 
 pub use faults::{Fault, Faults};
 

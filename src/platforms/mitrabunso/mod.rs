@@ -1,0 +1,706 @@
+//! Mitrabunso (`kind = "mitrabunso"`): `GET /public/order/orders/list/{id_user}/{offset}/{limit}`
+//! with an optional `status` filter, Bearer auth, no date filter and no documented sort order.
+//!
+//! A pass follows NOTES.md: the open statuses (`DRAFT`, `NEW`, `PROCESSED`) are read whole, then
+//! `SENT` from its head until two consecutive pages hold only orders already stored unchanged
+//! (one page, plus one page of overlap). The open scans are the reconcile, so this kind needs no
+//! reconcile pass.
+//!
+//! Stopping at known orders is only sound if an order that changes shows up before the stop. The
+//! open scans see every change among open orders, and an order that moves on to `SENT` leaves
+//! them; but nothing documents that such an order appears at the head of the `SENT` list (a
+//! listing by creation date puts an old order deep inside it). So the `SENT` scan also stops
+//! only once every open order stored before this pass that the open scans no longer returned has
+//! been found again. One that is still missing after a few more known pages is looked up with
+//! the documented details endpoint: still on its way to `SENT` (keep reading), deleted (stop
+//! waiting, say so), or in a status the scans never list (read the unfiltered listing after
+//! `SENT` until it is found, so it is stored with that status).
+//!
+//! Every page token is self-contained (phase, offset and what the `SENT` scan has learnt), since
+//! the engine stores it as the checkpoint a killed pass resumes from.
+
+pub mod map;
+pub mod wire;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::FixedOffset;
+use reqwest::Url;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use tracing::{debug, info, warn};
+
+use super::model::Status;
+use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
+use crate::config::PlatformConfig;
+use crate::http::{HttpClient, HttpError, Response};
+use crate::store::{Incoming, RejectRecord, Store};
+
+/// The document names no maximum page size; 100 keeps each answer small enough for the slow
+/// links reseller back ends sit behind, and the simulator holds clients to it.
+pub const MAX_LIMIT: u32 = 100;
+
+/// The open statuses, in the order a pass reads them: an order moving forward during a pass
+/// (`DRAFT` → `NEW` → `PROCESSED` → `SENT`) always lands in a list still to be read.
+pub const OPEN_STATUSES: [&str; 3] = ["DRAFT", "NEW", "PROCESSED"];
+pub const SENT: &str = "SENT";
+
+/// The platform's zone (Asia/Bangkok, NOTES): its times carry none.
+pub const DEFAULT_UTC_OFFSET_SECS: i32 = 7 * 3600;
+
+/// Consecutive fully known `SENT` pages after which the scan may stop.
+const KNOWN_PAGES_TO_STOP: u32 = 2;
+/// Known pages read past the stop point, hunting vanished open orders, before they are looked
+/// up one by one: orders shipped in bulk are usually near the head and found without lookups.
+const KNOWN_PAGES_BEFORE_LOOKUP: u32 = 4;
+/// Details requests per pass at most; any vanished orders beyond are simply hunted in `SENT`.
+const MAX_LOOKUPS: usize = 10;
+
+pub struct Mitrabunso {
+    http: HttpClient,
+    /// `base_url` with `api_prefix` appended, as path segments are added onto it.
+    base: Url,
+    user_id: String,
+    authorization: HeaderValue,
+    limit: u32,
+    status_map: BTreeMap<String, Status>,
+    zone: FixedOffset,
+}
+
+impl Mitrabunso {
+    pub fn new(cfg: &PlatformConfig, http: HttpClient) -> Result<Mitrabunso, ConnectorError> {
+        let key = |k: &str| {
+            cfg.auth
+                .get(k)
+                .map(|s| s.expose().trim().to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    ConnectorError::Config(format!(
+                        "platforms.{}.auth.{k} is missing in {}",
+                        cfg.name,
+                        cfg.file.display()
+                    ))
+                })
+        };
+        let user_id = key("user_id")?;
+        let token = key("token")?;
+        let bearer = format!("Bearer {token}");
+        http.redactor().add(&token);
+        http.redactor().add(&bearer);
+        let mut authorization = HeaderValue::from_str(&bearer)
+            .map_err(|_| ConnectorError::Config("the token is not valid header text".into()))?;
+        authorization.set_sensitive(true);
+
+        let mut base = cfg.base_url.clone();
+        if base.cannot_be_a_base() {
+            return Err(ConnectorError::Config(format!(
+                "platforms.{}.base_url cannot take a path",
+                cfg.name
+            )));
+        }
+        if let Some(prefix) = &cfg.api_prefix {
+            extend_path(&mut base, prefix.split('/').filter(|s| !s.is_empty()));
+        }
+        Ok(Mitrabunso {
+            http,
+            base,
+            user_id,
+            authorization,
+            limit: cfg.page_size.clamp(1, MAX_LIMIT),
+            status_map: cfg.status_map.clone(),
+            zone: cfg.timezone.unwrap_or(
+                FixedOffset::east_opt(DEFAULT_UTC_OFFSET_SECS).expect("+07:00 is a valid offset"),
+            ),
+        })
+    }
+
+    fn endpoint<'s>(&self, segments: impl IntoIterator<Item = &'s str>) -> Url {
+        let mut url = self.base.clone();
+        extend_path(&mut url, segments);
+        url
+    }
+
+    /// One page of the listing, `status` filtered or not.
+    async fn get_list(&self, status: Option<&str>, offset: u64) -> Result<Listed, HttpError> {
+        let (offset_text, limit_text) = (offset.to_string(), self.limit.to_string());
+        let mut url = self.endpoint([
+            "public",
+            "order",
+            "orders",
+            "list",
+            &self.user_id,
+            &offset_text,
+            &limit_text,
+        ]);
+        if let Some(s) = status {
+            url.query_pairs_mut().append_pair("status", s);
+        }
+        let what = url[url::Position::BeforePath..].to_string();
+        self.http
+            .execute(
+                &what,
+                |c| {
+                    c.get(url.clone())
+                        .header(AUTHORIZATION, self.authorization.clone())
+                        .header(ACCEPT, "application/json")
+                },
+                |resp| self.read_list(&what, offset, resp),
+            )
+            .await
+    }
+
+    fn read_list(&self, position: &str, offset: u64, resp: &Response) -> Result<Listed, String> {
+        let list: wire::ListPage<'_> =
+            serde_json::from_slice(&resp.body).map_err(|e| format!("not an order list: {e}"))?;
+        let mut page = Page {
+            orders: Vec::with_capacity(list.data.len()),
+            ..Page::default()
+        };
+        let mut ids = HashSet::with_capacity(list.data.len());
+        for (i, raw) in list.data.iter().enumerate() {
+            match serde_json::from_str::<wire::Record>(raw.get()) {
+                Ok(w) => {
+                    let order = map::to_canonical(w, &self.status_map, self.zone);
+                    // Offsets shift when orders arrive during a scan, so one order can come
+                    // twice; the store would take it as unchanged anyway, this just saves work.
+                    if ids.insert(order.order_id.clone()) {
+                        page.orders
+                            .push(Incoming::new(order, raw.get().to_string()));
+                    }
+                }
+                Err(e) => {
+                    let position = format!("GET {position} record {i}");
+                    warn!(platform = %self.http.platform(), position = %position, error = %e,
+                          "malformed order record skipped (kept in rejects)");
+                    page.rejects.push(RejectRecord {
+                        position,
+                        reason: e.to_string(),
+                        raw: raw.get().to_string(),
+                    });
+                }
+            }
+        }
+        let count = list.data.len() as u64;
+        let total = list
+            .total
+            .and_then(|t| rust_decimal::prelude::ToPrimitive::to_u64(&t));
+        // Advance by what came back, not by the limit asked for: a platform capping pages lower
+        // than asked must not make the scan skip records. Without a total, only a short page
+        // says the end has come.
+        let more = count > 0
+            && match total {
+                Some(t) => offset + count < t,
+                None => count >= u64::from(self.limit),
+            };
+        Ok(Listed {
+            page,
+            ids,
+            count,
+            more,
+        })
+    }
+
+    /// Where an order went, from `GET …/details/{id_user}/{id_order}`.
+    async fn whereabouts(&self, order_id: &str) -> Result<Whereabouts, HttpError> {
+        let url = self.endpoint([
+            "public",
+            "order",
+            "orders",
+            "details",
+            &self.user_id,
+            order_id,
+        ]);
+        let what = url[url::Position::BeforePath..].to_string();
+        let result = self
+            .http
+            .execute(
+                &what,
+                |c| {
+                    c.get(url.clone())
+                        .header(AUTHORIZATION, self.authorization.clone())
+                        .header(ACCEPT, "application/json")
+                },
+                |resp| {
+                    let page: wire::DetailsPage = serde_json::from_slice(&resp.body)
+                        .map_err(|e| format!("not an order's details: {e}"))?;
+                    let order = page.data.and_then(|d| d.order.into_iter().next());
+                    Ok(match order {
+                        None => Whereabouts::Gone,
+                        Some(o)
+                            if o.deleted_at
+                                .as_deref()
+                                .is_some_and(|d| !d.trim().is_empty()) =>
+                        {
+                            Whereabouts::Gone
+                        }
+                        Some(o) => match o.status.map(|s| s.trim().to_string()) {
+                            Some(s) if !s.is_empty() => Whereabouts::Status(s),
+                            _ => Whereabouts::Unknown,
+                        },
+                    })
+                },
+            )
+            .await;
+        match result {
+            Ok(w) => Ok(w),
+            Err(HttpError::Permanent { status: 404, .. }) => Ok(Whereabouts::Gone),
+            Err(e @ (HttpError::Unauthorized { .. } | HttpError::Cancelled)) => Err(e),
+            // Not knowing is no reason to fail the pass: the scan just keeps looking.
+            Err(e) => {
+                warn!(platform = %self.http.platform(), order = order_id, error = %e,
+                      "could not look the order up; looking for it in the SENT list instead");
+                Ok(Whereabouts::Unknown)
+            }
+        }
+    }
+
+    async fn open_scan(&self, i: usize, offset: u64) -> Result<Page, HttpError> {
+        let listed = self.get_list(Some(OPEN_STATUSES[i]), offset).await?;
+        let next = if listed.more {
+            Cursor::open(i, offset + listed.count)
+        } else if i + 1 < OPEN_STATUSES.len() {
+            Cursor::open(i + 1, 0)
+        } else {
+            Cursor {
+                list: List::Sent,
+                ..Cursor::default()
+            }
+        };
+        Ok(listed.into_page(Some(next)))
+    }
+
+    async fn sent_scan(&self, ctx: &PassCtx<'_>, mut cur: Cursor) -> Result<Page, HttpError> {
+        let listed = self.get_list(Some(SENT), cur.offset).await?;
+        let stored = stored_state(ctx, &listed.page.orders).await;
+        let known_page = listed.page.rejects.is_empty()
+            && !listed.page.orders.is_empty()
+            && stored.as_ref().is_some_and(|s| s.all_unchanged);
+        cur.known = if known_page { cur.known + 1 } else { 0 };
+        // Orders of the page before may still be committing: the vanished-order check must
+        // not count the open orders found there as missing.
+        let found_before = std::mem::replace(
+            &mut cur.found,
+            stored.map(|s| s.open_ids).unwrap_or_default(),
+        );
+        let first_page = cur.offset == 0;
+        cur.offset += listed.count;
+
+        let at_end = !listed.more;
+        if !at_end && cur.known < KNOWN_PAGES_TO_STOP {
+            return Ok(listed.into_page(Some(cur)));
+        }
+        // On the first SENT page the last open page may not be committed yet, so what looks
+        // vanished cannot be trusted; one more (normally empty) request settles it.
+        if at_end && first_page && !cur.settle {
+            let looks_vanished = self
+                .vanished(ctx, &cur, &listed.ids, &found_before)
+                .await
+                .is_none_or(|v| !v.is_empty());
+            if looks_vanished {
+                cur.settle = true;
+                return Ok(listed.into_page(Some(cur)));
+            }
+            return Ok(listed.into_page(cur.after_sent()));
+        }
+        let Some(mut vanished) = self.vanished(ctx, &cur, &listed.ids, &found_before).await else {
+            // The store could not say; reading on is the safe answer.
+            return Ok(listed.into_page((!at_end).then_some(cur)));
+        };
+        if !vanished.is_empty() && !cur.looked && (at_end || cur.known >= KNOWN_PAGES_BEFORE_LOOKUP)
+        {
+            cur.looked = true;
+            self.look_up(&mut cur, &vanished).await?;
+            vanished.retain(|id| !cur.skip.contains(id));
+        }
+        if at_end {
+            if !vanished.is_empty() {
+                info!(platform = %self.http.platform(), orders = vanished.len(),
+                      "open orders left the open lists but were not found in SENT; the next pass looks again");
+            }
+            return Ok(listed.into_page(cur.after_sent()));
+        }
+        if vanished.is_empty() {
+            return Ok(listed.into_page(cur.after_sent()));
+        }
+        debug!(platform = %self.http.platform(), vanished = vanished.len(), offset = cur.offset,
+               "reading on in SENT for open orders that left the open lists");
+        Ok(listed.into_page(Some(cur)))
+    }
+
+    /// Looks up the first vanished orders and decides what the scan still waits for.
+    async fn look_up(&self, cur: &mut Cursor, vanished: &[String]) -> Result<(), HttpError> {
+        let platform = self.http.platform();
+        for id in vanished.iter().take(MAX_LOOKUPS) {
+            match self.whereabouts(id).await? {
+                Whereabouts::Status(s) if s.eq_ignore_ascii_case(SENT) => {}
+                Whereabouts::Unknown => {}
+                Whereabouts::Status(s)
+                    if OPEN_STATUSES.iter().any(|o| s.eq_ignore_ascii_case(o)) =>
+                {
+                    // It moved while the open lists were read; the next pass reads it there.
+                    debug!(platform, order = %id, status = %s, "open order moved during the pass");
+                    cur.skip.push(id.clone());
+                }
+                Whereabouts::Status(s) => {
+                    info!(platform, order = %id, status = %s,
+                          "order moved to a status the scans do not list; reading the unfiltered list for it");
+                    cur.skip.push(id.clone());
+                    cur.elsewhere.push(id.clone());
+                }
+                Whereabouts::Gone => {
+                    warn!(platform, order = %id,
+                          "order is no longer on the platform (deleted); it stays stored as last seen");
+                    cur.skip.push(id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Open orders stored before this pass that it has not read again, less the ones on this
+    /// page and the previous one (maybe not committed yet) and those already accounted for.
+    /// `None` when the store cannot be read.
+    async fn vanished(
+        &self,
+        ctx: &PassCtx<'_>,
+        cur: &Cursor,
+        on_page: &HashSet<String>,
+        found_before: &[String],
+    ) -> Option<Vec<String>> {
+        let platform = ctx.platform.to_string();
+        let pass_start = ctx.window.to;
+        let result = ctx
+            .store
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT order_id, last_seen_at FROM orders WHERE platform = ?1
+                     AND upper(trim(platform_status)) IN (?2, ?3, ?4) ORDER BY placed_at, order_id",
+                )?;
+                let rows = stmt.query_map(
+                    rusqlite::params![
+                        platform,
+                        OPEN_STATUSES[0],
+                        OPEN_STATUSES[1],
+                        OPEN_STATUSES[2]
+                    ],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (id, seen) = row?;
+                    // Every page of this pass commits after the pass started.
+                    if crate::store::parse_ts(&seen).is_none_or(|t| t < pass_start) {
+                        out.push(id);
+                    }
+                }
+                Ok(out)
+            })
+            .await;
+        match result {
+            Ok(mut ids) => {
+                ids.retain(|id| {
+                    !on_page.contains(id) && !found_before.contains(id) && !cur.skip.contains(id)
+                });
+                Some(ids)
+            }
+            Err(e) => {
+                warn!(platform = %self.http.platform(), error = %e,
+                      "could not read the store to decide where the SENT scan may stop");
+                None
+            }
+        }
+    }
+
+    async fn elsewhere_scan(&self, mut cur: Cursor) -> Result<Page, HttpError> {
+        let listed = self.get_list(None, cur.offset).await?;
+        cur.elsewhere.retain(|id| !listed.ids.contains(id));
+        cur.offset += listed.count;
+        if cur.elsewhere.is_empty() {
+            return Ok(listed.into_page(None));
+        }
+        if !listed.more {
+            for id in &cur.elsewhere {
+                warn!(platform = %self.http.platform(), order = %id,
+                      "order was not found in the unfiltered list either; it stays stored as last seen");
+            }
+            return Ok(listed.into_page(None));
+        }
+        Ok(listed.into_page(Some(cur)))
+    }
+}
+
+impl Source for Mitrabunso {
+    /// Every pass reads the same lists from their heads; the window does not apply.
+    fn first_token(&self, _window: &Window) -> String {
+        Cursor::open(0, 0).encode()
+    }
+
+    async fn fetch_page(&self, ctx: &PassCtx<'_>, token: &str) -> Result<Page, HttpError> {
+        let cur = Cursor::decode(token).unwrap_or_else(|e| {
+            warn!(platform = %self.http.platform(), token, error = %e,
+                  "unreadable checkpoint (from another version?); starting the pass over");
+            Cursor::open(0, 0)
+        });
+        match cur.list {
+            List::Open(i) => self.open_scan(i, cur.offset).await,
+            List::Sent => self.sent_scan(ctx, cur).await,
+            List::Elsewhere => self.elsewhere_scan(cur).await,
+        }
+    }
+
+    /// The open-status scans of every pass re-read every open order already.
+    fn reconcile(&self) -> Reconcile {
+        Reconcile::NotNeeded
+    }
+
+    /// The list endpoint cannot select ids, and the details endpoint answers in another shape
+    /// (whose raw JSON would read as a change next time the list shows the order). Never
+    /// called, since [`Source::reconcile`] says none is needed.
+    async fn fetch_ids(&self, _ids: &[String]) -> Result<Page, HttpError> {
+        Err(HttpError::Permanent {
+            status: 0,
+            message: "mitrabunso cannot fetch orders by id; its passes re-read open orders".into(),
+        })
+    }
+}
+
+fn extend_path<'s>(url: &mut Url, segments: impl IntoIterator<Item = &'s str>) {
+    // Checked in `Mitrabunso::new`: an http(s) base URL always has a path.
+    let mut path = url
+        .path_segments_mut()
+        .expect("base_url can take a path (checked at start)");
+    path.pop_if_empty();
+    path.extend(segments);
+}
+
+/// A page as read, with what the scan logic needs beyond the [`Page`].
+struct Listed {
+    page: Page,
+    /// Every order id on the page (rejected records have none).
+    ids: HashSet<String>,
+    /// Records in `data`, rejected ones included: what the offset advances by.
+    count: u64,
+    more: bool,
+}
+
+impl Listed {
+    fn into_page(self, next: Option<Cursor>) -> Page {
+        Page {
+            next: next.map(|c| c.encode()),
+            ..self.page
+        }
+    }
+}
+
+enum Whereabouts {
+    Status(String),
+    Gone,
+    Unknown,
+}
+
+/// What the store holds for one page's orders.
+struct StoredState {
+    /// Every order is stored, with the same content hash.
+    all_unchanged: bool,
+    /// Orders on the page stored with an open status: vanished orders found here.
+    open_ids: Vec<String>,
+}
+
+async fn stored_state(ctx: &PassCtx<'_>, orders: &[Incoming]) -> Option<StoredState> {
+    if orders.is_empty() {
+        return Some(StoredState {
+            all_unchanged: false,
+            open_ids: Vec::new(),
+        });
+    }
+    let platform = ctx.platform.to_string();
+    let wanted: HashMap<String, String> = orders
+        .iter()
+        .map(|o| (o.order.order_id.clone(), o.hash.clone()))
+        .collect();
+    let result = read_stored(ctx.store, platform, wanted).await;
+    match result {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(platform = ctx.platform, error = %e,
+                  "could not read the store to compare a SENT page; reading on");
+            None
+        }
+    }
+}
+
+async fn read_stored(
+    store: &Store,
+    platform: String,
+    wanted: HashMap<String, String>,
+) -> Result<StoredState, crate::store::StoreError> {
+    store
+        .read(move |c| {
+            let placeholders: Vec<String> =
+                (0..wanted.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT order_id, content_hash, upper(trim(platform_status)) FROM orders
+                 WHERE platform = ?1 AND order_id IN ({})",
+                placeholders.join(",")
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let params = std::iter::once(platform).chain(wanted.keys().cloned());
+            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+            let mut same = 0;
+            let mut open_ids = Vec::new();
+            while let Some(r) = rows.next()? {
+                let (id, hash, status): (String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?);
+                if wanted.get(&id) == Some(&hash) {
+                    same += 1;
+                }
+                if OPEN_STATUSES.contains(&status.as_str()) {
+                    open_ids.push(id);
+                }
+            }
+            Ok(StoredState {
+                all_unchanged: same == wanted.len(),
+                open_ids,
+            })
+        })
+        .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum List {
+    /// `OPEN_STATUSES[i]`.
+    Open(usize),
+    #[default]
+    Sent,
+    /// The unfiltered listing, read for orders now in a status the scans do not list.
+    Elsewhere,
+}
+
+/// Where a pass is, encoded as the page token (`list=NEW&offset=200`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Cursor {
+    list: List,
+    offset: u64,
+    /// SENT: consecutive fully known pages up to the previous one.
+    known: u32,
+    /// SENT: vanished orders were looked up already this pass.
+    looked: bool,
+    /// SENT: the end was reached on the first page and one more request is being made to
+    /// settle what vanished.
+    settle: bool,
+    /// SENT: open orders found on the previous page (maybe still committing).
+    found: Vec<String>,
+    /// SENT: vanished orders the scan no longer waits for.
+    skip: Vec<String>,
+    /// Vanished orders in a status the scans do not list, to find in the unfiltered listing.
+    elsewhere: Vec<String>,
+}
+
+impl Cursor {
+    fn open(i: usize, offset: u64) -> Cursor {
+        Cursor {
+            list: List::Open(i),
+            offset,
+            ..Cursor::default()
+        }
+    }
+
+    /// What follows the SENT scan: the unfiltered listing if some order is to be found there.
+    fn after_sent(self) -> Option<Cursor> {
+        (!self.elsewhere.is_empty()).then(|| Cursor {
+            list: List::Elsewhere,
+            elsewhere: self.elsewhere,
+            ..Cursor::default()
+        })
+    }
+
+    fn encode(&self) -> String {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        let list = match self.list {
+            List::Open(i) => OPEN_STATUSES[i],
+            List::Sent => SENT,
+            List::Elsewhere => "ANY",
+        };
+        s.append_pair("list", list);
+        s.append_pair("offset", &self.offset.to_string());
+        if self.known > 0 {
+            s.append_pair("known", &self.known.to_string());
+        }
+        if self.looked {
+            s.append_pair("looked", "1");
+        }
+        if self.settle {
+            s.append_pair("settle", "1");
+        }
+        for (key, ids) in [
+            ("found", &self.found),
+            ("skip", &self.skip),
+            ("elsewhere", &self.elsewhere),
+        ] {
+            for id in ids {
+                s.append_pair(key, id);
+            }
+        }
+        s.finish()
+    }
+
+    fn decode(token: &str) -> Result<Cursor, String> {
+        let mut cur = Cursor::default();
+        let mut list = None;
+        for (key, value) in url::form_urlencoded::parse(token.as_bytes()) {
+            let number = |v: &str| v.parse::<u64>().map_err(|_| format!("bad {key} `{v}`"));
+            match key.as_ref() {
+                "list" => {
+                    list = Some(match value.as_ref() {
+                        SENT => List::Sent,
+                        "ANY" => List::Elsewhere,
+                        other => List::Open(
+                            OPEN_STATUSES
+                                .iter()
+                                .position(|s| *s == other)
+                                .ok_or_else(|| format!("unknown list `{other}`"))?,
+                        ),
+                    })
+                }
+                "offset" => cur.offset = number(&value)?,
+                "known" => cur.known = number(&value)?.try_into().unwrap_or(u32::MAX),
+                "looked" => cur.looked = value == "1",
+                "settle" => cur.settle = value == "1",
+                "found" => cur.found.push(value.into_owned()),
+                "skip" => cur.skip.push(value.into_owned()),
+                "elsewhere" => cur.elsewhere.push(value.into_owned()),
+                other => return Err(format!("unknown key `{other}`")),
+            }
+        }
+        cur.list = list.ok_or("no list")?;
+        Ok(cur)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_odd_ones_are_refused() {
+        let cur = Cursor {
+            list: List::Sent,
+            offset: 300,
+            known: 2,
+            looked: true,
+            settle: false,
+            found: vec!["a&b=c".into()],
+            skip: vec!["x".into(), "y".into()],
+            elsewhere: vec!["y".into()],
+        };
+        assert_eq!(Cursor::decode(&cur.encode()).unwrap(), cur);
+        assert_eq!(Cursor::open(1, 200).encode(), "list=NEW&offset=200");
+        assert_eq!(
+            Cursor::decode("list=NEW&offset=200").unwrap(),
+            Cursor::open(1, 200)
+        );
+        assert!(Cursor::decode("list=CANCELLED&offset=0").is_err());
+        assert!(Cursor::decode("offset=0").is_err());
+        assert!(Cursor::decode("list=SENT&offset=-1").is_err());
+        assert!(Cursor::decode("/api/v2/orders?start=0").is_err());
+    }
+}
