@@ -6,6 +6,7 @@
 pub mod lenient;
 pub mod merchantpro;
 pub mod model;
+pub mod sirclo;
 
 use std::future::Future;
 
@@ -89,6 +90,7 @@ pub enum ConnectorError {
 /// A configured platform, ready to be driven.
 pub enum Connector {
     Merchantpro(merchantpro::MerchantPro),
+    Sirclo(sirclo::Sirclo),
 }
 
 impl Connector {
@@ -114,6 +116,7 @@ impl Connector {
             Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
                 cfg, http,
             )?)),
+            Kind::Sirclo => Ok(Connector::Sirclo(sirclo::Sirclo::new(cfg, http)?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
     }
@@ -126,6 +129,7 @@ macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
             $crate::platforms::Connector::Merchantpro($s) => $body,
+            $crate::platforms::Connector::Sirclo($s) => $body,
         }
     };
 }

@@ -11,6 +11,7 @@
 
 pub mod faults;
 pub mod merchantpro;
+pub mod sirclo;
 
 pub use faults::{Fault, Faults};
 
