@@ -31,6 +31,14 @@ impl Redactor {
         }
     }
 
+    /// Unregisters a value given to [`Redactor::add`]. For credentials that live for one request
+    /// (a per-request MAC): keeping every one would grow the list, and the cost of each
+    /// `redact`, without bound in a long-running daemon.
+    pub fn forget(&self, secret: &str) {
+        let mut s = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        s.retain(|x| x != secret);
+    }
+
     pub fn redact(&self, text: &str) -> String {
         let s = self.secrets.read().unwrap_or_else(|e| e.into_inner());
         let mut out = text.to_string();

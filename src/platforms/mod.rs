@@ -8,6 +8,7 @@ pub mod lenient;
 pub mod merchantpro;
 pub mod mitrabunso;
 pub mod model;
+pub mod sirclo;
 
 use std::future::Future;
 
@@ -94,6 +95,7 @@ pub enum Connector {
     Merchantpro(merchantpro::MerchantPro),
     Epixel(epixel::Epixel),
     Mitrabunso(mitrabunso::Mitrabunso),
+    Sirclo(sirclo::Sirclo),
 }
 
 impl Connector {
@@ -123,6 +125,7 @@ impl Connector {
             Kind::Mitrabunso => Ok(Connector::Mitrabunso(mitrabunso::Mitrabunso::new(
                 cfg, http,
             )?)),
+            Kind::Sirclo => Ok(Connector::Sirclo(sirclo::Sirclo::new(cfg, http)?)),
             other => Err(ConnectorError::NotBuiltIn(other.as_str())),
         }
     }
@@ -174,6 +177,7 @@ macro_rules! with_source {
             $crate::platforms::Connector::Merchantpro($s) => $body,
             $crate::platforms::Connector::Epixel($s) => $body,
             $crate::platforms::Connector::Mitrabunso($s) => $body,
+            $crate::platforms::Connector::Sirclo($s) => $body,
         }
     };
 }

@@ -13,6 +13,7 @@ pub mod epixel;
 pub mod faults;
 pub mod merchantpro;
 pub mod mitrabunso;
+pub mod sirclo;
 
 pub use faults::{Fault, Faults};
 
