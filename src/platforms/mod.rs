@@ -3,6 +3,7 @@
 //! that names every built-in kind. Adding a kind is one folder, one variant and one arm in
 //! [`Connector::new`] and in [`with_source!`].
 
+pub mod akinon;
 pub mod lenient;
 pub mod merchantpro;
 pub mod model;
@@ -88,6 +89,7 @@ pub enum ConnectorError {
 
 /// A configured platform, ready to be driven.
 pub enum Connector {
+    Akinon(akinon::Akinon),
     Merchantpro(merchantpro::MerchantPro),
 }
 
@@ -111,6 +113,7 @@ impl Connector {
             cancel,
         )?;
         match cfg.kind {
+            Kind::Akinon => Ok(Connector::Akinon(akinon::Akinon::new(cfg, http)?)),
             Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
                 cfg, http,
             )?)),
@@ -125,6 +128,7 @@ impl Connector {
 macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
+            $crate::platforms::Connector::Akinon($s) => $body,
             $crate::platforms::Connector::Merchantpro($s) => $body,
         }
     };

@@ -9,6 +9,7 @@
 //! [`record_requests`] (so even refused requests are logged with their final status), then the
 //! platform's own gate, which checks auth and then calls [`apply_fault`] with the next queued fault.
 
+pub mod akinon;
 pub mod faults;
 pub mod merchantpro;
 
