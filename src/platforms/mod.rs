@@ -4,6 +4,7 @@
 //! [`Connector::new`] and in [`with_source!`].
 
 pub mod epixel;
+pub mod akinon;
 pub mod lenient;
 pub mod merchantpro;
 pub mod mitrabunso;
@@ -92,6 +93,7 @@ pub enum ConnectorError {
 
 /// A configured platform, ready to be driven.
 pub enum Connector {
+    Akinon(akinon::Akinon),
     Merchantpro(merchantpro::MerchantPro),
     Epixel(epixel::Epixel),
     Mitrabunso(mitrabunso::Mitrabunso),
@@ -118,6 +120,7 @@ impl Connector {
             cancel,
         )?;
         match cfg.kind {
+            Kind::Akinon => Ok(Connector::Akinon(akinon::Akinon::new(cfg, http)?)),
             Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
                 cfg, http,
             )?)),
@@ -174,6 +177,7 @@ pub fn check_push_params(kind: Kind, action: Action, params: &Params) -> Result<
 macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
+            $crate::platforms::Connector::Akinon($s) => $body,
             $crate::platforms::Connector::Merchantpro($s) => $body,
             $crate::platforms::Connector::Epixel($s) => $body,
             $crate::platforms::Connector::Mitrabunso($s) => $body,

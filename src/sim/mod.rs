@@ -10,6 +10,7 @@
 //! platform's own gate, which checks auth and then calls [`apply_fault`] with the next queued fault.
 
 pub mod epixel;
+pub mod akinon;
 pub mod faults;
 pub mod merchantpro;
 pub mod mitrabunso;
