@@ -1,0 +1,1003 @@
+//! Full MerchantPro sync, the real daemon against a "bare loop", on the same simulated shop.
+//!
+//! What it measures: a simulated MerchantPro shop ([`MerchantProSim`], N orders of ~2.7 KB JSON
+//! with 1–3 line items, placed every 90 s up to now) is served on loopback by this process, then
+//! the same N orders are synced into an empty SQLite database twice per round:
+//!
+//! * **bare**: this binary re-executed as `--bare-loop URL DB`: a plain `reqwest::Client` fetches
+//!   the pages one after another (the daemon's own first-page URL, then `meta.links.next`),
+//!   parses them with the daemon's wire types, `map::to_canonical` and `Incoming::new`, and
+//!   writes each page with `store::apply_page` in one transaction, on one thread. No retry layer,
+//!   rate limiter, writer thread, pipelining, checkpoint or run bookkeeping: the floor the
+//!   daemon's path is compared with.
+//! * **daemon**: the release `ordersync` binary, `ordersync --config … sync --no-reconcile`, with
+//!   a throw-away configuration (`page_size = 100`, `max_requests_per_second = 100000`).
+//!
+//! For each run: wall time, orders/s, the child's CPU seconds (user + system) and peak RSS (from
+//! `wait4`'s `rusage`). Then the ratio daemon/bare orders/s against the targets (≥ 0.75, daemon
+//! peak RSS < 64 MiB), as a table and as one `BENCH_JSON {…}` line for scripts. Every run is
+//! verified (exit status, N orders, N `created` events and nothing else, every line item, one
+//! request per page, all answered 200, and both databases holding the same rows); the process
+//! exits non-zero if verification fails, but not when a target is missed.
+//!
+//! Run it (Linux; the numbers mean something only on an otherwise idle machine):
+//!
+//! ```text
+//! cargo bench --bench sync                                  # 100,000 orders, 2 rounds
+//! ORDERSYNC_BENCH_ORDERS=20000 cargo bench --bench sync     # a quick trial
+//! ```
+//!
+//! Environment: `ORDERSYNC_BENCH_ORDERS` (default 100000), `ORDERSYNC_BENCH_ROUNDS` (default 2;
+//! each round is bare then daemon, and the fastest run of each kind is reported),
+//! `ORDERSYNC_BENCH_DIR` (where the databases go; default the system temp folder, deleted
+//! afterwards unless verification fails). Run without `--bench` (as `cargo test --benches`
+//! does) it is a smoke test: 1,000 orders, one round.
+//!
+//! Why three processes: on Linux a child's `ru_maxrss` starts from the resident size of the
+//! process that spawned it (the kernel records the old address space's high-water mark at
+//! `exec`, and `posix_spawn` shares the parent's). Spawning the measured runs from this process,
+//! which holds the whole simulated shop (hundreds of MiB at 100k orders), would report the
+//! simulator's memory as the daemon's. So the first thing this process does is start a tiny
+//! `--launcher` copy of itself; the launcher spawns each measured run, reaps it with `wait4`
+//! and sends back the figures. The report shows the floor a do-nothing child gets that way.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail, ensure};
+use chrono::{DateTime, FixedOffset, Utc};
+use ordersync::platforms::merchantpro::{map, wire};
+use ordersync::sim::merchantpro::{MerchantProSim, SimOptions};
+use ordersync::store::{Incoming, PageWrite, Store, apply_page, open_connection};
+use reqwest::Url;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const DEFAULT_ORDERS: usize = 100_000;
+const SMOKE_ORDERS: usize = 1_000;
+const DEFAULT_ROUNDS: usize = 2;
+/// MerchantPro's maximum page size, which the daemon is configured with too.
+const PAGE_SIZE: usize = 100;
+const PLATFORM: &str = "shop";
+/// Time between two simulated orders: 100k orders span about 104 days.
+const SPACING_SECS: i64 = 90;
+const TARGET_RATIO: f64 = 0.75;
+const TARGET_RSS_MIB: f64 = 64.0;
+/// `ru_maxrss` is KiB on Linux and the BSDs, bytes on macOS.
+const MAXRSS_UNIT_BYTES: f64 = if cfg!(target_os = "macos") {
+    1.0
+} else {
+    1024.0
+};
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The markers come first so that a re-executed copy never builds a shop of its own.
+    match args.first().map(String::as_str) {
+        Some("--launcher") => launcher_main(),
+        Some("--bare-loop") => bare_main(&args[1..]),
+        Some("--noop") => ExitCode::SUCCESS,
+        // `cargo bench` passes `--bench`; `cargo test --benches` runs the target without it.
+        _ => {
+            let benchmark = args.iter().any(|a| a == "--bench");
+            match orchestrate(benchmark) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("sync bench: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The launcher: spawns one measured child per request and reaps it with wait4.
+
+/// One measured run, as the orchestrator asks the launcher for it (one JSON line on stdin).
+#[derive(Debug, Serialize, Deserialize)]
+struct Job {
+    program: PathBuf,
+    args: Vec<String>,
+    env_remove: Vec<String>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+/// What `wait4` said about a finished child, plus the wall time from spawn to reap.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Usage {
+    wall_s: f64,
+    user_s: f64,
+    sys_s: f64,
+    maxrss_kib: f64,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+}
+
+impl Usage {
+    fn cpu_s(&self) -> f64 {
+        self.user_s + self.sys_s
+    }
+
+    fn rss_mib(&self) -> f64 {
+        self.maxrss_kib * 1024.0 / MIB
+    }
+
+    fn exited_ok(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    fn describe_exit(&self) -> String {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => format!("exit status {c}"),
+            (_, Some(s)) => format!("killed by signal {s}"),
+            _ => "unknown exit".to_owned(),
+        }
+    }
+}
+
+fn launcher_main() -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let reply: Result<Usage, String> = line
+            .map_err(anyhow::Error::from)
+            .and_then(|l| serde_json::from_str::<Job>(&l).map_err(anyhow::Error::from))
+            .and_then(|job| run_measured(&job))
+            .map_err(|e| format!("{e:#}"));
+        let sent = serde_json::to_string(&reply)
+            .map_err(std::io::Error::other)
+            .and_then(|s| writeln!(out, "{s}"))
+            .and_then(|()| out.flush());
+        if sent.is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_measured(job: &Job) -> anyhow::Result<Usage> {
+    let mut cmd = Command::new(&job.program);
+    cmd.args(&job.args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&job.stdout).context("child's stdout file")?)
+        .stderr(File::create(&job.stderr).context("child's stderr file")?);
+    for name in &job.env_remove {
+        cmd.env_remove(name);
+    }
+    let began = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", job.program.display()))?;
+    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value for wait4 to overwrite.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live locals; pid is our own unreaped child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err).context("wait4");
+        }
+    }
+    let wall = began.elapsed();
+    // Already reaped by wait4; dropping a std Child neither waits nor kills.
+    drop(child);
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    Ok(Usage {
+        wall_s: wall.as_secs_f64(),
+        user_s: secs(ru.ru_utime),
+        sys_s: secs(ru.ru_stime),
+        maxrss_kib: ru.ru_maxrss as f64 * MAXRSS_UNIT_BYTES / 1024.0,
+        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+    })
+}
+
+/// The orchestrator's end of the launcher.
+struct Launcher {
+    child: Child,
+    to: Option<ChildStdin>,
+    from: BufReader<ChildStdout>,
+}
+
+impl Launcher {
+    fn start() -> anyhow::Result<Launcher> {
+        let exe = std::env::current_exe().context("cannot find the bench executable")?;
+        let mut child = Command::new(exe)
+            .arg("--launcher")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the launcher")?;
+        let to = child.stdin.take();
+        let from = BufReader::new(child.stdout.take().context("launcher stdout")?);
+        Ok(Launcher { child, to, from })
+    }
+
+    fn run(&mut self, job: &Job) -> anyhow::Result<Usage> {
+        let to = self.to.as_mut().context("launcher already closed")?;
+        writeln!(to, "{}", serde_json::to_string(job)?)?;
+        to.flush()?;
+        let mut line = String::new();
+        if self.from.read_line(&mut line)? == 0 {
+            bail!("the launcher exited");
+        }
+        serde_json::from_str::<Result<Usage, String>>(&line)?.map_err(|e| anyhow!(e))
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        // Closing its stdin ends the launcher's loop.
+        self.to.take();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bare loop (a child process).
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BareStats {
+    pages: u64,
+    orders: u64,
+    body_bytes: u64,
+}
+
+const BARE_RESULT: &str = "BARE_RESULT ";
+
+fn bare_main(args: &[String]) -> ExitCode {
+    let [url, db] = args else {
+        eprintln!("usage: sync-bench --bare-loop FIRST_PAGE_URL DATABASE");
+        return ExitCode::from(2);
+    };
+    match bare_loop(url, Path::new(db)) {
+        Ok(stats) => {
+            println!(
+                "{BARE_RESULT}{}",
+                serde_json::to_string(&stats).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bare loop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
+    ordersync::http::install_crypto_provider();
+    // The daemon's own migrations make the schema. Store's writer thread is not part of the bare
+    // loop: the handle is dropped at once and the pages go through a connection of our own.
+    drop(Store::open(db)?);
+    let mut conn = open_connection(db, false)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::new();
+    let creds = SimOptions::default();
+    // What the daemon uses when the configuration sets neither `status_map` nor `timezone`.
+    let status_map = BTreeMap::new();
+    let zone = FixedOffset::east_opt(0).expect("UTC is a valid offset");
+    let mut url = Url::parse(first_page)?;
+    let mut stats = BareStats::default();
+    loop {
+        let body = rt.block_on(async {
+            client
+                .get(url.clone())
+                .basic_auth(&creds.api_key, Some(&creds.api_secret))
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await
+        })?;
+        stats.body_bytes += body.len() as u64;
+        let list: wire::ListPage<'_> = serde_json::from_slice(&body).context("list page")?;
+        let mut orders = Vec::with_capacity(list.data.len());
+        for raw in &list.data {
+            let order: wire::Order = serde_json::from_str(raw.get()).context("order record")?;
+            orders.push(Incoming::new(
+                map::to_canonical(order, &status_map, zone),
+                raw.get().to_string(),
+            ));
+        }
+        // The daemon's end-of-listing rule: no link, an empty link, or an empty page.
+        let next = list
+            .meta
+            .and_then(|m| m.links)
+            .and_then(|l| l.next)
+            .filter(|n| !n.is_empty() && !list.data.is_empty());
+        stats.pages += 1;
+        stats.orders += orders.len() as u64;
+        let page = PageWrite {
+            platform: PLATFORM.to_owned(),
+            orders,
+            rejects: Vec::new(),
+            observed_at: Utc::now(),
+            checkpoint: None,
+        };
+        let tx = conn.transaction()?;
+        apply_page(&tx, &page)?;
+        tx.commit()?;
+        match next {
+            Some(n) => url = url.join(&n)?,
+            None => break,
+        }
+    }
+    Ok(stats)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The orchestrator.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bare,
+    Daemon,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Daemon => "daemon",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RunResult {
+    kind: Kind,
+    round: usize,
+    usage: Usage,
+    /// CPU this process (the simulator's server, mostly) spent during the run: the share of the
+    /// machine the measured child did not get.
+    sim_cpu_s: f64,
+    requests: usize,
+}
+
+impl RunResult {
+    fn orders_per_s(&self, n: usize) -> f64 {
+        n as f64 / self.usage.wall_s
+    }
+
+    fn to_json(&self, n: usize) -> serde_json::Value {
+        json!({
+            "kind": self.kind.as_str(),
+            "round": self.round,
+            "wall_s": round3(self.usage.wall_s),
+            "orders_per_s": round3(self.orders_per_s(n)),
+            "cpu_s": round3(self.usage.cpu_s()),
+            "user_s": round3(self.usage.user_s),
+            "sys_s": round3(self.usage.sys_s),
+            "peak_rss_mib": round3(self.usage.rss_mib()),
+            "sim_cpu_s": round3(self.sim_cpu_s),
+            "requests": self.requests,
+        })
+    }
+}
+
+/// Everything the runs share.
+struct Bench {
+    n: usize,
+    expected_items: i64,
+    expected_pages: usize,
+    sim: MerchantProSim,
+    base_url: String,
+    first_path: String,
+    backfill_from: DateTime<Utc>,
+    daemon_bin: PathBuf,
+    bench_bin: PathBuf,
+    /// `ORDERSYNC_*` variables would override (or, unknown, fail) the daemon's configuration.
+    env_remove: Vec<String>,
+    launcher: Launcher,
+    failures: Vec<String>,
+}
+
+fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
+    // First, while this process is still small: see the module doc.
+    let launcher = Launcher::start()?;
+
+    let n = env_usize(
+        "ORDERSYNC_BENCH_ORDERS",
+        if benchmark {
+            DEFAULT_ORDERS
+        } else {
+            SMOKE_ORDERS
+        },
+    )?;
+    let rounds = env_usize(
+        "ORDERSYNC_BENCH_ROUNDS",
+        if benchmark { DEFAULT_ROUNDS } else { 1 },
+    )?;
+    ensure!(n > 0, "ORDERSYNC_BENCH_ORDERS must be at least 1");
+    ensure!(rounds > 0, "ORDERSYNC_BENCH_ROUNDS must be at least 1");
+    let work = match std::env::var_os("ORDERSYNC_BENCH_DIR") {
+        Some(d) => tempfile::Builder::new()
+            .prefix("ordersync-bench-")
+            .tempdir_in(d)?,
+        None => tempfile::Builder::new()
+            .prefix("ordersync-bench-")
+            .tempdir()?,
+    };
+
+    let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
+    let cpu = cpu_model();
+    let load_start = loadavg();
+    let fs = filesystem_of(work.path());
+
+    println!("ordersync sync benchmark (benches/sync.rs)");
+    if !benchmark {
+        println!("smoke mode (run without --bench): {n} orders, {rounds} round(s)");
+    }
+    println!("machine    : {cores} cores available, {cpu}; load average at start {load_start}");
+    println!("databases  : {} ({fs})", work.path().display());
+    println!("generating a shop of {n} orders…");
+
+    // The shop: orders every 90 s up to a quarter hour ago, all before the daemon's frozen upper
+    // bound (now), all after `backfill_from`.
+    let spacing = chrono::Duration::seconds(SPACING_SECS);
+    let start = Utc::now() - spacing * (i32::try_from(n)? + 10);
+    let backfill_from = start - chrono::Duration::days(2);
+    let generated = Instant::now();
+    let sim = MerchantProSim::new(SimOptions {
+        orders: n,
+        start,
+        spacing,
+        ..SimOptions::default()
+    });
+    let generate_s = generated.elapsed().as_secs_f64();
+    let truth = sim.truth();
+    let expected_items: i64 = truth.iter().map(|t| t.line_items as i64).sum();
+    drop(truth);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sim")
+        .build()?;
+    let server = rt.block_on(sim.serve())?;
+    let base_url = server.base_url();
+
+    // The daemon's first page on an empty database (MerchantPro::first_token with the window
+    // starting at backfill_from): the bare loop starts from the very same URL.
+    let first_path = format!(
+        "/api/v2/orders?start=0&limit={PAGE_SIZE}&include=line_items&sort=date_created&created_after={}",
+        (backfill_from - chrono::Duration::days(1)).format("%Y-%m-%d")
+    );
+    let env_remove = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.to_ascii_uppercase().starts_with("ORDERSYNC_") || k == "JOURNAL_STREAM")
+        .collect();
+    let mut bench = Bench {
+        n,
+        expected_items,
+        expected_pages: n.div_ceil(PAGE_SIZE).max(1),
+        sim,
+        base_url,
+        first_path,
+        backfill_from,
+        daemon_bin: PathBuf::from(env!("CARGO_BIN_EXE_ordersync")),
+        bench_bin: std::env::current_exe()?,
+        env_remove,
+        launcher,
+        failures: Vec::new(),
+    };
+    println!(
+        "shop       : {n} orders, {expected_items} line items, {} pages of {PAGE_SIZE}; generated in {generate_s:.1} s, served by this process on {}",
+        bench.expected_pages, bench.base_url
+    );
+    println!(
+        "daemon     : {} (ordersync {})",
+        bench.daemon_bin.display(),
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let floor = bench.calibrate(work.path())?;
+    println!(
+        "RSS floor  : {:.1} MiB (peak RSS of a do-nothing child spawned the same way)",
+        floor.rss_mib()
+    );
+
+    println!();
+    print_header();
+    let mut runs = Vec::new();
+    let mut record_bytes = None;
+    let mut wire_bytes = None;
+    for round in 1..=rounds {
+        let dir = work.path().join(format!("round-{round}"));
+        std::fs::create_dir_all(&dir)?;
+        let (bare, stats) = bench.run_bare(&dir, round)?;
+        print_run(&bare, n);
+        let daemon = bench.run_daemon(&dir, round)?;
+        print_run(&daemon, n);
+        bench.compare_stores(&dir.join("bare.db"), &dir.join("daemon/ordersync.db"));
+        if record_bytes.is_none() {
+            record_bytes = bench.record_bytes(&dir.join("bare.db"));
+            wire_bytes = stats.map(|s| s.body_bytes as f64 / n as f64);
+        }
+        runs.push(bare);
+        runs.push(daemon);
+        if bench.failures.is_empty() {
+            // Hundreds of MiB per database at 100k orders: keep only the round under way.
+            std::fs::remove_dir_all(&dir)?;
+        }
+    }
+    drop(server);
+    let load_end = loadavg();
+
+    let best = |kind: Kind| {
+        runs.iter()
+            .filter(|r| r.kind == kind)
+            .min_by(|a, b| a.usage.wall_s.total_cmp(&b.usage.wall_s))
+            .expect("at least one round")
+    };
+    let max_rss = |kind: Kind| {
+        runs.iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.usage.rss_mib())
+            .fold(0.0, f64::max)
+    };
+    let (bare, daemon) = (best(Kind::Bare), best(Kind::Daemon));
+    let ratio = daemon.orders_per_s(n) / bare.orders_per_s(n);
+    let daemon_rss = max_rss(Kind::Daemon);
+    let ratio_met = ratio >= TARGET_RATIO;
+    let rss_met = daemon_rss < TARGET_RSS_MIB;
+    let verified = bench.failures.is_empty();
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+
+    println!();
+    println!(
+        "JSON       : {} bytes per order record, {} bytes per order on the wire (whole pages)",
+        record_bytes.map_or("?".to_owned(), |b| format!("{b:.0}")),
+        wire_bytes.map_or("?".to_owned(), |b| format!("{b:.0}")),
+    );
+    println!(
+        "best of {rounds} round(s) by wall time (peak RSS for the target: highest of the kind's runs)"
+    );
+    print_header();
+    print_run(bare, n);
+    print_run(daemon, n);
+    println!(
+        "ratio daemon/bare orders/s: {ratio:.3} (target >= {TARGET_RATIO}: {})",
+        met(ratio_met)
+    );
+    println!(
+        "daemon peak RSS: {daemon_rss:.1} MiB (target < {TARGET_RSS_MIB} MiB: {})",
+        met(rss_met)
+    );
+    println!("load average at end: {load_end}");
+    if verified {
+        println!(
+            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, stores identical)",
+            runs.len(),
+            bench.expected_pages
+        );
+    } else {
+        println!("verification: FAILED");
+        for f in &bench.failures {
+            println!("  - {f}");
+        }
+        println!("kept for inspection: {}", work.keep().display());
+    }
+    let report = json!({
+        "bench": "sync",
+        "mode": if benchmark { "bench" } else { "smoke" },
+        "date": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "ordersync_version": env!("CARGO_PKG_VERSION"),
+        "machine": {
+            "cores": cores,
+            "cpu_model": cpu,
+            "loadavg_start": load_start,
+            "loadavg_end": load_end,
+            "db_filesystem": fs,
+        },
+        "orders": n,
+        "line_items": expected_items,
+        "pages": bench.expected_pages,
+        "page_size": PAGE_SIZE,
+        "json_bytes_per_order": record_bytes.map(|b| b.round()),
+        "wire_bytes_per_order": wire_bytes.map(|b| b.round()),
+        "rounds": rounds,
+        "selection": "fastest wall time of each kind; target RSS = highest daemon peak RSS",
+        "rss_floor_mib": round3(floor.rss_mib()),
+        "bare": bare.to_json(n),
+        "daemon": daemon.to_json(n),
+        "runs": runs.iter().map(|r| r.to_json(n)).collect::<Vec<_>>(),
+        "ratio": round3(ratio),
+        "daemon_peak_rss_mib": round3(daemon_rss),
+        "targets": {
+            "ratio_min": TARGET_RATIO,
+            "rss_max_mib": TARGET_RSS_MIB,
+            "ratio_met": ratio_met,
+            "rss_met": rss_met,
+        },
+        "verified": verified,
+        "failures": bench.failures,
+    });
+    println!("BENCH_JSON {report}");
+    Ok(verified)
+}
+
+impl Bench {
+    fn job(&self, program: &Path, args: Vec<String>, dir: &Path, name: &str) -> Job {
+        Job {
+            program: program.to_path_buf(),
+            args,
+            env_remove: self.env_remove.clone(),
+            stdout: dir.join(format!("{name}.stdout")),
+            stderr: dir.join(format!("{name}.stderr")),
+        }
+    }
+
+    fn calibrate(&mut self, dir: &Path) -> anyhow::Result<Usage> {
+        let job = self.job(&self.bench_bin, vec!["--noop".into()], dir, "noop");
+        let usage = self.launcher.run(&job)?;
+        ensure!(
+            usage.exited_ok(),
+            "the do-nothing child failed: {}",
+            usage.describe_exit()
+        );
+        Ok(usage)
+    }
+
+    /// Runs `job` through the launcher, with the simulator's CPU and request count around it.
+    fn measure(&mut self, kind: Kind, round: usize, job: &Job) -> anyhow::Result<RunResult> {
+        let requests_before = self.sim.request_count();
+        let cpu_before = self_cpu_s();
+        let usage = self.launcher.run(job)?;
+        let sim_cpu_s = self_cpu_s() - cpu_before;
+        let requests = self.sim.request_count() - requests_before;
+        let run = RunResult {
+            kind,
+            round,
+            usage,
+            sim_cpu_s,
+            requests,
+        };
+        let label = format!("{} run {round}", kind.as_str());
+        if !usage.exited_ok() {
+            self.failures.push(format!(
+                "{label}: {}; its stderr ends with:\n{}",
+                usage.describe_exit(),
+                tail(&job.stderr, 15)
+            ));
+        }
+        self.check_requests(&label, requests);
+        Ok(run)
+    }
+
+    /// One request per page, every one answered 200, starting at the daemon's first page.
+    fn check_requests(&mut self, label: &str, requests: usize) {
+        if requests != self.expected_pages {
+            self.failures.push(format!(
+                "{label}: {requests} requests, expected one per page ({})",
+                self.expected_pages
+            ));
+        }
+        let log = self.sim.requests();
+        let ours = &log[log.len().saturating_sub(requests)..];
+        if let Some(bad) = ours.iter().find(|r| r.status != 200) {
+            self.failures.push(format!(
+                "{label}: GET {} answered {}",
+                bad.path_and_query, bad.status
+            ));
+        }
+        if requests <= log.len()
+            && let Some(first) = ours.first()
+            && first.path_and_query != self.first_path
+        {
+            self.failures.push(format!(
+                "{label}: first request was {}, expected {}",
+                first.path_and_query, self.first_path
+            ));
+        }
+    }
+
+    fn run_bare(
+        &mut self,
+        dir: &Path,
+        round: usize,
+    ) -> anyhow::Result<(RunResult, Option<BareStats>)> {
+        let db = dir.join("bare.db");
+        let url = format!("{}{}", self.base_url, self.first_path);
+        let args = vec!["--bare-loop".into(), url, db.to_string_lossy().into_owned()];
+        let job = self.job(&self.bench_bin, args, dir, "bare");
+        let run = self.measure(Kind::Bare, round, &job)?;
+        let stats = std::fs::read_to_string(&job.stdout).ok().and_then(|out| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(BARE_RESULT))
+                .and_then(|j| serde_json::from_str::<BareStats>(j).ok())
+        });
+        let label = format!("bare run {round}");
+        match &stats {
+            Some(s) if s.orders == self.n as u64 => {}
+            Some(s) => self.failures.push(format!(
+                "{label}: fetched {} orders, expected {}",
+                s.orders, self.n
+            )),
+            None => self.failures.push(format!("{label}: no {BARE_RESULT}line")),
+        }
+        self.verify_store(&label, &db, false);
+        Ok((run, stats))
+    }
+
+    fn run_daemon(&mut self, dir: &Path, round: usize) -> anyhow::Result<RunResult> {
+        let conf = dir.join("daemon");
+        let main_file = self.write_config(&conf)?;
+        let args = vec![
+            "--config".into(),
+            main_file.to_string_lossy().into_owned(),
+            "sync".into(),
+            "--no-reconcile".into(),
+        ];
+        let job = self.job(&self.daemon_bin, args, dir, "daemon");
+        let run = self.measure(Kind::Daemon, round, &job)?;
+        self.verify_store(
+            &format!("daemon run {round}"),
+            &conf.join("ordersync.db"),
+            true,
+        );
+        Ok(run)
+    }
+
+    /// A main file and `platforms.d/shop.toml`, as an operator would write them.
+    fn write_config(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(dir.join("platforms.d"))?;
+        let db = dir.join("ordersync.db");
+        let main_file = dir.join("ordersync.toml");
+        std::fs::write(
+            &main_file,
+            format!(
+                "[daemon]\ndatabase = {}\nlog_level = \"info\"\n",
+                toml_string(&db.to_string_lossy())
+            ),
+        )?;
+        let creds = SimOptions::default();
+        // `max_requests_per_second` must be > 0; this high it never makes a request wait.
+        let platform = format!(
+            "[platforms.{PLATFORM}]\nkind = \"merchantpro\"\nbase_url = {url}\n\
+             backfill_from = \"{from}\"\npage_size = {PAGE_SIZE}\nmax_requests_per_second = 100000\n\
+             [platforms.{PLATFORM}.auth]\napi_key = {key}\napi_secret = {secret}\n",
+            url = toml_string(&self.base_url),
+            from = self.backfill_from.to_rfc3339(),
+            key = toml_string(&creds.api_key),
+            secret = toml_string(&creds.api_secret),
+        );
+        std::fs::write(dir.join("platforms.d").join("shop.toml"), platform)?;
+        Ok(main_file)
+    }
+
+    /// Exactly N orders, N `created` events and no other event, every line item; for the daemon
+    /// also one finished `sync` run and a closed pass.
+    fn verify_store(&mut self, label: &str, db: &Path, daemon: bool) {
+        if let Err(e) = self.try_verify_store(label, db, daemon) {
+            self.failures.push(format!("{label}: {e:#}"));
+        }
+    }
+
+    fn try_verify_store(&mut self, label: &str, db: &Path, daemon: bool) -> anyhow::Result<()> {
+        ensure!(db.exists(), "no database at {}", db.display());
+        let conn = Connection::open(db)?;
+        let count =
+            |sql: &str| -> anyhow::Result<i64> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+        let n = self.n as i64;
+        let items = self.expected_items;
+        let mut expect = |what: &str, got: i64, want: i64| {
+            if got != want {
+                self.failures
+                    .push(format!("{label}: {got} {what}, expected {want}"));
+            }
+        };
+        expect(
+            "orders",
+            count(&format!(
+                "SELECT count(*) FROM orders WHERE platform = '{PLATFORM}'"
+            ))?,
+            n,
+        );
+        expect(
+            "created events",
+            count("SELECT count(*) FROM order_events WHERE kind = 'created'")?,
+            n,
+        );
+        expect(
+            "events in all",
+            count("SELECT count(*) FROM order_events")?,
+            n,
+        );
+        expect(
+            "line items",
+            count("SELECT count(*) FROM order_items")?,
+            items,
+        );
+        expect("rejects", count("SELECT count(*) FROM rejects")?, 0);
+        if daemon {
+            expect(
+                "finished sync runs with every order fetched and created",
+                count(&format!(
+                    "SELECT count(*) FROM sync_runs WHERE kind = 'sync' AND outcome = 'ok' \
+                     AND fetched = {n} AND created = {n}"
+                ))?,
+                1,
+            );
+            expect(
+                "closed passes with a cursor",
+                count(
+                    "SELECT count(*) FROM sync_state WHERE cursor IS NOT NULL AND resume IS NULL",
+                )?,
+                1,
+            );
+        }
+        Ok(())
+    }
+
+    /// Both runs must have stored the same rows: same raw record (by hash) and same mapping.
+    fn compare_stores(&mut self, bare: &Path, daemon: &Path) {
+        let result = (|| -> anyhow::Result<(i64, i64)> {
+            let conn = Connection::open(bare)?;
+            conn.execute(
+                "ATTACH DATABASE ?1 AS d",
+                [daemon.to_string_lossy().as_ref()],
+            )?;
+            let orders = conn.query_row(
+                "SELECT count(*) FROM main.orders b JOIN d.orders x
+                   ON x.platform = b.platform AND x.order_id = b.order_id
+                 WHERE x.content_hash = b.content_hash AND x.number IS b.number
+                   AND x.status IS b.status AND x.platform_status IS b.platform_status
+                   AND x.placed_at IS b.placed_at AND x.updated_at IS b.updated_at
+                   AND x.currency IS b.currency AND x.total IS b.total
+                   AND x.customer_name IS b.customer_name
+                   AND x.tracking_number IS b.tracking_number",
+                [],
+                |r| r.get(0),
+            )?;
+            let items = conn.query_row(
+                "SELECT count(*) FROM main.order_items b JOIN d.order_items x
+                   ON x.platform = b.platform AND x.order_id = b.order_id AND x.item_id = b.item_id
+                 WHERE x.sku IS b.sku AND x.name IS b.name AND x.quantity IS b.quantity
+                   AND x.unit_price IS b.unit_price AND x.status IS b.status",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok((orders, items))
+        })();
+        match result {
+            Ok((orders, items)) if orders == self.n as i64 && items == self.expected_items => {}
+            Ok((orders, items)) => self.failures.push(format!(
+                "bare and daemon stores differ: {orders} identical orders of {}, {items} identical items of {}",
+                self.n, self.expected_items
+            )),
+            Err(e) => self
+                .failures
+                .push(format!("cannot compare the two stores: {e:#}")),
+        }
+    }
+
+    /// Average bytes of one order's JSON record, as stored (the record exactly as served).
+    fn record_bytes(&self, db: &Path) -> Option<f64> {
+        let conn = Connection::open(db).ok()?;
+        let total: i64 = conn
+            .query_row(
+                "SELECT sum(length(CAST(raw AS BLOB))) FROM orders",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        Some(total as f64 / self.n as f64)
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:<10} {:>9} {:>10} {:>8} {:>13} {:>10}",
+        "run", "wall s", "orders/s", "CPU s", "peak RSS MiB", "sim CPU s"
+    );
+}
+
+fn print_run(r: &RunResult, n: usize) {
+    println!(
+        "{:<10} {:>9.3} {:>10.0} {:>8.3} {:>13.1} {:>10.3}",
+        format!("{} #{}", r.kind.as_str(), r.round),
+        r.usage.wall_s,
+        r.orders_per_s(n),
+        r.usage.cpu_s(),
+        r.usage.rss_mib(),
+        r.sim_cpu_s,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// A TOML basic string (JSON's escaping is valid TOML for everything a path or URL holds).
+fn toml_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+/// User + system CPU seconds of this process so far.
+fn self_cpu_s() -> f64 {
+    // SAFETY: rusage is plain old data and getrusage only writes to it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a pointer to a live local.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Hardware"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// The filesystem type the databases live on (tmpfs and ext4 sync very differently).
+fn filesystem_of(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mounts")
+        .ok()
+        .and_then(|mounts| {
+            mounts
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    let (_, point, fstype) = (f.next()?, f.next()?, f.next()?);
+                    Some((
+                        PathBuf::from(point.replace("\\040", " ")),
+                        fstype.to_owned(),
+                    ))
+                })
+                .filter(|(point, _)| dir.starts_with(point))
+                .max_by_key(|(point, _)| point.components().count())
+                .map(|(_, fstype)| fstype)
+        })
+        .unwrap_or_else(|| "unknown filesystem".to_owned())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
