@@ -3,8 +3,8 @@
 //! that names every built-in kind. Adding a kind is one folder, one variant and one arm in
 //! [`Connector::new`] and in [`with_source!`].
 
-pub mod epixel;
 pub mod akinon;
+pub mod epixel;
 pub mod lenient;
 pub mod merchantpro;
 pub mod mitrabunso;
@@ -83,8 +83,6 @@ pub trait Source: Send + Sync {
 /// Why a platform could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("kind `{0}` is not built into this version of ordersync yet")]
-    NotBuiltIn(&'static str),
     #[error("{0}")]
     Http(#[from] HttpError),
     #[error("{0}")]
@@ -94,8 +92,8 @@ pub enum ConnectorError {
 /// A configured platform, ready to be driven.
 pub enum Connector {
     Akinon(akinon::Akinon),
-    Merchantpro(merchantpro::MerchantPro),
     Epixel(epixel::Epixel),
+    Merchantpro(merchantpro::MerchantPro),
     Mitrabunso(mitrabunso::Mitrabunso),
     Sirclo(sirclo::Sirclo),
 }
@@ -119,18 +117,13 @@ impl Connector {
             redactor.clone(),
             cancel,
         )?;
-        match cfg.kind {
-            Kind::Akinon => Ok(Connector::Akinon(akinon::Akinon::new(cfg, http)?)),
-            Kind::Merchantpro => Ok(Connector::Merchantpro(merchantpro::MerchantPro::new(
-                cfg, http,
-            )?)),
-            Kind::Epixel => Ok(Connector::Epixel(epixel::Epixel::new(cfg, http)?)),
-            Kind::Mitrabunso => Ok(Connector::Mitrabunso(mitrabunso::Mitrabunso::new(
-                cfg, http,
-            )?)),
-            Kind::Sirclo => Ok(Connector::Sirclo(sirclo::Sirclo::new(cfg, http)?)),
-            other => Err(ConnectorError::NotBuiltIn(other.as_str())),
-        }
+        Ok(match cfg.kind {
+            Kind::Akinon => Connector::Akinon(akinon::Akinon::new(cfg, http)?),
+            Kind::Epixel => Connector::Epixel(epixel::Epixel::new(cfg, http)?),
+            Kind::Merchantpro => Connector::Merchantpro(merchantpro::MerchantPro::new(cfg, http)?),
+            Kind::Mitrabunso => Connector::Mitrabunso(mitrabunso::Mitrabunso::new(cfg, http)?),
+            Kind::Sirclo => Connector::Sirclo(sirclo::Sirclo::new(cfg, http)?),
+        })
     }
 }
 
@@ -140,6 +133,8 @@ impl Connector {
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
         match self {
             Connector::Merchantpro(p) => Some(p.push(entries).await),
+            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
 
@@ -147,6 +142,8 @@ impl Connector {
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
         match self {
             Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
+            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
 }
@@ -178,8 +175,8 @@ macro_rules! with_source {
     ($connector:expr, $s:ident => $body:expr) => {
         match $connector {
             $crate::platforms::Connector::Akinon($s) => $body,
-            $crate::platforms::Connector::Merchantpro($s) => $body,
             $crate::platforms::Connector::Epixel($s) => $body,
+            $crate::platforms::Connector::Merchantpro($s) => $body,
             $crate::platforms::Connector::Mitrabunso($s) => $body,
             $crate::platforms::Connector::Sirclo($s) => $body,
         }

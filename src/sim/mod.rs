@@ -9,8 +9,8 @@
 //! [`record_requests`] (so even refused requests are logged with their final status), then the
 //! platform's own gate, which checks auth and then calls [`apply_fault`] with the next queued fault.
 
-pub mod epixel;
 pub mod akinon;
+pub mod epixel;
 pub mod faults;
 pub mod merchantpro;
 pub mod mitrabunso;

@@ -198,12 +198,34 @@ impl Engine<'_> {
         opts: PassOptions,
     ) -> Result<PassReport, SyncError> {
         let started = Instant::now();
+        let (mut report, resumed) = self.one_pass(src, opts).await?;
+        // A resumed pass ends at its old frozen bound: follow it with a fresh pass, so a run
+        // after a crash still brings the store up to now.
+        if resumed && !report.interrupted {
+            let (fresh, _) = self.one_pass(src, opts).await?;
+            report.fetched += fresh.fetched;
+            report.pages += fresh.pages;
+            report.outcome.add(fresh.outcome);
+            report.interrupted = fresh.interrupted;
+        }
+        report.took = started.elapsed();
+        Ok(report)
+    }
+
+    /// One pass: the interrupted one if there is one (and `full` is not asked), else a new one.
+    /// Also says whether it was a resumed pass.
+    async fn one_pass<S: Source>(
+        &self,
+        src: &S,
+        opts: PassOptions,
+    ) -> Result<(PassReport, bool), SyncError> {
         let platform = self.cfg.name.clone();
         let state = self
             .store
             .read(move |c| store::load_pass_state(c, &platform))
             .await
             .map_err(|e| self.store_error(e))?;
+        let resumed = state.pass.is_some() && !opts.full;
         let (window, started_at, token) = match (&state.pass, opts.full) {
             // A pass that was interrupted resumes with its own frozen window and next page.
             (Some(p), false) => {
@@ -277,8 +299,7 @@ impl Engine<'_> {
             report.outcome.add(written?);
             page = fetched.map_err(|e| self.http_error(e))?;
         }
-        report.took = started.elapsed();
-        Ok(report)
+        Ok((report, resumed))
     }
 
     async fn run_reconcile<S: Source>(&self, src: &S) -> Result<PassReport, SyncError> {

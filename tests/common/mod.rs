@@ -132,7 +132,24 @@ pub fn assert_store_matches(conn: &Connection, platform: &str, truth: &[TruthOrd
         conn,
         &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),
     );
-    assert_eq!(stored as usize, truth.len(), "number of stored orders");
+    if stored as usize != truth.len() {
+        let mut stmt = conn
+            .prepare("SELECT 1 FROM orders WHERE platform = ?1 AND order_id = ?2")
+            .unwrap();
+        let missing: Vec<u64> = truth
+            .iter()
+            .filter(|t| {
+                !stmt
+                    .exists(rusqlite::params![platform, t.id.to_string()])
+                    .unwrap()
+            })
+            .map(|t| t.id)
+            .collect();
+        panic!(
+            "{stored} orders stored, the platform has {}; missing: {missing:?}",
+            truth.len()
+        );
+    }
     let mut stmt = conn
         .prepare(
             "SELECT number, status, platform_status, total, currency, customer_name,
