@@ -1,17 +1,19 @@
-//! `ordersync demo`: the daemon against built-in simulated shops on loopback, with a throw-away
-//! configuration and database, while a small script plays the shop (new orders, status moves)
-//! so there is something to watch. Ends on Ctrl-C or after `--for`, with the `status` summary.
+//! `ordersync demo`: the daemon against built-in simulated shops of every kind on loopback, with
+//! a throw-away configuration and database, while a small script plays the shops and an
+//! operator (new orders, status moves, queued pushes) so there is something to watch. Ends on
+//! Ctrl-C or after `--for`, with the `status` summary.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::Exit;
-use crate::config;
+use crate::config::{self, Config};
+use crate::outbox::{Action, Params};
+use crate::platforms::model::Status;
 use crate::scheduler::{self, DaemonOptions};
-use crate::sim::merchantpro::{MerchantProSim, SimOptions};
+use crate::sim::fleet::{Fleet, NAMES};
 
 /// Removes the throw-away folder however the demo ends.
 struct TempDir(PathBuf);
@@ -33,43 +35,26 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
     let dir = TempDir(std::env::temp_dir().join(format!("ordersync-demo-{}", std::process::id())));
     std::fs::create_dir_all(dir.0.join("platforms.d"))?;
 
-    let spacing = chrono::Duration::seconds(90);
-    let start = Utc::now() - spacing * orders.max(1) as i32;
-    let sim = MerchantProSim::new(SimOptions {
-        orders,
-        start,
-        spacing,
-        ..SimOptions::default()
-    });
-    let server = sim.serve().await?;
-    let opts = SimOptions::default();
-
+    let fleet = Fleet::start(orders).await?;
     std::fs::write(
         dir.0.join("ordersync.toml"),
         format!(
-            "# Written by `ordersync demo`; removed when it ends.\n[daemon]\ndatabase = \"{}\"\nshutdown_grace = \"5s\"\n",
+            "# Written by `ordersync demo`; removed when it ends.\n[daemon]\ndatabase = \"{}\"\n\
+             push_interval = \"3s\"\nshutdown_grace = \"5s\"\n",
             dir.0.join("demo.db").display()
         ),
     )?;
-    std::fs::write(
-        dir.0.join("platforms.d/demo-merchantpro.toml"),
-        format!(
-            "[platforms.demo-merchantpro]\nkind = \"merchantpro\"\nbase_url = \"{}\"\n\
-             schedule = \"*/5 * * * * *\"\nreconcile_schedule = \"*/15 * * * * *\"\n\
-             backfill_from = \"{}\"\nlookback = \"2m\"\nmax_requests_per_second = 50\n\
-             [platforms.demo-merchantpro.auth]\napi_key = \"{}\"\napi_secret = \"{}\"\n",
-            server.base_url(),
-            (start - chrono::Duration::days(1)).to_rfc3339(),
-            opts.api_key,
-            opts.api_secret
-        ),
-    )?;
+    let extra = "schedule = \"*/5 * * * * *\"\nreconcile_schedule = \"7/15 * * * * *\"\n\
+                 lookback = \"2m\"\nmax_requests_per_second = 1000\n";
+    for (file, toml) in fleet.platform_files(extra) {
+        std::fs::write(dir.0.join("platforms.d").join(file), toml)?;
+    }
     let cfg = config::load(&dir.0.join("ordersync.toml")).map_err(Exit::config)?;
 
     println!(
-        "demo: a simulated MerchantPro shop with {orders} orders at {}; the daemon syncs it every 5 s \
-         and reconciles open orders every 15 s. Ctrl-C to stop.",
-        server.base_url()
+        "demo: five simulated shops (merchantpro, sirclo, akinon, mitrabunso, epixel) with {orders} \
+         orders each on 127.0.0.1; the daemon syncs every 5 s, reconciles open orders every 15 s and pushes \
+         queued transitions every 3 s. Ctrl-C to stop."
     );
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(scheduler::run(
@@ -78,7 +63,7 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
             stop: Some(stop.clone()),
         },
     ));
-    let shop = tokio::spawn(play_the_shop(sim.clone(), stop.clone()));
+    let shop = tokio::spawn(play_the_shops(fleet, cfg.clone(), stop.clone()));
 
     let timer = async {
         match duration {
@@ -92,9 +77,9 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
         _ = stop.cancelled() => {}
     }
     stop.cancel();
-    let _ = shop.await;
+    let fleet = shop.await.map_err(Exit::failure)?;
     daemon.await.map_err(Exit::failure)??;
-    server.stop().await;
+    drop(fleet);
 
     println!("\ndemo: summary");
     super::query::status(&cfg, false)?;
@@ -112,23 +97,36 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let pushes = crate::outbox::list(&conn, None)?;
+    println!(
+        "pushes: {} queued by the demo, {} done",
+        pushes.len(),
+        pushes.iter().filter(|r| r.state == "done").count()
+    );
     Ok(())
 }
 
-/// Every few seconds: two new orders, and one open order moved a step along its lifecycle.
-async fn play_the_shop(sim: MerchantProSim, stop: CancellationToken) {
+/// Every few seconds: a new order in every shop, one MerchantPro order moved along by the shop
+/// itself, and one transition queued by "the operator" for the daemon to push.
+async fn play_the_shops(fleet: Fleet, cfg: Config, stop: CancellationToken) -> Fleet {
     let mut tick = tokio::time::interval(Duration::from_secs(3));
     tick.tick().await;
-    let mut n = 0u64;
+    let mut n = 0usize;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return fleet,
         }
         n += 1;
-        let new = sim.add_orders(2);
-        println!("shop: new orders {new:?}");
-        let truth = sim.truth();
+        fleet.merchantpro.0.add_orders(1);
+        fleet.sirclo.0.add_orders(1);
+        fleet.akinon.0.add_orders(1);
+        fleet.mitrabunso.0.add_orders(1);
+        fleet.epixel.0.add_orders(1);
+        println!("shops: one new order in each of the five shops");
+
+        let mp = &fleet.merchantpro.0;
+        let truth = mp.truth();
         let open: Vec<_> = truth
             .iter()
             .filter(|o| {
@@ -138,14 +136,58 @@ async fn play_the_shop(sim: MerchantProSim, stop: CancellationToken) {
             })
             .collect();
         if !open.is_empty() {
-            let o = open[(n as usize * 7919) % open.len()];
+            let o = open[(n * 7919) % open.len()];
             if let Some((_, to)) = NEXT_STATUS
                 .iter()
                 .find(|(from, _)| *from == o.shipping_status)
             {
-                sim.set_status(o.id, to);
-                println!("shop: order {} {} -> {to}", o.id, o.shipping_status);
+                mp.set_status(o.id, to);
+                println!(
+                    "shop demo-merchantpro: order {} {} -> {to}",
+                    o.id, o.shipping_status
+                );
             }
         }
+        queue_a_push(&cfg, n);
+    }
+}
+
+/// Ships one stored MerchantPro order that is being processed, as an operator would with
+/// `ordersync transition demo-merchantpro ORDER shipped --tracking-number …`.
+fn queue_a_push(cfg: &Config, n: usize) {
+    let Some(p) = cfg.platform(NAMES[0]) else {
+        return;
+    };
+    let Ok(mut conn) = crate::store::open_connection(&cfg.daemon.database, false) else {
+        return;
+    };
+    let order: Option<String> = conn
+        .query_row(
+            "SELECT order_id FROM orders WHERE platform = ?1 AND status = 'processing'
+             AND order_id NOT IN (SELECT order_id FROM outbox WHERE platform = ?1)
+             ORDER BY order_id LIMIT 1 OFFSET ?2",
+            rusqlite::params![NAMES[0], (n % 5) as i64],
+            |r| r.get(0),
+        )
+        .ok();
+    let Some(order) = order else { return };
+    let params = Params {
+        tracking_number: Some(format!("DEMO-AWB-{n:04}")),
+        ..Params::default()
+    };
+    match crate::outbox::enqueue(
+        &mut conn,
+        p,
+        &order,
+        Action::Status(Status::Shipped),
+        &params,
+        false,
+        chrono::Utc::now(),
+    ) {
+        Ok(id) => println!(
+            "operator: queued push #{id}: {} order {order} -> shipped",
+            NAMES[0]
+        ),
+        Err(e) => println!("operator: transition refused: {e}"),
     }
 }

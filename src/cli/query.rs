@@ -96,7 +96,7 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
         return Ok(());
     }
     println!(
-        "{:<20} {:<12} {:<10} {:<21} {:>8} {:>6} {:>8} {:>7}  CURSOR",
+        "{:<20} {:<12} {:<16} {:<20} {:>8} {:>6} {:>8} {:>7}  CURSOR",
         "PLATFORM", "KIND", "LAST RUN", "AT", "ORDERS", "OPEN", "PENDING", "FAILED"
     );
     for r in &rows {
@@ -108,11 +108,11 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
             None => ("never".to_string(), "-".to_string()),
         };
         println!(
-            "{:<20} {:<12} {:<10} {:<21} {:>8} {:>6} {:>8} {:>7}  {}{}",
+            "{:<20} {:<12} {:<16} {:<20} {:>8} {:>6} {:>8} {:>7}  {}{}",
             r.platform,
             r.kind,
-            truncate(&outcome, 10),
-            truncate(&at, 21),
+            truncate(&outcome, 16),
+            truncate(&at, 20),
             r.orders,
             r.open_orders,
             r.outbox_pending,

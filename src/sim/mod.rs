@@ -12,6 +12,7 @@
 pub mod akinon;
 pub mod epixel;
 pub mod faults;
+pub mod fleet;
 pub mod merchantpro;
 pub mod mitrabunso;
 pub mod sirclo;

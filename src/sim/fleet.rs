@@ -1,0 +1,147 @@
+//! A fleet of simulated shops, one of each built-in kind, with the platform files that point a
+//! configuration at them. `ordersync demo` runs the daemon against a fleet; the all-kinds tests
+//! sync one.
+
+use chrono::{DateTime, Utc};
+
+use super::RunningSim;
+use super::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+
+/// One running shop per kind. Dropping the fleet stops every server.
+pub struct Fleet {
+    pub start: DateTime<Utc>,
+    pub merchantpro: (merchantpro::MerchantProSim, RunningSim),
+    pub sirclo: (sirclo::SircloSim, RunningSim),
+    pub akinon: (akinon::AkinonSim, RunningSim),
+    pub mitrabunso: (mitrabunso::MitrabunsoSim, RunningSim),
+    pub epixel: (epixel::EpixelSim, RunningSim),
+}
+
+/// The platform name each kind's shop gets in [`Fleet::platform_files`].
+pub const NAMES: [&str; 5] = [
+    "demo-merchantpro",
+    "demo-sirclo",
+    "demo-akinon",
+    "demo-mitrabunso",
+    "demo-epixel",
+];
+
+impl Fleet {
+    /// Starts the five shops with `orders` orders each, placed over the time before now.
+    pub async fn start(orders: usize) -> std::io::Result<Fleet> {
+        let spacing = chrono::Duration::seconds(90);
+        let start = Utc::now() - spacing * (orders as i32 + 10);
+        let mp = merchantpro::MerchantProSim::new(merchantpro::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
+        let sc = sirclo::SircloSim::new(sirclo::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
+        let ak = akinon::AkinonSim::new(akinon::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
+        let mb = mitrabunso::MitrabunsoSim::new(mitrabunso::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
+        let ep = epixel::EpixelSim::new(epixel::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
+        Ok(Fleet {
+            start,
+            merchantpro: (mp.clone(), mp.serve().await?),
+            sirclo: (sc.clone(), sc.serve().await?),
+            akinon: (ak.clone(), ak.serve().await?),
+            mitrabunso: (mb.clone(), mb.serve().await?),
+            epixel: (ep.clone(), ep.serve().await?),
+        })
+    }
+
+    /// `(file name, TOML)` for each shop, named as in [`NAMES`]; `extra` lines go into every
+    /// `[platforms.<name>]` table (schedules, rate limits).
+    pub fn platform_files(&self, extra: &str) -> Vec<(String, String)> {
+        let from = (self.start - chrono::Duration::days(1)).to_rfc3339();
+        let table = |name: &str, kind: &str, url: String, more: &str, auth: String| {
+            (
+                format!("{name}.toml"),
+                format!(
+                    "[platforms.{name}]\nkind = \"{kind}\"\nbase_url = \"{url}\"\n\
+                     backfill_from = \"{from}\"\n{more}{extra}\n[platforms.{name}.auth]\n{auth}"
+                ),
+            )
+        };
+        let mp = merchantpro::SimOptions::default();
+        let sc = sirclo::SimOptions::default();
+        let ak = akinon::SimOptions::default();
+        let mb = mitrabunso::SimOptions::default();
+        let ep = epixel::SimOptions::default();
+        vec![
+            table(
+                NAMES[0],
+                "merchantpro",
+                self.merchantpro.1.base_url(),
+                "",
+                format!(
+                    "api_key = \"{}\"\napi_secret = \"{}\"\n",
+                    mp.api_key, mp.api_secret
+                ),
+            ),
+            table(
+                NAMES[1],
+                "sirclo",
+                self.sirclo.1.base_url(),
+                "",
+                format!(
+                    "partner_id = \"{}\"\nsecret = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n",
+                    sc.partner_id, sc.secret, sc.api_key, sc.api_secret
+                ),
+            ),
+            table(
+                NAMES[2],
+                "akinon",
+                self.akinon.1.base_url(),
+                "",
+                format!("token = \"{}\"\n", ak.token),
+            ),
+            table(
+                NAMES[3],
+                "mitrabunso",
+                self.mitrabunso.1.base_url(),
+                "",
+                format!("user_id = \"{}\"\ntoken = \"{}\"\n", mb.user_id, mb.token),
+            ),
+            table(
+                NAMES[4],
+                "epixel",
+                self.epixel.1.base_url(),
+                &format!("api_prefix = \"{}\"\n", ep.api_prefix),
+                format!("api_key = \"{}\"\ntoken = \"{}\"\n", ep.api_key, ep.token),
+            ),
+        ]
+    }
+
+    /// How many orders each shop holds now, by platform name.
+    pub fn order_counts(&self) -> [(&'static str, usize); 5] {
+        [
+            (NAMES[0], self.merchantpro.0.truth().len()),
+            (NAMES[1], self.sirclo.0.truth().len()),
+            (NAMES[2], self.akinon.0.truth().len()),
+            (NAMES[3], self.mitrabunso.0.truth().len()),
+            (NAMES[4], self.epixel.0.truth().len()),
+        ]
+    }
+}
