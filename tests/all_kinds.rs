@@ -122,3 +122,39 @@ fn the_demo_runs_for_a_set_time_and_shows_orders_of_all_five_kinds() {
     }
     assert!(summary.contains("push_confirmed"), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_platform_and_names_refused_credentials() {
+    let fleet = Fleet::start(50).await.unwrap();
+    let setup = Setup::new();
+    for (file, toml) in fleet.platform_files("max_requests_per_second = 10000\n") {
+        let toml = if file.starts_with("demo-sirclo") {
+            toml.replace("demo-sirclo-secret", "wrong-sirclo-secret")
+        } else {
+            toml
+        };
+        setup.add_platform_file(&file, &toml);
+    }
+    let out = tokio::task::spawn_blocking(move || setup.ordersync(&["doctor", "--json"]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for p in report["platforms"].as_array().unwrap() {
+        let name = p["platform"].as_str().unwrap();
+        let steps: Vec<(&str, bool)> = p["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["step"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
+            .collect();
+        let names: Vec<&str> = steps.iter().map(|(s, _)| *s).collect();
+        assert_eq!(names, ["dns", "tcp", "http", "credentials", "first page"][..names.len()], "{name}");
+        if name == "demo-sirclo" {
+            assert_eq!(steps.last(), Some(&("credentials", false)), "{p}");
+        } else {
+            assert!(steps.iter().all(|(_, ok)| *ok) && steps.len() == 5, "{name}: {p}");
+        }
+    }
+    assert!(!stdout(&out).contains("wrong-sirclo-secret"));
+}

@@ -3,6 +3,7 @@
 //! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain.
 
 mod demo;
+mod doctor;
 mod query;
 
 use std::path::PathBuf;
@@ -122,6 +123,13 @@ pub enum Command {
         /// Keep waiting for new events
         #[arg(long)]
         follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live check of each platform: DNS, TCP, TLS/HTTP, credentials, one page, clock skew
+    Doctor {
+        names: Vec<String>,
+        /// JSON even on a terminal (it is the default when stdout is not a terminal)
         #[arg(long)]
         json: bool,
     },
@@ -253,8 +261,11 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             no_reconcile,
         } => {
             let config = load_config(&cli)?;
-            crate::telemetry::init(&config.daemon.log_level, config.daemon.log_format);
-            runtime()?.block_on(sync(config, names, *full, *no_reconcile))
+            // On a terminal the progress bars say what the info lines would; keep the problems.
+            let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let level = if bars { "warn" } else { config.daemon.log_level.as_str() };
+            crate::telemetry::init(level, config.daemon.log_format);
+            runtime()?.block_on(sync_with_progress(config, names, *full, *no_reconcile, bars))
         }
         Command::Push { names } => {
             let config = load_config(&cli)?;
@@ -347,6 +358,16 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             follow,
             json,
         } => query::events(&load_config(&cli)?, *after, *follow, *json),
+        Command::Doctor { names, json } => {
+            let config = load_config(&cli)?;
+            for n in names {
+                if config.platform(n).is_none() {
+                    return Err(unknown_platform(&config, n));
+                }
+            }
+            crate::telemetry::init("warn", config.daemon.log_format);
+            runtime()?.block_on(doctor::run(config, names, *json))
+        }
         Command::Demo { duration, orders } => {
             crate::telemetry::init("info", config::LogFormat::Text);
             runtime()?.block_on(demo::run(*duration, *orders))
@@ -394,6 +415,33 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
     Ok(())
 }
 
+/// One progress bar per platform, for `sync` on a terminal.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl crate::sync::Progress for Bars {
+    fn page(&self, platform: &str, fetched: u64, total: Option<u64>) {
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry(platform.to_string()).or_insert_with(|| {
+            let b = self.multi.add(indicatif::ProgressBar::no_length());
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:<20} {bar:30} {pos:>8}/{len:<8} orders  {per_sec}  {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.set_prefix(platform.to_string());
+            b
+        });
+        if let Some(t) = total {
+            bar.set_length(t.max(fetched));
+        }
+        bar.set_position(fetched);
+    }
+}
+
 /// `ordersync sync`: every selected platform at once, each independent of the others' failures.
 pub async fn sync(
     config: Config,
@@ -401,6 +449,22 @@ pub async fn sync(
     full: bool,
     no_reconcile: bool,
 ) -> Result<(), Exit> {
+    sync_with_progress(config, names, full, no_reconcile, false).await
+}
+
+async fn sync_with_progress(
+    config: Config,
+    names: &[String],
+    full: bool,
+    no_reconcile: bool,
+    bars: bool,
+) -> Result<(), Exit> {
+    let progress: Option<Arc<Bars>> = bars.then(|| {
+        Arc::new(Bars {
+            multi: indicatif::MultiProgress::new(),
+            bars: Default::default(),
+        })
+    });
     for n in names {
         if config.platform(n).is_none() {
             return Err(unknown_platform(&config, n));
@@ -433,7 +497,9 @@ pub async fn sync(
     let mut tasks = tokio::task::JoinSet::new();
     for cfg in selected {
         let (store, cancel, redactor) = (store.clone(), cancel.clone(), redactor.clone());
+        let progress = progress.clone();
         tasks.spawn(async move {
+            let progress = progress.as_deref().map(|b| b as &dyn crate::sync::Progress);
             let name = cfg.name.clone();
             let platform =
                 match scheduler::Platform::new(cfg, &redactor, &cancel, &RunLocks::default()) {
@@ -442,7 +508,7 @@ pub async fn sync(
                 };
             let opts = PassOptions { full };
             let mut result = platform
-                .run_pass(PassKind::Incremental, opts, &store, &cancel, None)
+                .run_pass(PassKind::Incremental, opts, &store, &cancel, progress)
                 .await
                 .map(|_| ())
                 .map_err(anyhow::Error::from);
@@ -452,7 +518,7 @@ pub async fn sync(
                 && !cancel.is_cancelled()
             {
                 result = platform
-                    .run_pass(PassKind::Reconcile, opts, &store, &cancel, None)
+                    .run_pass(PassKind::Reconcile, opts, &store, &cancel, progress)
                     .await
                     .map(|_| ())
                     .map_err(anyhow::Error::from);
