@@ -149,11 +149,18 @@ async fn doctor_checks_every_platform_and_names_refused_credentials() {
             .map(|c| (c["step"].as_str().unwrap(), c["ok"].as_bool().unwrap()))
             .collect();
         let names: Vec<&str> = steps.iter().map(|(s, _)| *s).collect();
-        assert_eq!(names, ["dns", "tcp", "http", "credentials", "first page"][..names.len()], "{name}");
+        assert_eq!(
+            names,
+            ["dns", "tcp", "http", "credentials", "first page"][..names.len()],
+            "{name}"
+        );
         if name == "demo-sirclo" {
             assert_eq!(steps.last(), Some(&("credentials", false)), "{p}");
         } else {
-            assert!(steps.iter().all(|(_, ok)| *ok) && steps.len() == 5, "{name}: {p}");
+            assert!(
+                steps.iter().all(|(_, ok)| *ok) && steps.len() == 5,
+                "{name}: {p}"
+            );
         }
     }
     assert!(!stdout(&out).contains("wrong-sirclo-secret"));

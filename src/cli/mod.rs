@@ -263,9 +263,19 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             let config = load_config(&cli)?;
             // On a terminal the progress bars say what the info lines would; keep the problems.
             let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let level = if bars { "warn" } else { config.daemon.log_level.as_str() };
+            let level = if bars {
+                "warn"
+            } else {
+                config.daemon.log_level.as_str()
+            };
             crate::telemetry::init(level, config.daemon.log_format);
-            runtime()?.block_on(sync_with_progress(config, names, *full, *no_reconcile, bars))
+            runtime()?.block_on(sync_with_progress(
+                config,
+                names,
+                *full,
+                *no_reconcile,
+                bars,
+            ))
         }
         Command::Push { names } => {
             let config = load_config(&cli)?;

@@ -204,7 +204,7 @@ impl EpixelSim {
             };
             StoredOrder::new(g, created, state)
         };
-        let orders = generate_all(n, &build);
+        let orders = super::generate_parallel(n, &build);
         let prefix = format!("/{}", opts.api_prefix.trim_matches('/'));
         EpixelSim {
             inner: Arc::new(Inner {
@@ -419,27 +419,6 @@ impl StoredOrder {
         let g = generate(seed, index);
         (self.json, self.details) = render(&g, self.created, &self.state);
     }
-}
-
-/// Generates orders `0..n`, on every core when there are many.
-fn generate_all(n: usize, build: &(dyn Fn(usize) -> StoredOrder + Sync)) -> Vec<StoredOrder> {
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    if n < 5_000 || threads < 2 {
-        return (0..n).map(build).collect();
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|from| {
-                scope.spawn(move || (from..(from + chunk).min(n)).map(build).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("order generation panicked"))
-            .collect()
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ impl MerchantProSim {
             state.date_modified = state.date_modified.min(snapshot.max(created));
             StoredOrder::from_generated(generated, created, state)
         };
-        let orders = generate_all(n, &build);
+        let orders = super::generate_parallel(n, &build);
         MerchantProSim {
             inner: Arc::new(Inner {
                 seed,
@@ -406,27 +406,6 @@ impl StoredOrder {
             }
         }
     }
-}
-
-/// Generates orders `0..n` on every core: 100,000 orders take a few seconds on one.
-fn generate_all(n: usize, build: &(dyn Fn(usize) -> StoredOrder + Sync)) -> Vec<StoredOrder> {
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    if n < 2_000 || threads < 2 {
-        return (0..n).map(build).collect();
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|from| {
-                scope.spawn(move || (from..(from + chunk).min(n)).map(build).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("order generation panicked"))
-            .collect()
-    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ impl MitrabunsoSim {
             let state = born(seed, index as u64, &parts, status, created, snapshot);
             StoredOrder::new(&parts, created, state)
         };
-        let orders = generate_all(n, &build);
+        let orders = super::generate_parallel(n, &build);
         let mut account = Account {
             orders: Vec::with_capacity(n),
             positions: HashMap::with_capacity(n),
@@ -455,27 +455,6 @@ impl MitrabunsoSim {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated."))
         }
     }
-}
-
-/// Generates orders `0..n` on every core: benchmarks ask for far more orders than tests.
-fn generate_all(n: usize, build: &(dyn Fn(usize) -> StoredOrder + Sync)) -> Vec<StoredOrder> {
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    if n < 2_000 || threads < 2 {
-        return (0..n).map(build).collect();
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|from| {
-                scope.spawn(move || (from..(from + chunk).min(n)).map(build).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("order generation panicked"))
-            .collect()
-    })
 }
 
 impl Account {
