@@ -379,6 +379,40 @@ pub fn install_crypto_provider() {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_push_goes_before_a_waiting_sync_request() {
+        let client = HttpClient::new(
+            ClientOptions {
+                platform: "p".into(),
+                timeout: Duration::from_secs(5),
+                max_requests_per_second: 4.0,
+                retry: RequestRetry::default(),
+            },
+            Redactor::default(),
+            CancellationToken::new(),
+        )
+        .unwrap();
+        // Use up the current slot, so both next requests must wait.
+        client.wait_for_rate_limit(Priority::Sync).await.unwrap();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c1, o1) = (client.clone(), order.clone());
+        let sync = tokio::spawn(async move {
+            c1.wait_for_rate_limit(Priority::Sync).await.unwrap();
+            o1.lock().unwrap().push("sync");
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (c2, o2) = (client.clone(), order.clone());
+        let push = tokio::spawn(async move {
+            c2.pushes_waiting.fetch_add(1, Ordering::SeqCst);
+            c2.wait_for_rate_limit(Priority::Push).await.unwrap();
+            c2.pushes_waiting.fetch_sub(1, Ordering::SeqCst);
+            o2.lock().unwrap().push("push");
+        });
+        sync.await.unwrap();
+        push.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["push", "sync"]);
+    }
+
     #[test]
     fn statuses_are_classified_for_the_caller() {
         assert!(matches!(
