@@ -133,7 +133,8 @@ impl Connector {
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
         match self {
             Connector::Merchantpro(p) => Some(p.push(entries).await),
-            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Sirclo(p) => Some(p.push(entries).await),
+            Connector::Akinon(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -142,7 +143,8 @@ impl Connector {
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
         match self {
             Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
-            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Sirclo(p) => Some(p.already_applied(entry).await),
+            Connector::Akinon(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -152,7 +154,7 @@ impl Connector {
 pub fn push_actions(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Merchantpro => merchantpro::PUSH_ACTIONS,
-        Kind::Sirclo => &["accepted", "shipped", "delivered", "cancelled"],
+        Kind::Sirclo => sirclo::push::PUSH_ACTIONS,
         Kind::Akinon => &["cancelled", "rejected"],
         Kind::Mitrabunso | Kind::Epixel => &[],
     }

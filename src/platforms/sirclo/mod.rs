@@ -2,9 +2,11 @@
 //! signed with `partner_id` + `MAC` (HMAC-SHA256 of the request URI and body, NOTES.md). `since`
 //! and `until` filter on the order date, not on the last update, so changes to older orders are
 //! found by re-reading the whole `reconcile_horizon` ([`Reconcile::Rescan`]). Owns the request
-//! signing, the page tokens and the reading of pages; [`wire`] and [`map`] own the record format.
+//! signing, the page tokens and the reading of pages; [`wire`] and [`map`] own the record format,
+//! [`push`] the status updates (`PATCH /v1/order`).
 
 pub mod map;
+pub mod push;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashSet};
@@ -73,6 +75,8 @@ pub struct Sirclo {
     horizon: Duration,
     status_map: BTreeMap<String, Status>,
     zone: FixedOffset,
+    /// The update's `api_key`/`api_secret`, when configured ([`push`]).
+    update_auth: Option<push::ApiKey>,
 }
 
 impl Sirclo {
@@ -105,6 +109,7 @@ impl Sirclo {
             zone: cfg
                 .timezone
                 .unwrap_or(FixedOffset::east_opt(0).expect("zero offset")),
+            update_auth: push::ApiKey::from_config(cfg)?,
         })
     }
 
