@@ -445,3 +445,47 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     assert_eq!(truth[&before].shipping_status, "cancelled");
     assert_eq!(truth[&after].shipping_status, "cancelled");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
+    let f = Fixture::synced(200).await;
+    let order = f.order_in("awaiting", 0);
+    let id = f
+        .queue(order, status(Status::Cancelled), Params::default(), false)
+        .unwrap();
+    // As if a previous attempt timed out after sending.
+    f.setup
+        .db()
+        .execute("UPDATE outbox SET outcome_unknown = 1 WHERE id = ?1", [id])
+        .unwrap();
+    let (store, platforms) = (f.store(), f.platforms());
+    f.shop.sim.faults().push(Fault::Status(503)); // the read-back GET
+    let t0 = Utc::now();
+    outbox::drain_once(&store, &platforms, t0).await.unwrap();
+    let unknown: bool = f
+        .setup
+        .db()
+        .query_row(
+            "SELECT outcome_unknown FROM outbox WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(unknown, "still to be read back before any send");
+    assert_eq!(
+        f.requests_to(&format!("/api/v2/orders/{order}/cancelled"))
+            .len(),
+        0
+    );
+
+    let due = chrono::DateTime::parse_from_rfc3339(&f.row(id).2)
+        .unwrap()
+        .to_utc();
+    outbox::drain_once(&store, &platforms, due).await.unwrap();
+    assert_eq!(f.row(id).0, "done");
+    assert_eq!(
+        f.requests_to(&format!("/api/v2/orders/{order}/cancelled"))
+            .len(),
+        1
+    );
+}

@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 pub use model::{Action, Entry, OrderSnapshot, Params, PushOutcome};
 
 use crate::config::{PlatformConfig, RetryConfig};
+use crate::http::HttpError;
 use crate::platforms::{self, model::Status};
 use crate::scheduler::Platform;
 use crate::store::{Store, StoreError, StoredItem, StoredOrder, ts};
@@ -363,7 +364,15 @@ async fn drain_platform(
                 finish(store, &e, PushOutcome::Done, &p.cfg.retry, now, &mut report).await?;
             }
             Some(Ok(false)) | None => to_send.push(e),
+            // The read-back itself failed: whether the first attempt landed is still unknown, so
+            // the entry stays marked for a read-back.
             Some(Err(err)) => {
+                let err = match err {
+                    HttpError::OutcomeUnknown { .. } => err,
+                    other => HttpError::OutcomeUnknown {
+                        reason: format!("reading the order back failed: {other}"),
+                    },
+                };
                 finish(
                     store,
                     &e,
@@ -528,7 +537,7 @@ async fn finish(
                 "pending",
                 ts(next),
                 Some(err.to_string()),
-                matches!(err, crate::http::HttpError::OutcomeUnknown { .. }),
+                matches!(err, HttpError::OutcomeUnknown { .. }),
             )
         }
     };

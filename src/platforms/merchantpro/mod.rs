@@ -304,7 +304,8 @@ impl MerchantPro {
 }
 
 fn outcome_of(err: HttpError) -> PushOutcome {
-    if err.is_retryable() {
+    // Shutdown interrupting a wait is no verdict on the push: it goes again next time.
+    if err.is_retryable() || matches!(err, HttpError::Cancelled) {
         PushOutcome::Retry(err)
     } else {
         PushOutcome::Failed(err.to_string())
