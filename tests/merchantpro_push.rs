@@ -342,8 +342,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
         "503, 503, 200: exactly three requests"
     );
 
-    // 429 with Retry-After: 2 on a fresh entry (the first backoff would be 10 s ± 50%, so
-    // shrink the ask's effect by checking the floor only).
+    // 429 with a Retry-After beyond anything the first backoff (10 s ± 50%) could give.
     let order2 = f.order_in("awaiting", 0);
     let id2 = f
         .queue(order2, status(Status::Cancelled), Params::default(), false)
@@ -459,7 +458,8 @@ async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
         .execute("UPDATE outbox SET outcome_unknown = 1 WHERE id = ?1", [id])
         .unwrap();
     let (store, platforms) = (f.store(), f.platforms());
-    f.shop.sim.faults().push(Fault::Status(503)); // the read-back GET
+    // The read-back GET is refused (a 5xx would be retried within the same read).
+    f.shop.sim.faults().push(Fault::Status(400));
     let t0 = Utc::now();
     outbox::drain_once(&store, &platforms, t0).await.unwrap();
     let unknown: bool = f

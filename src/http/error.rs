@@ -9,11 +9,10 @@ pub enum HttpError {
     /// 401/403: the platform refused the credentials. Retrying only earns a lockout.
     #[error("the platform refused the credentials (HTTP {status}{}): check the auth keys of this platform", detail(.message))]
     Unauthorized { status: u16, message: String },
-    /// 429, still limited after every retry.
-    #[error(
-        "rate limited by the platform (HTTP 429), last Retry-After {retry_after:?}: lower max_requests_per_second"
-    )]
-    RateLimited { retry_after: Duration },
+    /// 429, still limited after every retry. `retry_after` is the platform's `Retry-After`,
+    /// when it sent one; without it the caller backs off on its own schedule.
+    #[error("rate limited by the platform (HTTP 429): lower max_requests_per_second")]
+    RateLimited { retry_after: Option<Duration> },
     /// Connection failures, timeouts, 5xx, 408 and malformed pages, after every retry.
     #[error("{reason}")]
     Transient { reason: String },
@@ -50,7 +49,7 @@ impl HttpError {
     /// The delay the platform asked for, if it asked.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            HttpError::RateLimited { retry_after } => Some(*retry_after),
+            HttpError::RateLimited { retry_after } => *retry_after,
             _ => None,
         }
     }
@@ -60,9 +59,7 @@ impl HttpError {
     pub fn from_status(status: u16, retry_after: Option<Duration>, message: String) -> HttpError {
         match status {
             401 | 403 => HttpError::Unauthorized { status, message },
-            429 => HttpError::RateLimited {
-                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
-            },
+            429 => HttpError::RateLimited { retry_after },
             408 | 500..=599 => HttpError::Transient {
                 reason: format!("HTTP {status}{}", detail(&message)),
             },

@@ -107,6 +107,10 @@ impl HttpClient {
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("ordersync/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(2)
+            // Never follow a redirect: reqwest strips only `Authorization` on a cross-host hop,
+            // and our platforms carry secrets in other headers (apikey, MAC) too. A 3xx is an
+            // error that tells the operator to fix base_url.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| HttpError::Transient {
                 reason: format!("cannot build the HTTP client: {e}"),
@@ -196,9 +200,10 @@ impl HttpClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         parse: impl Fn(&Response) -> Result<T, String>,
     ) -> Result<T, HttpError> {
-        self.pushes_waiting.fetch_add(1, Ordering::SeqCst);
-        let waited = self.wait_for_rate_limit(Priority::Push).await;
-        self.pushes_waiting.fetch_sub(1, Ordering::SeqCst);
+        let waited = {
+            let _waiting = PushWaiting::new(&self.pushes_waiting);
+            self.wait_for_rate_limit(Priority::Push).await
+        };
         waited?;
         let resp = self.send_once(&build).await.inspect_err(|e| {
             if let HttpError::OutcomeUnknown { reason } = e {
@@ -300,8 +305,26 @@ impl HttpClient {
     }
 }
 
+/// Counts a push as waiting for as long as it exists: dropped on every path, cancellation
+/// included, so sync requests never wait on a push that is gone.
+struct PushWaiting<'a>(&'a AtomicUsize);
+
+impl<'a> PushWaiting<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        PushWaiting(counter)
+    }
+}
+
+impl Drop for PushWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn rate_quota(rps: f64) -> Option<Quota> {
-    if rps <= 0.0 || !rps.is_finite() {
+    // Below one request a day is a typo, not a rate: treat as unlimited rather than overflow.
+    if rps <= 0.0 || !rps.is_finite() || rps < 1.0 / 86_400.0 {
         return None;
     }
     if rps >= 1.0 && rps.fract() == 0.0 && rps <= u32::MAX as f64 {
@@ -403,9 +426,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (c2, o2) = (client.clone(), order.clone());
         let push = tokio::spawn(async move {
-            c2.pushes_waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = PushWaiting::new(&c2.pushes_waiting);
             c2.wait_for_rate_limit(Priority::Push).await.unwrap();
-            c2.pushes_waiting.fetch_sub(1, Ordering::SeqCst);
             o2.lock().unwrap().push("push");
         });
         sync.await.unwrap();

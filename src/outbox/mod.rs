@@ -94,7 +94,11 @@ pub fn enqueue(
         });
     }
     platforms::check_push_params(cfg.kind, action, params).map_err(Refusal::Params)?;
-    let tx = conn.transaction().map_err(StoreError::from)?;
+    // IMMEDIATE: this transaction reads, then writes; in WAL a deferred one cannot wait for a
+    // busy writer at the upgrade and fails at once instead.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(StoreError::from)?;
     let Some(stored) = StoredOrder::find(&tx, &cfg.name, order)? else {
         return Err(Refusal::UnknownOrder {
             platform: cfg.name.clone(),
@@ -253,22 +257,43 @@ fn explain_state(conn: &Connection, id: i64, rule: &str) -> String {
     }
 }
 
-/// Entries left `in_flight` by a process that stopped mid-push: whether they reached the
-/// platform is unknown, so they go back to the queue marked for a read-back before sending.
+/// Entries left `in_flight` by a process that is gone (killed mid-push): whether they reached
+/// the platform is unknown, so they go back to the queue marked for a read-back before any
+/// resend. Entries held by a live process (the daemon while `ordersync push` runs, or the
+/// other way round) are left to it.
 pub fn recover_in_flight(conn: &Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
-    let n = conn.execute(
-        "UPDATE outbox SET state = 'pending', outcome_unknown = 1, next_attempt_at = ?1,
-             updated_at = ?1
-         WHERE state = 'in_flight'",
-        params![ts(now)],
-    )?;
+    let holders: Vec<Option<i64>> = conn
+        .prepare("SELECT DISTINCT claimed_by FROM outbox WHERE state = 'in_flight'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for holder in holders {
+        if holder.is_some_and(process_alive) {
+            continue;
+        }
+        n += conn.execute(
+            "UPDATE outbox SET state = 'pending', outcome_unknown = 1, next_attempt_at = ?1,
+                 updated_at = ?1, claimed_by = NULL
+             WHERE state = 'in_flight' AND claimed_by IS ?2",
+            params![ts(now), holder],
+        )?;
+    }
     if n > 0 {
         warn!(
             entries = n,
-            "outbox entries were in flight when ordersync stopped; they will be read back before any resend"
+            "outbox entries were in flight in a process that stopped; they will be read back before any resend"
         );
     }
     Ok(n)
+}
+
+fn process_alive(pid: i64) -> bool {
+    if pid == std::process::id() as i64 {
+        return true;
+    }
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failures: jittered exponential
@@ -328,15 +353,25 @@ pub async fn drain_once(
         let (store, p) = (store.clone(), p.clone());
         tasks.spawn(async move { drain_platform(&store, &p, now).await });
     }
+    // Every platform's drain runs to its end: returning early would abort the others
+    // mid-push and leave their entries in flight.
     let mut total = DrainReport::default();
+    let mut first_error = None;
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(Ok(r)) => total.add(r),
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(StoreError::Other(format!("push task failed: {e}"))),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(StoreError::Other(format!("push task failed: {e}")));
+            }
         }
     }
-    Ok(total)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
 }
 
 async fn drain_platform(
@@ -411,7 +446,7 @@ fn claim_due(
     platform: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now_s = ts(now);
     let rows: Vec<(i64, String, String, String, u32, bool)> = {
         let mut stmt = tx.prepare_cached(
@@ -466,8 +501,8 @@ fn claim_due(
         )?;
         let items: Vec<StoredItem> = order.items(&tx)?;
         tx.execute(
-            "UPDATE outbox SET state = 'in_flight', updated_at = ?2 WHERE id = ?1",
-            params![id, now_s],
+            "UPDATE outbox SET state = 'in_flight', updated_at = ?2, claimed_by = ?3 WHERE id = ?1",
+            params![id, now_s, std::process::id()],
         )?;
         entries.push(Entry {
             id,
@@ -547,9 +582,18 @@ async fn finish(
         .write(move |c| {
             c.execute(
                 "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,
-                     last_error = ?5, outcome_unknown = ?6, updated_at = ?7
-                 WHERE id = ?1 AND state = 'in_flight'",
-                params![id, state, attempts, next, last_error, unknown, now_s],
+                     last_error = ?5, outcome_unknown = ?6, updated_at = ?7, claimed_by = NULL
+                 WHERE id = ?1 AND state = 'in_flight' AND claimed_by = ?8",
+                params![
+                    id,
+                    state,
+                    attempts,
+                    next,
+                    last_error,
+                    unknown,
+                    now_s,
+                    std::process::id()
+                ],
             )?;
             Ok(())
         })

@@ -298,6 +298,9 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     ));
     let watchdog = sd_notify::watchdog_enabled()
         .map(|interval| tokio::spawn(watchdog(interval, store.clone(), cancel.clone())));
+    // Handlers before READY: a `systemctl reload` right after start must not meet SIGHUP's
+    // default action (terminate).
+    let mut signals = Signals::new()?;
     info!(platforms = table.platforms.len(), database = %config.daemon.database.display(), "ordersync running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
@@ -307,7 +310,6 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         p.trigger(PassKind::Incremental, &store, &cancel, &tracker);
     }
 
-    let mut signals = Signals::new()?;
     let mut current = config;
     loop {
         match signals.next(&cancel).await {
@@ -478,6 +480,13 @@ async fn push_loop(
         tokio::select! {
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
+        }
+        // Entries a killed `ordersync push` left in flight come back here, not only at start.
+        if let Err(e) = store
+            .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
+            .await
+        {
+            warn!(error = %e, "recovering outbox entries");
         }
         let current = platforms.borrow().clone();
         match crate::outbox::drain_once(&store, &current, chrono::Utc::now()).await {

@@ -116,4 +116,10 @@ ALTER TABLE outbox ADD COLUMN outcome_unknown INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE outbox ADD COLUMN confirmed_at TEXT;
 CREATE INDEX outbox_by_order ON outbox (platform, order_id);
 "#,
+    // 3: which process holds an in-flight entry, so a crashed holder's entries are recovered
+    // while a live one's are left alone; and reject de-duplication.
+    r#"
+ALTER TABLE outbox ADD COLUMN claimed_by INTEGER;
+CREATE INDEX rejects_by_position ON rejects (platform, position);
+"#,
 ];

@@ -58,6 +58,10 @@ pub enum SyncError {
         #[source]
         source: HttpError,
     },
+    #[error(
+        "platform {platform}: the platform sent a page link already read in this pass ({token}); stopping instead of looping"
+    )]
+    PageLoop { platform: String, token: String },
     #[error("platform {platform}: {source}")]
     Store {
         platform: String,
@@ -257,6 +261,7 @@ impl Engine<'_> {
             store: self.store,
         };
         let mut report = PassReport::default();
+        let mut seen = std::collections::HashSet::from([token.clone()]);
         let mut page = src
             .fetch_page(&ctx, &token)
             .await
@@ -288,6 +293,15 @@ impl Engine<'_> {
                 report.outcome.add(write.await?);
                 break;
             };
+            // A platform that ignores its own paging would otherwise keep a pass (and the
+            // platform's run lock) busy forever.
+            if !seen.insert(next.clone()) {
+                write.await?;
+                return Err(SyncError::PageLoop {
+                    platform: self.cfg.name.clone(),
+                    token: next,
+                });
+            }
             if self.cancel.is_cancelled() {
                 report.outcome.add(write.await?);
                 report.interrupted = true;
@@ -356,6 +370,7 @@ impl Engine<'_> {
             store: self.store,
         };
         let mut token = src.first_token(&window);
+        let mut seen = std::collections::HashSet::from([token.clone()]);
         loop {
             if self.cancel.is_cancelled() {
                 report.interrupted = true;
@@ -373,6 +388,12 @@ impl Engine<'_> {
             let next = page.next.take();
             report.outcome.add(self.commit(page, None).await?);
             match next {
+                Some(n) if !seen.insert(n.clone()) => {
+                    return Err(SyncError::PageLoop {
+                        platform: self.cfg.name.clone(),
+                        token: n,
+                    });
+                }
                 Some(n) => token = n,
                 None => return Ok(()),
             }
@@ -393,7 +414,8 @@ impl Engine<'_> {
         };
         self.store
             .write(move |c| {
-                let tx = c.transaction()?;
+                // IMMEDIATE: the page reads before it writes (see outbox::enqueue).
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let out = store::apply_page(&tx, &write)?;
                 tx.commit()?;
                 Ok(out)
