@@ -133,7 +133,8 @@ impl Connector {
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
         match self {
             Connector::Merchantpro(p) => Some(p.push(entries).await),
-            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Akinon(p) => Some(p.push(entries).await),
+            Connector::Sirclo(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -142,7 +143,8 @@ impl Connector {
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
         match self {
             Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
-            Connector::Akinon(_) | Connector::Sirclo(_) => None,
+            Connector::Akinon(p) => Some(p.already_applied(entry).await),
+            Connector::Sirclo(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -153,7 +155,7 @@ pub fn push_actions(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Merchantpro => merchantpro::PUSH_ACTIONS,
         Kind::Sirclo => &["accepted", "shipped", "delivered", "cancelled"],
-        Kind::Akinon => &["cancelled", "rejected"],
+        Kind::Akinon => akinon::push::PUSH_ACTIONS,
         Kind::Mitrabunso | Kind::Epixel => &[],
     }
 }
