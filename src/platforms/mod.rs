@@ -133,8 +133,8 @@ impl Connector {
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
         match self {
             Connector::Merchantpro(p) => Some(p.push(entries).await),
+            Connector::Akinon(p) => Some(p.push(entries).await),
             Connector::Sirclo(p) => Some(p.push(entries).await),
-            Connector::Akinon(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -143,8 +143,8 @@ impl Connector {
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
         match self {
             Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
+            Connector::Akinon(p) => Some(p.already_applied(entry).await),
             Connector::Sirclo(p) => Some(p.already_applied(entry).await),
-            Connector::Akinon(_) => None,
             Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
         }
     }
@@ -155,7 +155,7 @@ pub fn push_actions(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Merchantpro => merchantpro::PUSH_ACTIONS,
         Kind::Sirclo => sirclo::push::PUSH_ACTIONS,
-        Kind::Akinon => &["cancelled", "rejected"],
+        Kind::Akinon => akinon::push::PUSH_ACTIONS,
         Kind::Mitrabunso | Kind::Epixel => &[],
     }
 }

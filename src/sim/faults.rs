@@ -19,7 +19,8 @@ pub enum Fault {
     /// 200 with the normal page, but one record (the 2nd on the page, or the only one) has an id
     /// that is not an id.
     MalformedRecord,
-    /// The normal status and headers, part of the body, then the connection is aborted.
+    /// The normal status and headers, part of the body, then the connection is aborted (a 204,
+    /// which has no body to cut, goes out as 200).
     DropConnection,
     /// Wait this long, then answer normally.
     Slow(Duration),

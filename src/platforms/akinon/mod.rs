@@ -16,6 +16,7 @@
 //!   `number`, the only order filter that names one order) with all their items.
 
 pub mod map;
+pub mod push;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -54,6 +55,14 @@ pub struct Akinon {
     login: Option<Login>,
     /// The `Authorization` value in use: the configured token, or the last one obtained.
     bearer: Mutex<Option<HeaderValue>>,
+}
+
+/// How a request is sent: reads ride out blips with the HTTP layer's retries; a push goes out
+/// exactly once, because the outbox owns its retries and a blind resend could apply it twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Read,
+    Push,
 }
 
 struct Login {
@@ -137,6 +146,7 @@ impl Akinon {
     async fn get_list<T: DeserializeOwned>(&self, token: &str) -> Result<Listed<T>, HttpError> {
         let url = self.url(token)?;
         self.authorized(
+            Delivery::Read,
             token,
             |c, auth| {
                 c.get(url.clone())
@@ -151,25 +161,39 @@ impl Akinon {
 
     /// Sends with the current token; on 401, when a login is configured, logs in again once and
     /// sends once more. A second refusal is final: a loop would only earn a locked account.
+    /// A push may take the second try too: a 401 means the platform refused the request before
+    /// acting on it.
     async fn authorized<T>(
         &self,
+        delivery: Delivery,
         what: &str,
         build: impl Fn(&reqwest::Client, HeaderValue) -> reqwest::RequestBuilder,
         parse: impl Fn(&Response) -> Result<T, String>,
     ) -> Result<T, HttpError> {
         let auth = self.bearer().await?;
         let sent = self
-            .http
-            .execute(what, |c| build(c, auth.clone()), &parse)
+            .send(delivery, what, |c| build(c, auth.clone()), &parse)
             .await;
         match sent {
             Err(HttpError::Unauthorized { .. }) if self.login.is_some() => {
                 let fresh = self.relogin(&auth).await?;
-                self.http
-                    .execute(what, |c| build(c, fresh.clone()), &parse)
+                self.send(delivery, what, |c| build(c, fresh.clone()), &parse)
                     .await
             }
             other => other,
+        }
+    }
+
+    async fn send<T>(
+        &self,
+        delivery: Delivery,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        parse: impl Fn(&Response) -> Result<T, String>,
+    ) -> Result<T, HttpError> {
+        match delivery {
+            Delivery::Read => self.http.execute(what, build, parse).await,
+            Delivery::Push => self.http.execute_push(what, build, parse).await,
         }
     }
 
