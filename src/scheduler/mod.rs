@@ -5,6 +5,8 @@
 //! and logged; sync and reconcile of one platform never overlap), and a task tracker that
 //! shutdown drains within `shutdown_grace`.
 
+mod flock;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,6 +67,19 @@ impl Platform {
         progress: Option<&dyn Progress>,
     ) -> Result<PassReport, SyncError> {
         let _guard = self.run_lock.lock().await;
+        let _file_lock = match flock::PlatformLock::try_acquire(store.path(), &self.cfg.name) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                info!(platform = %self.cfg.name, "another ordersync process is syncing this platform; waiting for it");
+                flock::PlatformLock::acquire(store.path(), &self.cfg.name)
+                    .await
+                    .ok()
+            }
+            Err(e) => {
+                warn!(platform = %self.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
+                None
+            }
+        };
         self.pass_locked(kind, opts, store, cancel, progress).await
     }
 
@@ -124,11 +139,24 @@ impl Platform {
                   "skipped: the previous run of this platform is still going");
             return;
         };
+        let file_lock = match flock::PlatformLock::try_acquire(store.path(), &self.cfg.name) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                warn!(platform = %self.cfg.name, run = kind.as_str(),
+                      "skipped: another ordersync process (a manual `ordersync sync`?) is syncing this platform");
+                return;
+            }
+            Err(e) => {
+                warn!(platform = %self.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
+                None
+            }
+        };
         let me = self.clone();
         let store = store.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
             let _guard = guard;
+            let _file_lock = file_lock;
             // The engine logs the outcome; the error needs no second line here.
             let _ = me
                 .pass_locked(kind, PassOptions::default(), &store, &cancel, None)

@@ -134,7 +134,9 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
                 )?;
                 out.created += 1;
             }
-            Some(old) if old.hash == inc.hash => {
+            // Same bytes and the same canonical status: nothing moved. (The status is compared
+            // too because a reloaded `status_map` changes it without the platform changing.)
+            Some(old) if old.hash == inc.hash && old.status == o.status.as_str() => {
                 tx.prepare_cached(
                     "UPDATE orders SET last_seen_at = ?3 WHERE platform = ?1 AND order_id = ?2",
                 )?
@@ -188,11 +190,21 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
         }
     }
     for r in &page.rejects {
-        tx.prepare_cached(
-            "INSERT INTO rejects (platform, received_at, position, reason, raw)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![platform, now, r.position, r.reason, r.raw])?;
+        // Overlapping passes re-read a bad record many times: keep one row per record and
+        // position, with the time it was last seen.
+        let seen_again = tx
+            .prepare_cached(
+                "UPDATE rejects SET received_at = ?4, reason = ?5
+                 WHERE platform = ?1 AND position = ?2 AND raw = ?3",
+            )?
+            .execute(params![platform, r.position, r.raw, now, r.reason])?;
+        if seen_again == 0 {
+            tx.prepare_cached(
+                "INSERT INTO rejects (platform, received_at, position, reason, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![platform, now, r.position, r.reason, r.raw])?;
+        }
         out.rejected += 1;
     }
     if let Some(state) = &page.checkpoint {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -246,9 +246,10 @@ impl Engine<'_> {
             _ => {
                 let now = Utc::now();
                 let from = match (state.cursor, opts.full) {
-                    (Some(c), false) => {
-                        (c - lookback(self.cfg.lookback)).max(self.cfg.backfill_from)
-                    }
+                    (Some(c), false) => c
+                        .checked_sub_signed(lookback(self.cfg.lookback))
+                        .unwrap_or(self.cfg.backfill_from)
+                        .max(self.cfg.backfill_from),
                     _ => self.cfg.backfill_from,
                 };
                 let w = Window { from, to: now };
@@ -325,7 +326,9 @@ impl Engine<'_> {
             Reconcile::Rescan { horizon } => {
                 let to = Utc::now();
                 let window = Window {
-                    from: to - lookback(horizon),
+                    from: to
+                        .checked_sub_signed(lookback(horizon))
+                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
                     to,
                 };
                 self.rescan(src, window, &mut report).await?;

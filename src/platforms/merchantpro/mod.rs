@@ -81,6 +81,16 @@ impl MerchantPro {
                 status: 0,
                 message: format!("bad page link {path_and_query:?}: {e}"),
             })?;
+        // A next link naming another host would carry our Basic credentials there.
+        if url.origin() != self.base.origin() {
+            return Err(HttpError::Permanent {
+                status: 0,
+                message: format!(
+                    "page link {path_and_query:?} leaves {}; not following it",
+                    self.base
+                ),
+            });
+        }
         let page = self
             .http
             .execute(

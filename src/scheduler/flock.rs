@@ -1,0 +1,82 @@
+//! Runs of one platform must not overlap across processes either (the daemon and an operator's
+//! `ordersync sync`): an advisory `flock` on a file per platform beside the database. The
+//! kernel drops it when the holder dies, so a killed process never leaves a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+pub struct PlatformLock {
+    _file: File,
+}
+
+fn lock_path(database: &Path, platform: &str) -> PathBuf {
+    let mut dir = database.as_os_str().to_owned();
+    dir.push(".locks");
+    PathBuf::from(dir).join(platform)
+}
+
+fn open(database: &Path, platform: &str) -> std::io::Result<File> {
+    let path = lock_path(database, platform);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+impl PlatformLock {
+    /// The lock if it is free now; `Ok(None)` when another process holds it.
+    pub fn try_acquire(database: &Path, platform: &str) -> std::io::Result<Option<PlatformLock>> {
+        let file = open(database, platform)?;
+        // SAFETY: flock(2) on a descriptor this function owns.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(Some(PlatformLock { _file: file }));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Waits for the lock (on a blocking thread: flock blocks).
+    pub async fn acquire(database: &Path, platform: &str) -> std::io::Result<PlatformLock> {
+        let file = open(database, platform)?;
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: flock(2) on a descriptor this closure owns.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                Ok(PlatformLock { _file: file })
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_holder_waits_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("o.db");
+        let first = PlatformLock::try_acquire(&db, "shop")
+            .unwrap()
+            .expect("free");
+        assert!(PlatformLock::try_acquire(&db, "shop").unwrap().is_none());
+        assert!(PlatformLock::try_acquire(&db, "other").unwrap().is_some());
+        drop(first);
+        assert!(PlatformLock::try_acquire(&db, "shop").unwrap().is_some());
+        let _waited = PlatformLock::acquire(&db, "shop").await.unwrap();
+    }
+}
