@@ -223,6 +223,34 @@ impl RunLocks {
 
 type Platforms = BTreeMap<String, Arc<Platform>>;
 
+/// Unix seconds of the cron scheduler's last tick of its heartbeat job: the watchdog's proof
+/// that the timetable itself is alive, not only the process.
+#[derive(Clone)]
+struct Heartbeat(Arc<std::sync::atomic::AtomicI64>);
+
+impl Heartbeat {
+    const EVERY: &'static str = "*/10 * * * * *";
+    /// Three missed beats: the scheduler is stuck.
+    const STALE_AFTER_SECS: i64 = 35;
+
+    fn new() -> Heartbeat {
+        Heartbeat(Arc::new(std::sync::atomic::AtomicI64::new(
+            chrono::Utc::now().timestamp(),
+        )))
+    }
+
+    fn beat(&self) {
+        self.0.store(
+            chrono::Utc::now().timestamp(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn age_secs(&self) -> i64 {
+        chrono::Utc::now().timestamp() - self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The running timetable of one configuration.
 struct Timetable {
     sched: JobScheduler,
@@ -232,6 +260,7 @@ struct Timetable {
 impl Timetable {
     async fn start(
         config: &Config,
+        heartbeat: &Heartbeat,
         locks: &RunLocks,
         redactor: &Redactor,
         store: &Store,
@@ -268,6 +297,18 @@ impl Timetable {
                 .await?;
             }
         }
+        let hb = heartbeat.clone();
+        sched
+            .add(
+                Job::new_async(Heartbeat::EVERY, move |_id, _lock| {
+                    hb.beat();
+                    Box::pin(async {})
+                })
+                .context("the scheduler's heartbeat job")?,
+            )
+            .await
+            .context("adding the heartbeat job")?;
+        heartbeat.beat();
         sched.start().await.context("starting the scheduler")?;
         crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
         Ok(Timetable { sched, platforms })
@@ -301,7 +342,11 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
         .await
         .context("recovering outbox entries left in flight")?;
-    let mut table = Timetable::start(&config, &locks, &redactor, &store, &cancel, &tracker).await?;
+    let heartbeat = Heartbeat::new();
+    let mut table = Timetable::start(
+        &config, &heartbeat, &locks, &redactor, &store, &cancel, &tracker,
+    )
+    .await?;
     let (platforms_tx, platforms_rx) = tokio::sync::watch::channel(table.platforms.clone());
     if let Some(addr) = config.daemon.metrics_listen {
         crate::telemetry::metrics::serve(
@@ -324,8 +369,14 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         config.daemon.push_interval,
         cancel.clone(),
     ));
-    let watchdog = sd_notify::watchdog_enabled()
-        .map(|interval| tokio::spawn(watchdog(interval, store.clone(), cancel.clone())));
+    let watchdog = sd_notify::watchdog_enabled().map(|interval| {
+        tokio::spawn(watchdog(
+            interval,
+            store.clone(),
+            heartbeat.clone(),
+            cancel.clone(),
+        ))
+    });
     // Handlers before READY: a `systemctl reload` right after start must not meet SIGHUP's
     // default action (terminate).
     let mut signals = Signals::new()?;
@@ -360,9 +411,10 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                     Ok(new) => {
                         warn_daemon_changes(&current, &new);
-                        let next =
-                            Timetable::start(&new, &locks, &redactor, &store, &cancel, &tracker)
-                                .await?;
+                        let next = Timetable::start(
+                            &new, &heartbeat, &locks, &redactor, &store, &cancel, &tracker,
+                        )
+                        .await?;
                         let old = std::mem::replace(&mut table, next);
                         let added: Vec<&String> = table
                             .platforms
@@ -534,9 +586,15 @@ async fn push_loop(
     }
 }
 
-/// Pings systemd's watchdog at half its interval, but only while the database writer answers: a
-/// wedged writer (disk gone, lock held forever) stops the pings and systemd restarts us.
-async fn watchdog(interval: Duration, store: Store, cancel: CancellationToken) {
+/// Pings systemd's watchdog at half its interval, but only while the cron scheduler ticks and
+/// the database writer answers: a stuck timetable or a wedged writer (disk gone, lock held
+/// forever) stops the pings and systemd restarts us.
+async fn watchdog(
+    interval: Duration,
+    store: Store,
+    heartbeat: Heartbeat,
+    cancel: CancellationToken,
+) {
     let period = interval / 2;
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -544,6 +602,13 @@ async fn watchdog(interval: Duration, store: Store, cancel: CancellationToken) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = cancel.cancelled() => return,
+        }
+        if heartbeat.age_secs() > Heartbeat::STALE_AFTER_SECS {
+            warn!(
+                "the scheduler has not ticked for {} s; withholding the watchdog ping",
+                heartbeat.age_secs()
+            );
+            continue;
         }
         match tokio::time::timeout(period, store.write(|_| Ok(()))).await {
             Ok(Ok(())) => {
