@@ -436,19 +436,30 @@ impl crate::sync::Progress for Bars {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
         let bar = bars.entry(platform.to_string()).or_insert_with(|| {
             let b = self.multi.add(indicatif::ProgressBar::no_length());
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix:<20} {bar:30} {pos:>8}/{len:<8} orders  {per_sec}  {elapsed}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
             b.set_prefix(platform.to_string());
             b
         });
-        if let Some(t) = total {
-            bar.set_length(t.max(fetched));
+        // Kinds whose listing says how many orders it holds get a bar; the others a counter.
+        let template = match total {
+            Some(t) => {
+                bar.set_length(t.max(fetched));
+                "{prefix:<20} {bar:30} {pos:>8}/{len:<8} orders  {elapsed}"
+            }
+            None => "{prefix:<20} {spinner} {pos:>8} orders  {elapsed}",
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style);
         }
         bar.set_position(fetched);
+    }
+}
+
+impl Bars {
+    /// Leaves every bar on screen in its final state.
+    fn finish(&self) {
+        for b in self.bars.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            b.finish();
+        }
     }
 }
 
@@ -548,6 +559,9 @@ async fn sync_with_progress(
                 format!("platform {name}: {text}")
             });
         }
+    }
+    if let Some(b) = &progress {
+        b.finish();
     }
     if cancel.is_cancelled() && failed.is_empty() {
         return Err(Exit::failure(anyhow::anyhow!(
