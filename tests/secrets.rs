@@ -239,6 +239,16 @@ async fn no_secret_appears_in_any_output_or_the_database() {
         .expect("a confirmed MerchantPro order")
         .id
         .to_string();
+    // A SIRCLO push also sends the api_key/api_secret headers besides the MAC.
+    let pending = shops
+        .sc
+        .0
+        .truth()
+        .into_iter()
+        .find(|o| o.status == "pending")
+        .expect("a pending SIRCLO order")
+        .id
+        .to_string();
 
     let setup = tokio::task::spawn_blocking(move || {
         let run = |label: &str, args: &[&str], env: &[(&str, &str)]| -> Output {
@@ -285,12 +295,19 @@ async fn no_secret_appears_in_any_output_or_the_database() {
             &debug,
         );
         assert!(out.status.success(), "{}", stderr(&out));
+        let out = run(
+            "transition accepted (sirclo)",
+            &["transition", "s-sirclo", &pending, "accepted"],
+            &debug,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
         let out = run("push", &["push"], &debug);
         assert!(out.status.success(), "{}", stderr(&out));
         let out = run("outbox --json after push", &["outbox", "--json"], &debug);
-        assert!(
-            stdout(&out).contains("done"),
-            "the push went out: {}",
+        assert_eq!(
+            stdout(&out).matches("\"done\"").count(),
+            2,
+            "both pushes went out: {}",
             stdout(&out)
         );
         let out = run("doctor --json", &["doctor", "--json"], &debug);
