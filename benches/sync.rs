@@ -12,6 +12,10 @@
 //!   daemon's path is compared with.
 //! * **daemon**: the release `ordersync` binary, `ordersync --config … sync --no-reconcile`, with
 //!   a throw-away configuration (`page_size = 100`, `max_requests_per_second = 100000`).
+//! * **nochange**: the same binary again on the database the daemon run left,
+//!   `sync --full --no-reconcile`: every order re-read, none changed. Verified to write no event
+//!   and no item, to move every order's `last_seen_at`, and to record one run that fetched N and
+//!   created or changed nothing; target ≥ 100,000 orders/s on 2 cores.
 //!
 //! For each run: wall time, orders/s, the child's CPU seconds (user + system) and peak RSS (from
 //! `wait4`'s `rusage`). Then the ratio daemon/bare orders/s against the targets (≥ 0.75, daemon
@@ -68,6 +72,8 @@ const PLATFORM: &str = "shop";
 const SPACING_SECS: i64 = 90;
 const TARGET_RATIO: f64 = 0.75;
 const TARGET_RSS_MIB: f64 = 64.0;
+/// The no-change pass (every order re-read, none changed), on 2 cores.
+const TARGET_NOCHANGE_ORDERS_PER_S: f64 = 100_000.0;
 /// `ru_maxrss` is KiB on Linux and the BSDs, bytes on macOS.
 const MAXRSS_UNIT_BYTES: f64 = if cfg!(target_os = "macos") {
     1.0
@@ -349,6 +355,8 @@ fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
 enum Kind {
     Bare,
     Daemon,
+    /// The daemon again on its own database: `sync --full --no-reconcile`, nothing changed.
+    NoChange,
 }
 
 impl Kind {
@@ -356,6 +364,7 @@ impl Kind {
         match self {
             Kind::Bare => "bare",
             Kind::Daemon => "daemon",
+            Kind::NoChange => "nochange",
         }
     }
 }
@@ -524,6 +533,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         print_run(&bare, n);
         let daemon = bench.run_daemon(&dir, round)?;
         print_run(&daemon, n);
+        let nochange = bench.run_nochange(&dir, round)?;
+        print_run(&nochange, n);
         bench.compare_stores(&dir.join("bare.db"), &dir.join("daemon/ordersync.db"));
         if record_bytes.is_none() {
             record_bytes = bench.record_bytes(&dir.join("bare.db"));
@@ -531,6 +542,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         }
         runs.push(bare);
         runs.push(daemon);
+        runs.push(nochange);
         if bench.failures.is_empty() {
             // Hundreds of MiB per database at 100k orders: keep only the round under way.
             std::fs::remove_dir_all(&dir)?;
@@ -552,7 +564,10 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             .fold(0.0, f64::max)
     };
     let (bare, daemon) = (best(Kind::Bare), best(Kind::Daemon));
+    let nochange = best(Kind::NoChange);
     let ratio = daemon.orders_per_s(n) / bare.orders_per_s(n);
+    let nochange_ratio = nochange.orders_per_s(n) / daemon.orders_per_s(n);
+    let nochange_met = nochange.orders_per_s(n) >= TARGET_NOCHANGE_ORDERS_PER_S;
     let daemon_rss = max_rss(Kind::Daemon);
     let ratio_met = ratio >= TARGET_RATIO;
     let rss_met = daemon_rss < TARGET_RSS_MIB;
@@ -571,6 +586,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     print_header();
     print_run(bare, n);
     print_run(daemon, n);
+    print_run(nochange, n);
     println!(
         "ratio daemon/bare orders/s: {ratio:.3} (target >= {TARGET_RATIO}: {})",
         met(ratio_met)
@@ -579,10 +595,16 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "daemon peak RSS: {daemon_rss:.1} MiB (target < {TARGET_RSS_MIB} MiB: {})",
         met(rss_met)
     );
+    println!(
+        "no-change pass: {:.0} orders/s, {nochange_ratio:.2}x the first sync (target >= {TARGET_NOCHANGE_ORDERS_PER_S:.0} orders/s: {}); {} requests, 0 events written",
+        nochange.orders_per_s(n),
+        met(nochange_met),
+        nochange.requests
+    );
     println!("load average at end: {load_end}");
     if verified {
         println!(
-            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, stores identical)",
+            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, stores identical, no event from a no-change pass)",
             runs.len(),
             bench.expected_pages
         );
@@ -616,6 +638,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "rss_floor_mib": round3(floor.rss_mib()),
         "bare": bare.to_json(n),
         "daemon": daemon.to_json(n),
+        "nochange": nochange.to_json(n),
+        "nochange_over_daemon": round3(nochange_ratio),
         "runs": runs.iter().map(|r| r.to_json(n)).collect::<Vec<_>>(),
         "ratio": round3(ratio),
         "daemon_peak_rss_mib": round3(daemon_rss),
@@ -624,6 +648,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             "rss_max_mib": TARGET_RSS_MIB,
             "ratio_met": ratio_met,
             "rss_met": rss_met,
+            "nochange_orders_per_s_min": TARGET_NOCHANGE_ORDERS_PER_S,
+            "nochange_met": nochange_met,
         },
         "verified": verified,
         "failures": bench.failures,
@@ -752,6 +778,92 @@ impl Bench {
             true,
         );
         Ok(run)
+    }
+
+    /// The daemon once more on the database `run_daemon` left: `sync --full --no-reconcile`
+    /// re-reads every order and finds nothing changed. It must write no event and no item, and
+    /// every order's `last_seen_at` must move to this pass.
+    fn run_nochange(&mut self, dir: &Path, round: usize) -> anyhow::Result<RunResult> {
+        let conf = dir.join("daemon");
+        let main_file = conf.join("ordersync.toml");
+        let db = conf.join("ordersync.db");
+        let label = format!("nochange run {round}");
+        let before = match self.snapshot(&db) {
+            Ok(s) => s,
+            Err(e) => bail!("{label}: cannot read the first sync's database: {e:#}"),
+        };
+        let args = vec![
+            "--config".into(),
+            main_file.to_string_lossy().into_owned(),
+            "sync".into(),
+            "--full".into(),
+            "--no-reconcile".into(),
+        ];
+        let job = self.job(&self.daemon_bin, args, dir, "nochange");
+        let run = self.measure(Kind::NoChange, round, &job)?;
+        if let Err(e) = self.try_verify_nochange(&db, &before) {
+            self.failures.push(format!("{label}: {e:#}"));
+        }
+        Ok(run)
+    }
+
+    /// (events, the newest event id, items, the newest `last_seen_at`)
+    fn snapshot(&self, db: &Path) -> anyhow::Result<(i64, i64, i64, String)> {
+        let conn = Connection::open(db)?;
+        Ok(conn.query_row(
+            "SELECT (SELECT count(*) FROM order_events),
+                    (SELECT coalesce(max(id), 0) FROM order_events),
+                    (SELECT count(*) FROM order_items),
+                    (SELECT max(last_seen_at) FROM orders)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?)
+    }
+
+    fn try_verify_nochange(
+        &mut self,
+        db: &Path,
+        before: &(i64, i64, i64, String),
+    ) -> anyhow::Result<()> {
+        let after = self.snapshot(db)?;
+        ensure!(
+            after.0 == before.0 && after.1 == before.1,
+            "the no-change pass wrote {} event(s) (newest id {} -> {}); it must write none",
+            after.0 - before.0,
+            before.1,
+            after.1
+        );
+        ensure!(
+            after.2 == before.2 && after.2 == self.expected_items,
+            "{} line items after the no-change pass, {} before, expected {}",
+            after.2,
+            before.2,
+            self.expected_items
+        );
+        let conn = Connection::open(db)?;
+        let n = self.n as i64;
+        let stale: i64 = conn.query_row(
+            "SELECT count(*) FROM orders WHERE last_seen_at <= ?1",
+            [&before.3],
+            |r| r.get(0),
+        )?;
+        ensure!(
+            stale == 0,
+            "{stale} order(s) kept the first sync's last_seen_at: the pass saw all {n}"
+        );
+        let runs: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM sync_runs WHERE kind = 'sync' AND outcome = 'ok' \
+                 AND fetched = {n} AND created = 0 AND changed = 0 AND rejected = 0"
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        ensure!(
+            runs == 1,
+            "{runs} finished sync runs that fetched {n} and changed nothing, expected 1"
+        );
+        Ok(())
     }
 
     /// A main file and `platforms.d/shop.toml`, as an operator would write them.
