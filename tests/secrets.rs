@@ -67,11 +67,11 @@ fn check_output(label: &str, out: &Output) {
     assert_clean(&format!("{label} stderr"), &stderr(out));
 }
 
-/// Every column of every row of every table, as text.
+/// Every column of every row of every table and view, as text.
 fn dump_database(setup: &Setup) -> Vec<(String, String)> {
     let db = setup.db();
     let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

@@ -237,4 +237,67 @@ mod tests {
             .unwrap();
         assert_eq!(version, schema::MIGRATIONS.len() as i64);
     }
+
+    #[test]
+    fn a_version_3_database_keeps_its_orders_when_orders_becomes_a_view() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &schema::MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO orders VALUES ('shop', '7', 'N-7', 'shipped', 'sent', NULL,
+                     '2026-01-02T03:04:05.000Z', 'EUR', '12.50', 'Ana', 'AWB1', 'h1',
+                     '2026-01-01T00:00:00.000Z', '2026-01-03T00:00:00.000Z',
+                     '2026-01-02T00:00:00.000Z', '{\"id\":7}')",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        drop(store);
+        let conn = open_connection(&path, true).unwrap();
+        let row: Vec<Option<String>> = conn
+            .query_row("SELECT * FROM orders", [], |r| {
+                (0..16).map(|i| r.get(i)).collect()
+            })
+            .unwrap();
+        let row: Vec<&str> = row.iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+        assert_eq!(
+            row,
+            [
+                "shop",
+                "7",
+                "N-7",
+                "shipped",
+                "sent",
+                "NULL",
+                "2026-01-02T03:04:05.000Z",
+                "EUR",
+                "12.50",
+                "Ana",
+                "AWB1",
+                "h1",
+                "2026-01-01T00:00:00.000Z",
+                "2026-01-03T00:00:00.000Z",
+                "2026-01-02T00:00:00.000Z",
+                "{\"id\":7}"
+            ]
+        );
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('orders')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            columns.join(","),
+            "platform,order_id,number,status,platform_status,placed_at,updated_at,currency,\
+             total,customer_name,tracking_number,content_hash,first_seen_at,last_seen_at,\
+             last_changed_at,raw"
+        );
+    }
 }

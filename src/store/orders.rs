@@ -28,9 +28,13 @@ impl Incoming {
     }
 }
 
+/// A fingerprint of the record as received, to tell "nothing moved" without a field diff.
+/// XXH3-128, not a cryptographic hash: the platform is the only writer of the input and has no
+/// reason to forge a collision, and hashing every re-read record is on the no-change hot path
+/// (SHA-256 was a tenth of a no-change pass's CPU). A database written with another fingerprint
+/// just takes the field-diff path once per order, which writes no event when nothing changed.
 pub fn content_hash(raw: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(raw.as_bytes())[..16])
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))
 }
 
 /// A record that could not be read, kept for inspection in `rejects`.
@@ -77,7 +81,8 @@ impl PageOutcome {
 }
 
 struct Existing {
-    hash: String,
+    /// `order_fields.id`, which is also the order's key in `order_raw`.
+    id: i64,
     number: String,
     status: String,
     platform_status: String,
@@ -97,28 +102,19 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
     let platform = page.platform.as_str();
     for inc in &page.orders {
         let o = &inc.order;
-        let existing = tx
+        // Most re-reads change nothing, so the first look reads only what decides that, without
+        // allocating; the full row is read only for an order that moved.
+        let seen = tx
             .prepare_cached(
-                "SELECT content_hash, number, status, platform_status, placed_at, updated_at,
-                        currency, total, customer_name, tracking_number
-                 FROM orders WHERE platform = ?1 AND order_id = ?2",
+                "SELECT id, content_hash = ?3 AND status = ?4
+                 FROM order_fields WHERE platform = ?1 AND order_id = ?2",
             )?
-            .query_row(params![platform, o.order_id], |r| {
-                Ok(Existing {
-                    hash: r.get(0)?,
-                    number: r.get(1)?,
-                    status: r.get(2)?,
-                    platform_status: r.get(3)?,
-                    placed_at: r.get(4)?,
-                    updated_at: r.get(5)?,
-                    currency: r.get(6)?,
-                    total: r.get(7)?,
-                    customer_name: r.get(8)?,
-                    tracking_number: r.get(9)?,
-                })
-            })
+            .query_row(
+                params![platform, o.order_id, inc.hash, o.status.as_str()],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
+            )
             .optional()?;
-        match existing {
+        match seen {
             None => {
                 insert_order(tx, platform, inc, &now)?;
                 insert_items(tx, platform, &o.order_id, &o.items)?;
@@ -136,27 +132,26 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
             }
             // Same bytes and the same canonical status: nothing moved. (The status is compared
             // too because a reloaded `status_map` changes it without the platform changing.)
-            Some(old) if old.hash == inc.hash && old.status == o.status.as_str() => {
-                tx.prepare_cached(
-                    "UPDATE orders SET last_seen_at = ?3 WHERE platform = ?1 AND order_id = ?2",
-                )?
-                .execute(params![platform, o.order_id, now])?;
+            Some((id, true)) => {
+                tx.prepare_cached("UPDATE order_fields SET last_seen_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, now])?;
                 out.unchanged += 1;
             }
-            Some(old) => {
+            Some((id, false)) => {
+                let old = load_existing(tx, id)?;
                 let changes = diff(tx, platform, &old, inc)?;
                 if changes.is_empty() {
                     // Same content in another spelling (whitespace, key order): remember the new
                     // hash so the next read is the cheap path again, but report nothing.
                     tx.prepare_cached(
-                        "UPDATE orders SET content_hash = ?3, raw = ?4, last_seen_at = ?5
-                         WHERE platform = ?1 AND order_id = ?2",
+                        "UPDATE order_fields SET content_hash = ?2, last_seen_at = ?3 WHERE id = ?1",
                     )?
-                    .execute(params![platform, o.order_id, inc.hash, inc.raw, now])?;
+                    .execute(params![old.id, inc.hash, now])?;
+                    update_raw(tx, old.id, &inc.raw)?;
                     out.unchanged += 1;
                     continue;
                 }
-                update_order(tx, platform, inc, &now)?;
+                update_order(tx, old.id, inc, &now)?;
                 if changes.contains_key("items") {
                     tx.prepare_cached(
                         "DELETE FROM order_items WHERE platform = ?1 AND order_id = ?2",
@@ -263,10 +258,10 @@ fn insert_order(
 ) -> Result<(), StoreError> {
     let o = &inc.order;
     tx.prepare_cached(
-        "INSERT INTO orders (platform, order_id, number, status, platform_status, placed_at,
-             updated_at, currency, total, customer_name, tracking_number, content_hash,
-             first_seen_at, last_seen_at, last_changed_at, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13, ?14)",
+        "INSERT INTO order_fields (platform, order_id, number, status, platform_status,
+             placed_at, updated_at, currency, total, customer_name, tracking_number, content_hash,
+             first_seen_at, last_seen_at, last_changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
     )?
     .execute(params![
         platform,
@@ -282,28 +277,29 @@ fn insert_order(
         o.tracking_number,
         inc.hash,
         now,
-        inc.raw,
     ])?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO order_raw (id, raw) VALUES (?1, ?2)")?
+        .execute(params![id, inc.raw])?;
     Ok(())
 }
 
 fn update_order(
     tx: &Transaction<'_>,
-    platform: &str,
+    id: i64,
     inc: &Incoming,
     now: &str,
 ) -> Result<(), StoreError> {
     let o = &inc.order;
     tx.prepare_cached(
-        "UPDATE orders SET number = ?3, status = ?4, platform_status = ?5, placed_at = ?6,
-             updated_at = ?7, currency = ?8, total = ?9, customer_name = ?10,
-             tracking_number = ?11, content_hash = ?12, last_seen_at = ?13,
-             last_changed_at = ?13, raw = ?14
-         WHERE platform = ?1 AND order_id = ?2",
+        "UPDATE order_fields SET number = ?2, status = ?3, platform_status = ?4, placed_at = ?5,
+             updated_at = ?6, currency = ?7, total = ?8, customer_name = ?9,
+             tracking_number = ?10, content_hash = ?11, last_seen_at = ?12,
+             last_changed_at = ?12
+         WHERE id = ?1",
     )?
     .execute(params![
-        platform,
-        o.order_id,
+        id,
         o.number,
         o.status.as_str(),
         o.platform_status,
@@ -315,8 +311,13 @@ fn update_order(
         o.tracking_number,
         inc.hash,
         now,
-        inc.raw,
     ])?;
+    update_raw(tx, id, &inc.raw)
+}
+
+fn update_raw(tx: &Transaction<'_>, id: i64, raw: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE order_raw SET raw = ?2 WHERE id = ?1")?
+        .execute(params![id, raw])?;
     Ok(())
 }
 
@@ -371,6 +372,29 @@ fn insert_event(
 /// The fields that differ between the stored row and the incoming order, as
 /// `{field: {old, new}}`. Canonical fields first; when none moved, the raw records' top-level
 /// keys, so a change the canonical model does not carry is still reported by name.
+fn load_existing(tx: &Transaction<'_>, id: i64) -> Result<Existing, StoreError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT number, status, platform_status, placed_at, updated_at, currency, total,
+                    customer_name, tracking_number
+             FROM order_fields WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(Existing {
+                id,
+                number: r.get(0)?,
+                status: r.get(1)?,
+                platform_status: r.get(2)?,
+                placed_at: r.get(3)?,
+                updated_at: r.get(4)?,
+                currency: r.get(5)?,
+                total: r.get(6)?,
+                customer_name: r.get(7)?,
+                tracking_number: r.get(8)?,
+            })
+        })?)
+}
+
 fn diff(
     tx: &Transaction<'_>,
     platform: &str,
@@ -425,8 +449,8 @@ fn diff(
     }
     if changes.is_empty() {
         let old_raw: String = tx
-            .prepare_cached("SELECT raw FROM orders WHERE platform = ?1 AND order_id = ?2")?
-            .query_row(params![platform, o.order_id], |r| r.get(0))?;
+            .prepare_cached("SELECT raw FROM order_raw WHERE id = ?1")?
+            .query_row(params![old.id], |r| r.get(0))?;
         let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (
             serde_json::from_str::<Value>(&old_raw),
             serde_json::from_str::<Value>(&inc.raw),
