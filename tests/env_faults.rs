@@ -30,12 +30,17 @@ struct Scenario {
 impl Scenario {
     /// A shop of 60 orders synced every second (reconcile every 2 s, so status changes of stored
     /// orders arrive too) by a daemon whose database is at `db` (default: the setup's folder).
-    async fn start(name: &str, db: Option<PathBuf>) -> Scenario {
+    async fn start(name: &str, db: Option<PathBuf>, busy_timeout: &str) -> Scenario {
         let shop = Shop::open(name, 60).await;
         let setup = Setup::new();
         let db = db.unwrap_or_else(|| setup.db_path());
         let port = free_port();
-        write_main_file(&setup, &db, port, "busy_timeout = \"1s\"");
+        write_main_file(
+            &setup,
+            &db,
+            port,
+            &format!("busy_timeout = \"{busy_timeout}\""),
+        );
         setup.add_platform_file(
             "shop.toml",
             &shop.platform_toml(
@@ -129,6 +134,7 @@ impl Scenario {
         })
         .await;
         let line = self.run.log_lines(&["run failed", &db]).pop().unwrap();
+        eprintln!("the daemon says: {line}");
         assert!(
             line.contains(fix_words),
             "the error says the fix ({fix_words}): {line}"
@@ -250,7 +256,7 @@ async fn an_immutable_database_fails_writes_without_stopping_the_daemon_and_it_r
         eprintln!("SKIPPED: cannot set the immutable flag here ({why})");
         return;
     }
-    let sc = Scenario::start("shop-ro", None).await;
+    let sc = Scenario::start("shop-ro", None, "1s").await;
     // Root ignores file modes, and a mode change does not reach a file the daemon already has
     // open; the immutable flag stops writes through open handles too. Not on -shm: SQLite maps
     // it, and a write to an immutable mapping is SIGBUS, not an error (no tool sets it there).
@@ -322,7 +328,7 @@ async fn a_full_disk_fails_writes_without_stopping_the_daemon_and_it_recovers() 
             return;
         }
     };
-    let sc = Scenario::start("shop-ro", Some(fs_dir.join("ordersync.db"))).await;
+    let sc = Scenario::start("shop-ro", Some(fs_dir.join("ordersync.db")), "1s").await;
     let filler = fs_dir.join("filler");
     let apply = || fill(&filler);
     let clear = || std::fs::remove_file(&filler).unwrap();
@@ -332,7 +338,7 @@ async fn a_full_disk_fails_writes_without_stopping_the_daemon_and_it_recovers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_past_the_busy_timeout_fails_writes_keeps_the_watchdog_fed_and_clears() {
-    let sc = Scenario::start("shop-ro", None).await;
+    let sc = Scenario::start("shop-ro", None, "2s").await;
     let lock = Connection::open(&sc.db).unwrap();
     lock.busy_timeout(Duration::from_secs(10)).unwrap();
     let held = std::cell::Cell::new(None);
@@ -342,6 +348,9 @@ async fn a_lock_held_past_the_busy_timeout_fails_writes_keeps_the_watchdog_fed_a
         held.set(Some(Instant::now()));
     };
     // The lock is held from `apply` through the fault's checks (several busy timeouts long).
+    // With a busy timeout longer than half the watchdog interval, a ping that waits for its own
+    // turn at the writer comes too late while every job waits out the lock: the watchdog must
+    // judge the writer by the jobs it finishes, failed ones included.
     let pings = sc.run.notes.clone();
     let released = std::cell::Cell::new(None);
     let clear = || {
