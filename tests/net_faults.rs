@@ -280,9 +280,10 @@ async fn the_daemon_keeps_syncing_and_feeding_the_watchdog_while_three_platforms
     eventually(15, "the good shop's new orders synced", || stored(&setup)).await;
     assert_store_matches(&setup.db(), "good", &good.sim.truth());
 
+    // Watch at least two watchdog intervals, however quick the rest was.
+    tokio::time::sleep_until((watched_from + 2 * WATCHDOG).into()).await;
     assert!(run.alive());
     let watched_to = Instant::now();
-    assert!(watched_to - watched_from > Duration::from_secs(3));
     let gap = longest_ping_gap(&run.pings_since(watched_from), watched_from, watched_to);
     assert!(
         gap < WATCHDOG,
