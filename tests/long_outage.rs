@@ -201,9 +201,9 @@ impl Drop for Outage {
 }
 
 /// The tests of this file one at a time: the memory check reads the whole process's RSS.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 /// Resident memory of this process, in KiB.
@@ -220,7 +220,7 @@ fn rss_kib() -> u64 {
 async fn a_two_hour_outage_keeps_its_backlog_in_the_table_and_drains_it_in_queue_order() {
     const ORDERS: usize = 60;
     // Enough attempts to outlast two hours at up to ten minutes apart.
-    let _serial = serial();
+    let _serial = serial().await;
     let (mut o, orders) = Outage::begin(
         ORDERS,
         "max_attempts = 40\ninitial_interval = \"2s\"\nmax_interval = \"10m\"",
@@ -332,7 +332,7 @@ async fn a_transition_that_exhausts_its_retries_in_the_outage_holds_back_its_ord
     const ORDERS: usize = 10;
     // The default budget: ten attempts, at most ten minutes apart, runs out well inside two
     // hours.
-    let _serial = serial();
+    let _serial = serial().await;
     let (mut o, orders) = Outage::begin(ORDERS, "max_attempts = 10").await;
     tokio::time::pause();
     let t0 = Utc::now();

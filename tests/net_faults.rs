@@ -28,18 +28,21 @@ enum Misbehaviour {
     Mute,
 }
 
+/// When each connection was accepted, and when the client closed it.
+type Connections = Arc<Mutex<Vec<(Instant, Option<Instant>)>>>;
+
 /// A loopback server that misbehaves on every connection, recording when each one was accepted
 /// and when the client gave up on it.
 struct BadServer {
     url: String,
-    connections: Arc<Mutex<Vec<(Instant, Option<Instant>)>>>,
+    connections: Connections,
 }
 
 impl BadServer {
     async fn start(how: Misbehaviour) -> BadServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let connections = Arc::new(Mutex::new(Vec::new()));
+        let connections = Connections::default();
         let log = connections.clone();
         tokio::spawn(async move {
             loop {
