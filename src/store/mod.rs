@@ -299,20 +299,18 @@ impl Store {
     }
 }
 
-/// Gives a refusal by the database its file and its fix.
+/// Gives a refusal by the database its file and its fix; other errors pass unchanged.
 fn unavailable(e: StoreError, path: &Path, busy_timeout: Duration) -> StoreError {
-    let source = match e {
-        StoreError::Sql(source) | StoreError::Open { source, .. } => source,
-        other => return other,
-    };
-    match DbFault::of(&source) {
-        Some(fault) => StoreError::Unavailable {
-            path: path.to_path_buf(),
-            fault,
-            fix: fault.fix(path, busy_timeout),
-            source,
-        },
-        None => StoreError::Sql(source),
+    match (e.db_fault(), e) {
+        (Some(fault), StoreError::Sql(source) | StoreError::Open { source, .. }) => {
+            StoreError::Unavailable {
+                path: path.to_path_buf(),
+                fault,
+                fix: fault.fix(path, busy_timeout),
+                source,
+            }
+        }
+        (_, e) => e,
     }
 }
 
@@ -402,6 +400,34 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_write_refused_by_another_programs_lock_names_the_file_and_clears_when_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let store = Store::open_with(&path, Duration::from_millis(100)).unwrap();
+        let other = open_connection(&path, false).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let insert = |c: &mut Connection| {
+            c.execute(
+                "INSERT INTO sync_runs (platform, kind, started_at) VALUES ('p', 'sync', 'now')",
+                [],
+            )?;
+            Ok(())
+        };
+        let err = store.write(insert).await.unwrap_err();
+        assert_eq!(err.db_fault(), Some(DbFault::Locked), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("busy_timeout (100ms)"), "{text}");
+        assert_eq!(store.fault(), Some(text));
+        // A write that changes nothing proves nothing: the fault stays until one lands.
+        store.write(|_| Ok(())).await.unwrap();
+        assert!(store.fault().is_some());
+        other.execute_batch("COMMIT").unwrap();
+        store.write(insert).await.unwrap();
+        assert_eq!(store.fault(), None);
+    }
 
     #[test]
     fn opening_twice_applies_migrations_once_and_uses_wal() {
