@@ -181,6 +181,9 @@ pub struct DaemonConfig {
     pub shutdown_grace: Duration,
     /// Age of a platform's last successful run after which `/health` answers 503.
     pub health_max_age: Duration,
+    /// How long a database write waits on another process's lock before it fails (and is
+    /// retried by the next run).
+    pub busy_timeout: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -196,6 +199,7 @@ impl Default for DaemonConfig {
             metrics_listen: None,
             shutdown_grace: Duration::from_secs(20),
             health_max_age: Duration::from_secs(3600),
+            busy_timeout: crate::store::BUSY_TIMEOUT,
         }
     }
 }

@@ -120,6 +120,7 @@ fn an_empty_main_file_gives_the_documented_daemon_defaults() {
     assert_eq!(d.metrics_listen, None);
     assert_eq!(d.shutdown_grace, Duration::from_secs(20));
     assert_eq!(d.health_max_age, Duration::from_secs(3600));
+    assert_eq!(d.busy_timeout, Duration::from_secs(10));
     assert!(config.platforms.is_empty());
 }
 
@@ -136,6 +137,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
         metrics_listen = "127.0.0.1:9898"
         shutdown_grace = "5s"
         health_max_age = "2h"
+        busy_timeout = "3s"
         "#,
     );
     s.write("shops/a.toml", MERCHANTPRO);
@@ -149,6 +151,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
     assert_eq!(d.metrics_listen, Some("127.0.0.1:9898".parse().unwrap()));
     assert_eq!(d.shutdown_grace, Duration::from_secs(5));
     assert_eq!(d.health_max_age, Duration::from_secs(7200));
+    assert_eq!(d.busy_timeout, Duration::from_secs(3));
     assert_eq!(config.platforms.len(), 1);
 }
 

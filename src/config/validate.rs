@@ -28,6 +28,7 @@ const DAEMON_KEYS: &[&str] = &[
     "metrics_listen",
     "shutdown_grace",
     "health_max_age",
+    "busy_timeout",
 ];
 
 /// Keys a platform table and `[defaults]` share.
@@ -486,6 +487,11 @@ impl Validator<'_> {
                 "health_max_age" => {
                     if let Some(t) = self.positive_duration(key, value) {
                         d.health_max_age = t;
+                    }
+                }
+                "busy_timeout" => {
+                    if let Some(t) = self.positive_duration(key, value) {
+                        d.busy_timeout = t;
                     }
                 }
                 _ => self.unknown_in(value, key, name, DAEMON_KEYS),

@@ -342,7 +342,7 @@ const BATCH: usize = 1000;
 
 /// Sends every due entry of the given platforms once. Platforms drain concurrently; within one,
 /// an order's entries go out in the order they were queued (an entry waits while an earlier one
-/// for the same order is unfinished).
+/// for the same order is pending, in flight or failed).
 pub async fn drain_once(
     store: &Store,
     platforms: &BTreeMap<String, Arc<Platform>>,
@@ -440,7 +440,10 @@ async fn drain_platform(
 }
 
 /// Claims (marks `in_flight`, committed) the due entries of one platform, oldest first, at
-/// most one per order. The claim is what makes a crash after sending detectable.
+/// most one per order. The claim is what makes a crash after sending detectable. An entry waits
+/// behind every earlier unfinished entry of its order, a failed one included: `delivered` must
+/// never reach a platform before the `shipped` it follows, so a failed entry holds the order's
+/// later ones until the operator retries or cancels it.
 fn claim_due(
     conn: &mut Connection,
     platform: &str,
@@ -453,7 +456,8 @@ fn claim_due(
             "SELECT id, order_id, action, params, attempts, outcome_unknown FROM outbox o
              WHERE platform = ?1 AND state = 'pending' AND next_attempt_at <= ?2
                AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.platform = o.platform
-                   AND e.order_id = o.order_id AND e.id < o.id AND e.state IN ('pending', 'in_flight'))
+                   AND e.order_id = o.order_id AND e.id < o.id
+                   AND e.state IN ('pending', 'in_flight', 'failed'))
              ORDER BY id LIMIT ?3",
         )?;
         stmt.query_map(params![platform, now_s, BATCH as i64], |r| {
@@ -552,13 +556,13 @@ async fn finish(
         }
         PushOutcome::Failed(msg) => {
             error!(platform = %e.platform, order = %e.order_id, action = %e.action, error = %msg,
-                   "push failed permanently; fix the cause, then `ordersync outbox retry {}`", e.id);
+                   "push failed permanently; later transitions of this order wait for it: fix the cause, then `ordersync outbox retry {}` (or `outbox cancel {}`)", e.id, e.id);
             report.failed += 1;
             ("failed", now_s.clone(), Some(msg.clone()), false)
         }
         PushOutcome::Retry(err) if attempts >= retry.max_attempts => {
             error!(platform = %e.platform, order = %e.order_id, action = %e.action, error = %err,
-                   attempts, "push failed after max_attempts; `ordersync outbox retry {}` to try again", e.id);
+                   attempts, "push failed after max_attempts; later transitions of this order wait for it: `ordersync outbox retry {}` to try again (or `outbox cancel {}`)", e.id, e.id);
             report.failed += 1;
             ("failed", now_s.clone(), Some(err.to_string()), false)
         }

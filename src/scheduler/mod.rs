@@ -327,21 +327,26 @@ impl Timetable {
 /// re-reads the configuration: a valid one replaces the timetable without a restart, an
 /// invalid one is logged (file and key) and the old one stays in force.
 pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
-    let store = Store::open(&config.daemon.database).with_context(|| {
-        format!(
-            "opening the database named by daemon.database in {}",
-            config.main_file.display()
-        )
-    })?;
+    let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)
+        .with_context(|| {
+            format!(
+                "opening the database named by daemon.database in {}",
+                config.main_file.display()
+            )
+        })?;
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
     let locks = RunLocks::default();
 
-    store
+    // A database that refuses writes right now (locked, full, read-only) must not stop the
+    // daemon: the push loop recovers these entries on every tick once writes succeed.
+    if let Err(e) = store
         .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
         .await
-        .context("recovering outbox entries left in flight")?;
+    {
+        error!(error = %e, "recovering outbox entries left in flight; will try again");
+    }
     let heartbeat = Heartbeat::new();
     let mut table = Timetable::start(
         &config, &heartbeat, &locks, &redactor, &store, &cancel, &tracker,
@@ -587,8 +592,10 @@ async fn push_loop(
 }
 
 /// Pings systemd's watchdog at half its interval, but only while the cron scheduler ticks and
-/// the database writer answers: a stuck timetable or a wedged writer (disk gone, lock held
-/// forever) stops the pings and systemd restarts us.
+/// the database writer is alive: a stuck timetable or a wedged writer (disk gone, a syscall that
+/// never returns) stops the pings and systemd restarts us. A writer that answers with errors
+/// (read-only file, full disk, another program's lock) is alive: a restart would not fix any of
+/// those, and the daemon recovers by itself when they clear.
 async fn watchdog(
     interval: Duration,
     store: Store,
@@ -596,6 +603,9 @@ async fn watchdog(
     cancel: CancellationToken,
 ) {
     let period = interval / 2;
+    // A job waiting out another program's lock takes up to busy_timeout: finishing jobs at that
+    // pace is still progress.
+    let progress_window = period + store.busy_timeout();
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -610,13 +620,19 @@ async fn watchdog(
             );
             continue;
         }
-        match tokio::time::timeout(period, store.write(|_| Ok(()))).await {
-            Ok(Ok(())) => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
-            }
-            _ => warn!(
-                "database writer did not answer within {period:?}; withholding the watchdog ping"
-            ),
+        let answered = matches!(
+            tokio::time::timeout(period, store.write(|_| Ok(()))).await,
+            Ok(Ok(()))
+        );
+        let progressing = (chrono::Utc::now() - store.last_progress())
+            .to_std()
+            .is_ok_and(|age| age < progress_window);
+        if answered || progressing {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        } else {
+            warn!(
+                "database writer has finished no job for {progress_window:?}; withholding the watchdog ping"
+            );
         }
     }
 }

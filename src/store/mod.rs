@@ -8,13 +8,14 @@ mod schema;
 mod state;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
+use tracing::{error, info};
 
 pub use orders::{
     Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page,
@@ -24,9 +25,10 @@ pub use state::{
     PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run,
 };
 
-/// How long a statement waits on another process's lock before failing. Long enough to ride out
-/// a reporting query or a backup, short enough that a stuck lock surfaces in the logs.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits on another process's lock before failing, unless
+/// `daemon.busy_timeout` says otherwise. Long enough to ride out a reporting query or a backup,
+/// short enough that a stuck lock surfaces in the logs.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,6 +46,17 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The database refused a write for a reason outside ordersync (read-only file, full disk,
+    /// another program's lock, an I/O error). Nothing of the write was kept; the run or drain
+    /// that wanted it tries again on its next turn.
+    #[error("database {path}: {source}: {fix}")]
+    Unavailable {
+        path: PathBuf,
+        fault: DbFault,
+        fix: String,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database writer has stopped")]
@@ -52,47 +65,167 @@ pub enum StoreError {
     Other(String),
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// Why the database cannot take writes right now; each clears without a restart once its cause
+/// does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFault {
+    /// The file (or its -wal/-shm, or its folder, or the filesystem) is not writable.
+    ReadOnly,
+    /// The filesystem is full.
+    DiskFull,
+    /// Another program held a write lock past the busy timeout.
+    Locked,
+    /// The operating system failed a read or write (EIO, EPERM on an immutable file, …).
+    Io,
+}
+
+impl DbFault {
+    /// The faults worth a new connection: a connection opened read-only stays read-only, and one
+    /// that met an I/O error may hold a broken file handle.
+    fn needs_reopen(self) -> bool {
+        matches!(self, DbFault::ReadOnly | DbFault::Io)
+    }
+
+    fn of(e: &rusqlite::Error) -> Option<DbFault> {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code()? {
+            C::ReadOnly => Some(DbFault::ReadOnly),
+            C::DiskFull => Some(DbFault::DiskFull),
+            C::DatabaseBusy | C::DatabaseLocked => Some(DbFault::Locked),
+            C::SystemIoFailure | C::CannotOpen | C::PermissionDenied => Some(DbFault::Io),
+            _ => None,
+        }
+    }
+
+    fn fix(self, path: &Path, busy_timeout: Duration) -> String {
+        let p = path.display();
+        match self {
+            DbFault::ReadOnly => format!(
+                "make {p}, its -wal and -shm files and its folder writable by the daemon's user \
+                 (check permissions, `lsattr` for the immutable flag, and whether the filesystem \
+                 is mounted read-only); writes resume by themselves"
+            ),
+            DbFault::DiskFull => format!(
+                "the filesystem holding {p} is full: free space there; writes resume by themselves"
+            ),
+            DbFault::Locked => format!(
+                "another program held a write lock on it for longer than daemon.busy_timeout \
+                 ({busy_timeout:?}): find it with `fuser {p}` and end its transaction; writes \
+                 resume by themselves"
+            ),
+            DbFault::Io => format!(
+                "the operating system refused a read or write of {p} or its -wal file: check \
+                 the disk, permissions, `lsattr` (immutable flag) and the kernel log; writes \
+                 resume by themselves"
+            ),
+        }
+    }
+}
+
+impl StoreError {
+    /// The database fault behind this error, if it is one.
+    pub fn db_fault(&self) -> Option<DbFault> {
+        match self {
+            StoreError::Unavailable { fault, .. } => Some(*fault),
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => DbFault::of(e),
+            _ => None,
+        }
+    }
+}
+
+/// A job for the writer thread. It gets the connection, or the error that kept the writer from
+/// opening one, and reports back whether the database refused it.
+type Job = Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Option<DbFault> + Send>;
 
 /// A cheap, cloneable handle on the database. Writes are serialized on one thread, which is both
 /// what SQLite wants (one writer) and what keeps a busy sync from starving the async runtime.
 #[derive(Clone)]
 pub struct Store {
     path: Arc<PathBuf>,
+    busy_timeout: Duration,
     jobs: std::sync::mpsc::Sender<Job>,
     /// Unix milliseconds of the writer's last finished job: the watchdog's proof of life.
     last_progress: Arc<AtomicU64>,
+    /// The database's current refusal, from the last write that failed, until one succeeds.
+    fault: Arc<Mutex<Option<String>>>,
 }
 
 impl Store {
     /// Opens (creating if needed) the database, applies pending migrations and starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open`] with another busy timeout (`daemon.busy_timeout`).
+    pub fn open_with(path: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
-        let mut conn = open_connection(path, false)?;
+        let mut conn = connect(path, false, busy_timeout)?;
         migrate(&mut conn, path)?;
+        let fault = Arc::new(Mutex::new(None));
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            // SQLite quietly opens a write-protected file read-only. Refusing to start would
+            // only get the unit restarted until systemd gives up; running lets the fix take
+            // effect without a restart.
+            let msg = format!(
+                "database {} is read-only to this process: {}",
+                path.display(),
+                DbFault::ReadOnly.fix(path, busy_timeout)
+            );
+            error!("{msg}");
+            *fault.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+        }
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let last_progress = Arc::new(AtomicU64::new(now_millis()));
         let progress = last_progress.clone();
+        let writer_path = path.to_path_buf();
+        let writer_fault = fault.clone();
         std::thread::Builder::new()
             .name("ordersync-db-writer".into())
             .spawn(move || {
+                let mut conn = Some(conn);
                 // The loop ends when every Store handle is dropped, after draining queued jobs:
                 // a page handed to the writer before shutdown still commits.
                 for job in rx {
-                    job(&mut conn);
+                    if conn.is_none() {
+                        match connect(&writer_path, false, busy_timeout) {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                job(Err(e));
+                                progress.store(now_millis(), Ordering::Relaxed);
+                                continue;
+                            }
+                        }
+                    }
+                    let c = conn.as_mut().expect("opened above");
+                    let changes_before = c.total_changes();
+                    let refused = job(Ok(c));
+                    let wrote = c.total_changes() != changes_before;
+                    if refused.is_some_and(DbFault::needs_reopen)
+                        || c.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+                    {
+                        conn = None;
+                    }
+                    if wrote && refused.is_none() {
+                        let mut f = writer_fault.lock().unwrap_or_else(|p| p.into_inner());
+                        if f.take().is_some() {
+                            info!(database = %writer_path.display(), "database writes succeed again");
+                        }
+                    }
                     progress.store(now_millis(), Ordering::Relaxed);
                 }
             })
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
+            busy_timeout,
             jobs,
             last_progress,
+            fault,
         })
     }
 
@@ -100,16 +233,37 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` on the writer thread and waits for its result.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
+    /// Runs `f` on the writer thread and waits for its result. A refusal by the database comes
+    /// back as [`StoreError::Unavailable`], naming the file and the fix.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let (path, busy_timeout, fault) =
+            (self.path.clone(), self.busy_timeout, self.fault.clone());
         self.jobs
             .send(Box::new(move |conn| {
-                let _ = tx.send(f(conn));
+                let result = conn
+                    .and_then(f)
+                    .map_err(|e| unavailable(e, &path, busy_timeout));
+                let refused = result.as_ref().err().and_then(StoreError::db_fault);
+                if let Err(e) = &result
+                    && refused.is_some()
+                {
+                    let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
+                    if f.is_none() {
+                        error!(database = %path.display(), error = %e, "database writes fail");
+                    }
+                    *f = Some(e.to_string());
+                }
+                let _ = tx.send(result);
+                refused
             }))
             .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
@@ -123,8 +277,9 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let path = self.path.clone();
+        let busy_timeout = self.busy_timeout;
         tokio::task::spawn_blocking(move || {
-            let conn = open_connection(&path, true)?;
+            let conn = connect(&path, true, busy_timeout)?;
             f(&conn)
         })
         .await
@@ -136,11 +291,36 @@ impl Store {
         DateTime::from_timestamp_millis(self.last_progress.load(Ordering::Relaxed) as i64)
             .unwrap_or_default()
     }
+
+    /// Why the database refuses writes, from the last write that failed, until one succeeds:
+    /// what `/health` reports.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Gives a refusal by the database its file and its fix; other errors pass unchanged.
+fn unavailable(e: StoreError, path: &Path, busy_timeout: Duration) -> StoreError {
+    match (e.db_fault(), e) {
+        (Some(fault), StoreError::Sql(source) | StoreError::Open { source, .. }) => {
+            StoreError::Unavailable {
+                path: path.to_path_buf(),
+                fault,
+                fix: fault.fix(path, busy_timeout),
+                source,
+            }
+        }
+        (_, e) => e,
+    }
 }
 
 /// Opens a connection with the settings every connection needs. Used directly by the CLI's
 /// read-only commands, which have no runtime to hop off.
 pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    connect(path, read_only, BUSY_TIMEOUT)
+}
+
+fn connect(path: &Path, read_only: bool, busy_timeout: Duration) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -153,7 +333,7 @@ pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection, Store
         source,
     };
     let conn = Connection::open_with_flags(path, flags).map_err(wrap)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(wrap)?;
+    conn.busy_timeout(busy_timeout).map_err(wrap)?;
     if !read_only {
         // WAL: readers (the CLI, other programs) never block the writer. NORMAL is durable
         // across process crashes in WAL mode; only a power cut may lose the last commits,
@@ -220,6 +400,34 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_write_refused_by_another_programs_lock_names_the_file_and_clears_when_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let store = Store::open_with(&path, Duration::from_millis(100)).unwrap();
+        let other = open_connection(&path, false).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let insert = |c: &mut Connection| {
+            c.execute(
+                "INSERT INTO sync_runs (platform, kind, started_at) VALUES ('p', 'sync', 'now')",
+                [],
+            )?;
+            Ok(())
+        };
+        let err = store.write(insert).await.unwrap_err();
+        assert_eq!(err.db_fault(), Some(DbFault::Locked), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("busy_timeout (100ms)"), "{text}");
+        assert_eq!(store.fault(), Some(text));
+        // A write that changes nothing proves nothing: the fault stays until one lands.
+        store.write(|_| Ok(())).await.unwrap();
+        assert!(store.fault().is_some());
+        other.execute_batch("COMMIT").unwrap();
+        store.write(insert).await.unwrap();
+        assert_eq!(store.fault(), None);
+    }
 
     #[test]
     fn opening_twice_applies_migrations_once_and_uses_wal() {

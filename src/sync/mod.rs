@@ -141,11 +141,31 @@ impl Engine<'_> {
     ) -> Result<PassReport, SyncError> {
         let platform = self.cfg.name.clone();
         let started = Utc::now();
-        let run_id = self
+        let run_id = match self
             .store
             .write(move |c| store::start_run(c, &platform, kind.as_str(), started))
             .await
-            .map_err(|e| self.store_error(e))?;
+        {
+            Ok(id) => id,
+            // The run cannot even be recorded (the database refuses writes): it still counts
+            // as a failed run, in the log and the metrics, or the fault would be silent.
+            Err(e) => {
+                let e = self.store_error(e);
+                tracing::error!(platform = %self.cfg.name, run = kind.as_str(), error = %e, "run failed");
+                let rec = RunRecord {
+                    kind: kind.as_str().into(),
+                    outcome: "failed".into(),
+                    error: Some(e.to_string()),
+                    ..RunRecord::default()
+                };
+                crate::telemetry::metrics::metrics().run_finished(
+                    &self.cfg.name,
+                    &rec,
+                    Duration::ZERO,
+                );
+                return Err(e);
+            }
+        };
         let result = match pass.await {
             // Shutdown interrupting a wait is not a failure: the committed pages stand and the
             // checkpoint says where to resume.

@@ -277,13 +277,16 @@ async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
 
 async fn health_handler(State(s): State<ServerState>) -> impl IntoResponse {
     let stale = metrics().stale(s.health_max_age);
-    if stale.is_empty() {
+    // A database refusing writes fails every platform at once, long before health_max_age.
+    let mut list: Vec<String> = s.store.fault().into_iter().collect();
+    list.extend(
+        stale
+            .iter()
+            .map(|(p, t)| format!("{p}: no successful sync since {}", crate::store::ts(*t))),
+    );
+    if list.is_empty() {
         (StatusCode::OK, "ok\n".to_string())
     } else {
-        let list: Vec<String> = stale
-            .iter()
-            .map(|(p, t)| format!("{p}: no successful sync since {}", crate::store::ts(*t)))
-            .collect();
         (StatusCode::SERVICE_UNAVAILABLE, list.join("\n") + "\n")
     }
 }

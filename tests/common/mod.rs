@@ -3,6 +3,8 @@
 //! simulator's truth.
 #![allow(dead_code)]
 
+pub mod running;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
