@@ -179,7 +179,10 @@ impl Mitrabunso {
                 }
             }
         }
-        let count = list.data.len() as u64;
+        // Never more than asked for: a page holding one order twice (offsets shifting under the
+        // scan) has `limit + 1` records, and advancing by that would skip the next order. Re-reading
+        // one costs nothing; skipping one loses it.
+        let count = (list.data.len() as u64).min(u64::from(self.limit));
         let total = list
             .total
             .and_then(|t| rust_decimal::prelude::ToPrimitive::to_u64(&t));
