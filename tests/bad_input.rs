@@ -5,6 +5,12 @@
 //! failed and clearly reported) request; never a panic. After the fault clears, the next pass
 //! completes and the store equals the simulator's truth: no platform is left stuck.
 //!
+//! Decisions shown here: a page is read whole up to `MAX_BODY_BYTES` (32 MiB; a 10 MB page is
+//! stored like any other), and past it the request fails at once, unretried, with a typed
+//! `HttpError::TooLarge` naming the cap and the fix (`page_size`), having buffered no more than
+//! the cap. Invalid UTF-8 makes its page malformed (retried like a cut body) rather than being
+//! read lossily, which could store a guessed id.
+//!
 //! The passes run through the same [`Engine`] and connectors as `ordersync sync`; only the HTTP
 //! client is built here, with a fast retry policy, so a request failing every attempt costs
 //! milliseconds instead of the production backoff's ~15 s.
