@@ -9,15 +9,18 @@ use chrono::FixedOffset;
 use libfuzzer_sys::fuzz_target;
 use ordersync::platforms::akinon::map::{self, RawItem};
 use ordersync::platforms::akinon::wire;
+use ordersync::platforms::lenient;
 use ordersync::store::Incoming;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(list) = serde_json::from_slice::<wire::ListPage<'_>>(data) else {
+    let (text, repaired) = lenient::body_text(data);
+    let Ok(list) = serde_json::from_str::<wire::ListPage<'_>>(&text) else {
         return;
     };
     let items: Vec<RawItem> = list
         .results
         .iter()
+        .filter(|r| lenient::damaged_record(repaired, r.get()).is_none())
         .filter_map(|r| {
             let item = serde_json::from_str::<wire::Item>(r.get()).ok()?;
             let _ = serde_json::from_str::<wire::ItemOrder>(r.get());
@@ -29,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let zone = FixedOffset::east_opt(0).unwrap();
     for raw in &list.results {
+        if lenient::damaged_record(repaired, raw.get()).is_some() {
+            continue;
+        }
         if let Ok(o) = serde_json::from_str::<wire::Order>(raw.get()) {
             let order = map::to_canonical(o, &items, &BTreeMap::new(), zone);
             let _ = Incoming::new(order, raw.get().to_string());
