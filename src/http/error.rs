@@ -23,6 +23,13 @@ pub enum HttpError {
     /// Any other 4xx: the request itself is wrong, sending it again cannot help.
     #[error("the platform rejected the request (HTTP {status}){}", detail(.message))]
     Permanent { status: u16, message: String },
+    /// The answer's body grew past `limit` bytes ([`crate::http::MAX_BODY_BYTES`]) and was not
+    /// read further. The same request would bring the same body, so it is not retried.
+    #[error(
+        "the response body is larger than the {} MiB cap (checked while reading, never buffered whole): lower page_size for this platform",
+        .limit / (1024 * 1024)
+    )]
+    TooLarge { limit: usize },
     /// The run was told to stop (shutdown) while waiting to retry.
     #[error("cancelled by shutdown")]
     Cancelled,

@@ -59,6 +59,11 @@ impl RequestRetry {
     }
 }
 
+/// The largest response body read. A full page of the biggest kind is well under 1 MiB (100
+/// MerchantPro orders with items: ~270 KB), so 32 MiB leaves room for shops with huge orders and
+/// still bounds what one request can make the daemon hold.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
 /// A response with a success status, body fully read.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -158,7 +163,10 @@ impl HttpClient {
             self.wait_for_rate_limit(Priority::Sync).await?;
             let result = match self.send_once(&build).await {
                 Ok(resp) => parse(&resp).map_err(|e| HttpError::Transient {
-                    reason: format!("malformed response: {}", self.redactor.redact(&e)),
+                    reason: self.redactor.redact(&format!(
+                        "malformed response ({}): {e}",
+                        describe_body(&resp)
+                    )),
                 }),
                 // Reads are idempotent: whether the lost request arrived does not matter.
                 Err(HttpError::OutcomeUnknown { reason }) => Err(HttpError::Transient { reason }),
@@ -205,11 +213,21 @@ impl HttpClient {
             self.wait_for_rate_limit(Priority::Push).await
         };
         waited?;
-        let resp = self.send_once(&build).await.inspect_err(|e| {
-            if let HttpError::OutcomeUnknown { reason } = e {
-                warn!(platform = %self.platform, request = what, error = %reason, "push outcome unknown");
-            }
-        })?;
+        let resp = self
+            .send_once(&build)
+            .await
+            .map_err(|e| match e {
+                // The request was read and maybe applied; only its answer was refused.
+                e @ HttpError::TooLarge { .. } => HttpError::OutcomeUnknown {
+                    reason: e.to_string(),
+                },
+                e => e,
+            })
+            .inspect_err(|e| {
+                if let HttpError::OutcomeUnknown { reason } = e {
+                    warn!(platform = %self.platform, request = what, error = %reason, "push outcome unknown");
+                }
+            })?;
         parse(&resp).map_err(|e| HttpError::OutcomeUnknown {
             reason: format!("unreadable answer: {}", self.redactor.redact(&e)),
         })
@@ -260,7 +278,7 @@ impl HttpClient {
         let status = resp.status().as_u16();
         m.request(&self.platform, Some(status));
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        let body = self.read_body(resp).await?;
         debug!(platform = %self.platform, status, bytes = body.len(), "response");
         if (200..300).contains(&status) {
             return Ok(Response {
@@ -275,6 +293,31 @@ impl HttpClient {
             .and_then(parse_retry_after);
         let message = self.redactor.redact(&error_message(&body));
         Err(HttpError::from_status(status, retry_after, message))
+    }
+
+    /// Reads the body up to [`MAX_BODY_BYTES`]: a platform (or a proxy) sending without end must
+    /// not make the daemon buffer without end.
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<Bytes, HttpError> {
+        let too_large = || {
+            warn!(platform = %self.platform, limit = MAX_BODY_BYTES, "response body over the cap, not read");
+            HttpError::TooLarge {
+                limit: MAX_BODY_BYTES,
+            }
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(e))? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
     }
 
     fn transport_error(&self, e: reqwest::Error) -> HttpError {
@@ -349,6 +392,27 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// What an unreadable answer looked like, for the log: status, content type, size and its first
+/// characters (an HTML error page or a cut body is recognised at a glance).
+fn describe_body(resp: &Response) -> String {
+    let content_type = resp
+        .headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("no content type");
+    let head = &resp.body[..resp.body.len().min(60)];
+    let head: String = String::from_utf8_lossy(head)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!(
+        "HTTP {}, {content_type}, {} bytes, starting {:?}",
+        resp.status,
+        resp.body.len(),
+        head.trim()
     )
 }
 

@@ -114,6 +114,26 @@ fn decimal_text(s: &str) -> Result<Decimal, String> {
         .map_err(|e| format!("'{s}' is not a decimal number: {e}"))
 }
 
+/// A list answer's body as text. Bytes that are not UTF-8 (a Latin-1 name from a PHP back end)
+/// are replaced with U+FFFD rather than failing the page, which would fail it on every retry and
+/// every run: the platform would be stuck on that page for good. `true` says the text was
+/// repaired; the caller then rejects every record holding U+FFFD ([`damaged_record`]), since a
+/// replaced byte may sit in an id and a guessed id would store an order that does not exist.
+pub fn body_text(body: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    let text = String::from_utf8_lossy(body);
+    let repaired = matches!(text, std::borrow::Cow::Owned(_));
+    (text, repaired)
+}
+
+/// The reject reason for a record of a repaired body ([`body_text`]) that holds a replaced byte.
+pub fn damaged_record(repaired: bool, raw: &str) -> Option<String> {
+    (repaired && raw.contains('\u{FFFD}')).then(|| {
+        "the record holds bytes that are not UTF-8 (shown as U+FFFD); not stored, since they may \
+         be in its id"
+            .to_string()
+    })
+}
+
 /// A time as platforms write it: RFC 3339 with an offset, or a naive `YYYY-MM-DD HH:MM:SS[.f]`
 /// (also with `T`) read in `naive_zone`.
 pub fn parse_time(s: &str, naive_zone: FixedOffset) -> Option<DateTime<Utc>> {
@@ -176,6 +196,23 @@ mod tests {
         assert_eq!((t.id.as_str(), t.text.as_deref()), ("A-1", Some("12")));
         assert!(serde_json::from_str::<T>(r#"{"id": {"x": 1}}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"amount": 1}"#).is_err());
+    }
+
+    #[test]
+    fn a_body_with_bad_bytes_is_repaired_and_only_its_damaged_records_flagged() {
+        let (text, repaired) = body_text(br#"[{"id":1},{"id":2}]"#);
+        assert!(!repaired && damaged_record(repaired, &text).is_none());
+        let (text, repaired) = body_text(b"[{\"id\":1},{\"name\":\"Ana \xE9\"}]");
+        assert!(repaired);
+        let records: Vec<&serde_json::value::RawValue> = serde_json::from_str(&text).unwrap();
+        assert!(damaged_record(repaired, records[0].get()).is_none());
+        assert!(
+            damaged_record(repaired, records[1].get())
+                .unwrap()
+                .contains("not UTF-8")
+        );
+        // A U+FFFD the platform itself sent is data, not damage.
+        assert!(damaged_record(false, "{\"name\":\"\u{FFFD}\"}").is_none());
     }
 
     #[test]

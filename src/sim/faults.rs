@@ -1,9 +1,19 @@
 //! The fault queue shared by every simulator: tests push failures that the next requests consume,
 //! so a scenario says exactly which request fails and how, with no randomness or timing involved.
+//!
+//! Besides the queue, this module owns the kind-agnostic rewrites of a good answer into a bad one
+//! ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and edits of one record
+//! (duplicated, a field removed, a field of the wrong type). Every list answer of every kind holds
+//! its records in one JSON array of objects, found breadth-first, so no platform module needs to
+//! know about these faults.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 /// One simulated failure, applied to one request. See [`crate::sim::apply_fault`] for how each is
 /// carried out.
@@ -24,6 +34,39 @@ pub enum Fault {
     DropConnection,
     /// Wait this long, then answer normally.
     Slow(Duration),
+    /// 200 with `Content-Type: text/html` and a web server's error page instead of JSON, as a
+    /// proxy or a crashed PHP back end sends it.
+    HtmlPage,
+    /// 200 with the normal answer, but two bytes that are not UTF-8 (`0xFF 0xFE`) inside a string
+    /// of one record (the 2nd on the page, or the only one), as a Latin-1 back end writes a name.
+    InvalidUtf8,
+    /// 200 with the normal answer followed by whitespace up to `bytes` in all: still the same
+    /// JSON, just huge.
+    Oversized { bytes: usize },
+    /// 200 with the normal page, but one record (the 2nd, or the only one) appears twice in a
+    /// row, so its id is duplicated within the page.
+    DuplicateRecord,
+    /// 200 with the normal page, but one record (the 2nd, or the only one) lacks this field. A
+    /// dotted path reaches into nested objects (`order.order_id`).
+    RecordWithout(&'static str),
+    /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
+    /// path as above) holds an object where the platform writes a scalar.
+    RecordWrongType(&'static str),
+}
+
+impl Fault {
+    /// True for the faults carried out by [`rewrite_body`] on the handler's normal answer.
+    pub fn rewrites_body(&self) -> bool {
+        matches!(
+            self,
+            Fault::HtmlPage
+                | Fault::InvalidUtf8
+                | Fault::Oversized { .. }
+                | Fault::DuplicateRecord
+                | Fault::RecordWithout(_)
+                | Fault::RecordWrongType(_)
+        )
+    }
 }
 
 /// Faults queued for the next requests, consumed one per request in FIFO order. Cloning shares the
@@ -61,6 +104,129 @@ impl Faults {
     }
 }
 
+/// The HTML body of [`Fault::HtmlPage`].
+pub const HTML_ERROR_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\
+<body><h1>Bad Gateway</h1><p>The upstream server sent an invalid response.</p><hr>\
+<address>nginx</address></body></html>\n";
+
+/// The value [`Fault::RecordWrongType`] puts where a scalar belongs.
+fn wrong_type() -> Value {
+    serde_json::json!({ "unexpected": ["an object where a scalar belongs"] })
+}
+
+/// Rewrites a good answer `body` for `fault`, or `None` when the fault does not rewrite bodies or
+/// the answer holds no record to edit (then the answer goes out unchanged). The second value is
+/// the content type to send, when it changes.
+pub fn rewrite_body(fault: &Fault, body: &[u8]) -> Option<(Vec<u8>, Option<&'static str>)> {
+    match fault {
+        Fault::HtmlPage => Some((
+            HTML_ERROR_PAGE.as_bytes().to_vec(),
+            Some("text/html; charset=utf-8"),
+        )),
+        Fault::Oversized { bytes } => {
+            let mut out = body.to_vec();
+            out.resize((*bytes).max(body.len()), b' ');
+            Some((out, None))
+        }
+        Fault::InvalidUtf8 => {
+            let text = std::str::from_utf8(body).ok()?;
+            let (_, records) = records(text)?;
+            let r = target(&records)?;
+            // Right after the record's first quote: inside its first key, a string either way.
+            let at = r.start + text[r.clone()].find('"')? + 1;
+            let mut out = body.to_vec();
+            out.splice(at..at, [0xFF, 0xFE]);
+            Some((out, None))
+        }
+        Fault::DuplicateRecord => {
+            let text = std::str::from_utf8(body).ok()?;
+            let (_, records) = records(text)?;
+            let r = target(&records)?;
+            let copy = format!(",{}", &text[r.clone()]);
+            let mut out = text.to_owned();
+            out.insert_str(r.end, &copy);
+            Some((out.into_bytes(), None))
+        }
+        Fault::RecordWithout(path) | Fault::RecordWrongType(path) => {
+            let text = std::str::from_utf8(body).ok()?;
+            let (_, records) = records(text)?;
+            let r = target(&records)?;
+            let mut record: Map<String, Value> = serde_json::from_str(&text[r.clone()]).ok()?;
+            let edited = match fault {
+                Fault::RecordWithout(_) => edit(&mut record, path, |obj, key| {
+                    obj.remove(key);
+                }),
+                _ => edit(&mut record, path, |obj, key| {
+                    obj.insert(key.to_owned(), wrong_type());
+                }),
+            };
+            if !edited {
+                return None;
+            }
+            let mut out = String::with_capacity(text.len());
+            out.push_str(&text[..r.start]);
+            out.push_str(&Value::Object(record).to_string());
+            out.push_str(&text[r.end..]);
+            Some((out.into_bytes(), None))
+        }
+        _ => None,
+    }
+}
+
+/// The record a record fault edits: the 2nd on the page, or the only one.
+fn target(records: &[Range<usize>]) -> Option<Range<usize>> {
+    records.get(1).or(records.first()).cloned()
+}
+
+/// Applies `f` to the object holding the last segment of the dotted `path`; false when a segment
+/// before it is missing or not an object.
+fn edit(
+    record: &mut Map<String, Value>,
+    path: &str,
+    f: impl FnOnce(&mut Map<String, Value>, &str),
+) -> bool {
+    let mut segments: Vec<&str> = path.split('.').collect();
+    let Some(last) = segments.pop() else {
+        return false;
+    };
+    let mut obj = record;
+    for s in segments {
+        match obj.get_mut(s) {
+            Some(Value::Object(inner)) => obj = inner,
+            _ => return false,
+        }
+    }
+    f(obj, last);
+    true
+}
+
+/// Finds the page's records: the first array of objects, breadth-first from the top. Returns the
+/// array's byte range in `body` and each record's.
+pub fn records(body: &str) -> Option<(Range<usize>, Vec<Range<usize>>)> {
+    let span = |part: &str| {
+        let start = part.as_ptr() as usize - body.as_ptr() as usize;
+        start..start + part.len()
+    };
+    let mut level: Vec<&RawValue> = vec![serde_json::from_str(body).ok()?];
+    while !level.is_empty() {
+        let mut deeper = Vec::new();
+        for raw in level {
+            let text = raw.get();
+            if text.starts_with('[') {
+                let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+                if items.first().is_some_and(|i| i.get().starts_with('{')) {
+                    return Some((span(text), items.iter().map(|i| span(i.get())).collect()));
+                }
+            } else if text.starts_with('{') {
+                let members: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+                deeper.extend(members.into_values());
+            }
+        }
+        level = deeper;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +242,59 @@ mod tests {
         assert_eq!(server_side.next(), Some(Fault::MalformedJson));
         faults.clear();
         assert_eq!(server_side.next(), None);
+    }
+
+    const PAGE: &str = r#"{"meta":{"links":[{"a":1}]},"data":{"orders":[{"id":1,"order":{"order_id":"A"}},{"id":2,"order":{"order_id":"B"}}],"n":[]}}"#;
+
+    fn rewritten(f: Fault) -> String {
+        String::from_utf8(rewrite_body(&f, PAGE.as_bytes()).expect("rewritten").0).unwrap()
+    }
+
+    #[test]
+    fn the_records_are_the_first_array_of_objects_breadth_first() {
+        // `meta.links` is an array of objects too, but `data.orders` is reached first only by
+        // depth; both are at depth 2, so the key order (alphabetical) decides: data before meta.
+        let (array, recs) = records(PAGE).unwrap();
+        assert!(PAGE[array].starts_with(r#"[{"id":1"#));
+        assert_eq!(
+            &PAGE[recs[1].clone()],
+            r#"{"id":2,"order":{"order_id":"B"}}"#
+        );
+        assert!(records(r#"{"data":[]}"#).is_none());
+        assert!(records("<html>").is_none());
+    }
+
+    #[test]
+    fn record_faults_edit_the_second_record_only() {
+        let dup = rewritten(Fault::DuplicateRecord);
+        assert_eq!(dup.matches(r#"{"id":2,"#).count(), 2);
+        let v: Value = serde_json::from_str(&dup).unwrap();
+        assert_eq!(v["data"]["orders"].as_array().unwrap().len(), 3);
+
+        let without: Value =
+            serde_json::from_str(&rewritten(Fault::RecordWithout("order.order_id"))).unwrap();
+        assert_eq!(without["data"]["orders"][1]["order"], serde_json::json!({}));
+        assert_eq!(without["data"]["orders"][0]["order"]["order_id"], "A");
+
+        let wrong: Value = serde_json::from_str(&rewritten(Fault::RecordWrongType("id"))).unwrap();
+        assert!(wrong["data"]["orders"][1]["id"].is_object());
+        assert_eq!(wrong["data"]["orders"][0]["id"], 1);
+        assert!(rewrite_body(&Fault::RecordWithout("nope.id"), PAGE.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn byte_faults_break_utf8_or_pad_but_keep_the_json() {
+        let bad = rewrite_body(&Fault::InvalidUtf8, PAGE.as_bytes())
+            .unwrap()
+            .0;
+        assert!(std::str::from_utf8(&bad).is_err());
+        assert_eq!(bad.len(), PAGE.len() + 2);
+        let big = rewrite_body(&Fault::Oversized { bytes: 1 << 20 }, PAGE.as_bytes())
+            .unwrap()
+            .0;
+        assert_eq!(big.len(), 1 << 20);
+        assert!(serde_json::from_slice::<Value>(&big).is_ok());
+        let (html, ct) = rewrite_body(&Fault::HtmlPage, PAGE.as_bytes()).unwrap();
+        assert!(html.starts_with(b"<!DOCTYPE html>") && ct.unwrap().starts_with("text/html"));
     }
 }

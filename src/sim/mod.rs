@@ -290,8 +290,9 @@ pub struct CorruptOneRecord;
 ///
 /// Faults that answer with an error status (`Status`, `TooManyRequests`) stop the request before
 /// the handler, so nothing changes on the platform. Faults that answer 200 (`MalformedJson`,
-/// `MalformedRecord`, `DropConnection`, `Slow`) run the handler first, so a PATCH takes effect even
-/// though the client cannot read the answer: the case a client's retry must survive.
+/// `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
+/// [`faults::rewrite_body`]) run the handler first, so a PATCH takes effect even though the client
+/// cannot read the answer: the case a client's retry must survive.
 pub async fn apply_fault(
     fault: Option<Fault>,
     mut req: Request,
@@ -335,6 +336,24 @@ pub async fn apply_fault(
         Some(Fault::Slow(delay)) => {
             tokio::time::sleep(delay).await;
             next.run(req).await
+        }
+        Some(fault) => {
+            debug_assert!(fault.rewrites_body());
+            let (mut parts, body) = next.run(req).await.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let Some((rewritten, content_type)) = faults::rewrite_body(&fault, &bytes) else {
+                return Response::from_parts(parts, Body::from(bytes));
+            };
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            if let Some(ct) = content_type {
+                parts
+                    .headers
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            }
+            Response::from_parts(parts, Body::from(rewritten))
         }
     }
 }

@@ -618,8 +618,9 @@ fn bearer_header(http: &HttpClient, token: &str) -> Result<HeaderValue, Connecto
 }
 
 fn read_list<T: DeserializeOwned>(resp: &Response) -> Result<Listed<T>, String> {
+    let (text, repaired) = super::lenient::body_text(&resp.body);
     let page: wire::ListPage<'_> =
-        serde_json::from_slice(&resp.body).map_err(|e| format!("not a list page: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("not a list page: {e}"))?;
     Ok(Listed {
         count: page.count,
         next: page.next,
@@ -628,7 +629,10 @@ fn read_list<T: DeserializeOwned>(resp: &Response) -> Result<Listed<T>, String> 
             .iter()
             .map(|r| Record {
                 raw: r.get().to_string(),
-                read: serde_json::from_str::<T>(r.get()).map_err(|e| e.to_string()),
+                read: match super::lenient::damaged_record(repaired, r.get()) {
+                    Some(reason) => Err(reason),
+                    None => serde_json::from_str::<T>(r.get()).map_err(|e| e.to_string()),
+                },
             })
             .collect(),
     })

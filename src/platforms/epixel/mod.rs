@@ -275,27 +275,33 @@ impl Epixel {
     }
 
     fn read_list(&self, position: &str, resp: &Response) -> Result<ListRead, String> {
+        let (text, repaired) = super::lenient::body_text(&resp.body);
         let list: wire::ListPage<'_> =
-            serde_json::from_slice(&resp.body).map_err(|e| format!("not an order list: {e}"))?;
-        let records = list
-            .data
-            .orders
-            .iter()
-            .enumerate()
-            .map(
-                |(i, raw)| match serde_json::from_str::<wire::Order>(raw.get()) {
-                    Ok(order) => Ok(Listed {
-                        order,
-                        raw: raw.get().to_owned(),
-                    }),
-                    Err(e) => Err(RejectRecord {
-                        position: format!("{position} record {i}"),
-                        reason: e.to_string(),
-                        raw: raw.get().to_owned(),
-                    }),
-                },
-            )
-            .collect();
+            serde_json::from_str(&text).map_err(|e| format!("not an order list: {e}"))?;
+        let records =
+            list.data
+                .orders
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    let read = match super::lenient::damaged_record(repaired, raw.get()) {
+                        Some(reason) => Err(reason),
+                        None => serde_json::from_str::<wire::Order>(raw.get())
+                            .map_err(|e| e.to_string()),
+                    };
+                    match read {
+                        Ok(order) => Ok(Listed {
+                            order,
+                            raw: raw.get().to_owned(),
+                        }),
+                        Err(reason) => Err(RejectRecord {
+                            position: format!("{position} record {i}"),
+                            reason,
+                            raw: raw.get().to_owned(),
+                        }),
+                    }
+                })
+                .collect();
         Ok(ListRead {
             records,
             count: list.data.orders.len(),

@@ -14,6 +14,7 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tracing::warn;
 
+use super::lenient;
 use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
@@ -125,14 +126,19 @@ impl MerchantPro {
     }
 
     fn read_page(&self, position: &str, resp: &Response) -> Result<Page, String> {
+        let (text, repaired) = lenient::body_text(&resp.body);
         let list: wire::ListPage<'_> =
-            serde_json::from_slice(&resp.body).map_err(|e| format!("not an order list: {e}"))?;
+            serde_json::from_str(&text).map_err(|e| format!("not an order list: {e}"))?;
         let mut page = Page {
             orders: Vec::with_capacity(list.data.len()),
             ..Page::default()
         };
         for (i, raw) in list.data.iter().enumerate() {
-            match serde_json::from_str::<wire::Order>(raw.get()) {
+            let read = match lenient::damaged_record(repaired, raw.get()) {
+                Some(reason) => Err(reason),
+                None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
+            };
+            match read {
                 Ok(w) => page.orders.push(Incoming::new(
                     map::to_canonical(w, &self.status_map, self.zone),
                     raw.get().to_string(),
@@ -143,7 +149,7 @@ impl MerchantPro {
                           "malformed order record skipped (kept in rejects)");
                     page.rejects.push(RejectRecord {
                         position,
-                        reason: e.to_string(),
+                        reason: e,
                         raw: raw.get().to_string(),
                     });
                 }

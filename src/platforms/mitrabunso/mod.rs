@@ -149,15 +149,20 @@ impl Mitrabunso {
     }
 
     fn read_list(&self, position: &str, offset: u64, resp: &Response) -> Result<Listed, String> {
+        let (text, repaired) = super::lenient::body_text(&resp.body);
         let list: wire::ListPage<'_> =
-            serde_json::from_slice(&resp.body).map_err(|e| format!("not an order list: {e}"))?;
+            serde_json::from_str(&text).map_err(|e| format!("not an order list: {e}"))?;
         let mut page = Page {
             orders: Vec::with_capacity(list.data.len()),
             ..Page::default()
         };
         let mut ids = HashSet::with_capacity(list.data.len());
         for (i, raw) in list.data.iter().enumerate() {
-            match serde_json::from_str::<wire::Record>(raw.get()) {
+            let read = match super::lenient::damaged_record(repaired, raw.get()) {
+                Some(reason) => Err(reason),
+                None => serde_json::from_str::<wire::Record>(raw.get()).map_err(|e| e.to_string()),
+            };
+            match read {
                 Ok(w) => {
                     let order = map::to_canonical(w, &self.status_map, self.zone);
                     // Offsets shift when orders arrive during a scan, so one order can come
@@ -173,13 +178,16 @@ impl Mitrabunso {
                           "malformed order record skipped (kept in rejects)");
                     page.rejects.push(RejectRecord {
                         position,
-                        reason: e.to_string(),
+                        reason: e,
                         raw: raw.get().to_string(),
                     });
                 }
             }
         }
-        let count = list.data.len() as u64;
+        // Never more than asked for: a page holding one order twice (offsets shifting under the
+        // scan) has `limit + 1` records, and advancing by that would skip the next order. Re-reading
+        // one costs nothing; skipping one loses it.
+        let count = (list.data.len() as u64).min(u64::from(self.limit));
         let total = list
             .total
             .and_then(|t| rust_decimal::prelude::ToPrimitive::to_u64(&t));

@@ -22,6 +22,7 @@ use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use sha2::Sha256;
 use tracing::warn;
 
+use super::lenient;
 use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::{PlatformConfig, Secret};
@@ -162,8 +163,9 @@ impl Sirclo {
         query: &str,
         resp: &Response,
     ) -> Result<Page, String> {
-        let list: wire::ListPage<'_> = serde_json::from_slice(&resp.body)
-            .map_err(|e| format!("not a SIRCLO order page: {e}"))?;
+        let (text, repaired) = lenient::body_text(&resp.body);
+        let list: wire::ListPage<'_> =
+            serde_json::from_str(&text).map_err(|e| format!("not a SIRCLO order page: {e}"))?;
         let data = match list.data {
             Some(data) => data,
             None if list.total_record.unwrap_or(0) == 0 => Vec::new(),
@@ -180,7 +182,11 @@ impl Sirclo {
             ..Page::default()
         };
         for (i, raw) in data.iter().enumerate() {
-            match serde_json::from_str::<wire::Order>(raw.get()) {
+            let read = match lenient::damaged_record(repaired, raw.get()) {
+                Some(reason) => Err(reason),
+                None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
+            };
+            match read {
                 Ok(w) => page.orders.push(Incoming::new(
                     map::to_canonical(w, &self.status_map, self.zone),
                     raw.get().to_string(),
@@ -191,7 +197,7 @@ impl Sirclo {
                           "malformed order record skipped (kept in rejects)");
                     page.rejects.push(RejectRecord {
                         position,
-                        reason: e.to_string(),
+                        reason: e,
                         raw: raw.get().to_string(),
                     });
                 }

@@ -1,0 +1,28 @@
+//! Fuzzes SIRCLO's order-list page read as the connector reads it (`read_page`): the page
+//! shape, then each record on its own, mapped to the canonical order and hashed for the store.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use chrono::FixedOffset;
+use libfuzzer_sys::fuzz_target;
+use ordersync::platforms::sirclo::{map, wire};
+use ordersync::platforms::lenient;
+use ordersync::store::Incoming;
+
+fuzz_target!(|data: &[u8]| {
+    let (text, repaired) = lenient::body_text(data);
+    let Ok(list) = serde_json::from_str::<wire::ListPage<'_>>(&text) else {
+        return;
+    };
+    let zone = FixedOffset::east_opt(0).unwrap();
+    for raw in list.data.iter().flatten() {
+        if lenient::damaged_record(repaired, raw.get()).is_some() {
+            continue;
+        }
+        if let Ok(w) = serde_json::from_str::<wire::Order>(raw.get()) {
+            let order = map::to_canonical(w, &BTreeMap::new(), zone);
+            let _ = Incoming::new(order, raw.get().to_string());
+        }
+    }
+});
