@@ -120,9 +120,12 @@ fn decimal_text(s: &str) -> Result<Decimal, String> {
 /// repaired; the caller then rejects every record holding U+FFFD ([`damaged_record`]), since a
 /// replaced byte may sit in an id and a guessed id would store an order that does not exist.
 pub fn body_text(body: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
-    let text = String::from_utf8_lossy(body);
-    let repaired = matches!(text, std::borrow::Cow::Owned(_));
-    (text, repaired)
+    // `from_utf8` first: it is vectorised, while `from_utf8_lossy` walks the body chunk by chunk
+    // even when nothing needs replacing (7 % of a no-change pass's CPU).
+    match std::str::from_utf8(body) {
+        Ok(text) => (std::borrow::Cow::Borrowed(text), false),
+        Err(_) => (String::from_utf8_lossy(body), true),
+    }
 }
 
 /// The reject reason for a record of a repaired body ([`body_text`]) that holds a replaced byte.
