@@ -159,7 +159,9 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     println!("first sync : {} orders in {:.2} s", n, first.wall_s);
 
     // Queue: what `ordersync transition NAME ORDER STATUS` does, once per order.
-    let config = ordersync::config::load(&main_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Without the environment: the bench's own ORDERSYNC_BENCH_* knobs are no configuration.
+    let config =
+        ordersync::config::load_with_env(&main_file, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conn = Connection::open(&db)?;
     // The bench's own connection: what is measured is the push, not fsync per queued entry.
     conn.pragma_update(None, "synchronous", "NORMAL")?;

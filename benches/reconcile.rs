@@ -81,7 +81,9 @@ fn reconcile_once(main_file: &Path, name: &str) -> anyhow::Result<()> {
     use tokio_util::sync::CancellationToken;
 
     ordersync::http::install_crypto_provider();
-    let config = ordersync::config::load(main_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Without the environment, as a daemon started by the launcher would be.
+    let config =
+        ordersync::config::load_with_env(main_file, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = config
         .platform(name)
         .with_context(|| format!("no platform {name}"))?
