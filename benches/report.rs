@@ -710,6 +710,11 @@ fn scale_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
         fmt(num(&v, "stored_orders"), 0),
         fmt(num(&v, "events"), 0)
     )?;
+    writeln!(
+        md,
+        "| ERROR lines in the daemon's log | {} | | |",
+        fmt(num(&v, "error_log_lines"), 0)
+    )?;
     if let Some(m) = v["metrics"].as_object() {
         let s: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
         writeln!(
@@ -717,6 +722,19 @@ fn scale_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
             "| `/metrics` `ordersync_runs_total` | {} | | |",
             s.join(", ")
         )?;
+    }
+    let errors: Vec<&str> = v["error_log_sample"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !errors.is_empty() {
+        writeln!(md, "\nThe daemon's first ERROR lines:\n\n```text")?;
+        for l in errors {
+            writeln!(md, "{l}")?;
+        }
+        writeln!(md, "```")?;
     }
     // The timeline: one row per period.
     let samples: Vec<(f64, f64, f64)> = v["samples"]

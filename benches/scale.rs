@@ -257,7 +257,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     let log = std::fs::read_to_string(dir.join("daemon.stdout")).unwrap_or_default()
         + &std::fs::read_to_string(dir.join("daemon.stderr")).unwrap_or_default();
     let skipped = log.lines().filter(|l| l.contains("skipped:")).count();
-    let log_errors = log.lines().filter(|l| l.contains("ERROR")).count();
+    let error_lines: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    let log_errors = error_lines.len();
 
     let conn = Connection::open(&db)?;
     let runs = count(&conn, "SELECT count(*) FROM sync_runs WHERE kind = 'sync'")?;
@@ -390,6 +391,9 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             .as_ref()
             .map_or_else(|e| format!("unreadable ({e:#})"), |m| json!(m).to_string())
     );
+    for l in error_lines.iter().take(5) {
+        println!("  ERROR line: {l}");
+    }
     let verified = failures.is_empty();
     if verified {
         println!("verification: ok");
@@ -436,6 +440,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "stored_orders": stored_orders,
         "events": events,
         "error_log_lines": log_errors,
+        "error_log_sample": error_lines.iter().take(5).collect::<Vec<_>>(),
         "metrics": metrics.ok(),
         "samples": samples.iter().step_by(step).map(|s| json!([round3(s.t_s), round3(s.rss_mib), round3(s.cpu_s)])).collect::<Vec<_>>(),
         "targets": {
