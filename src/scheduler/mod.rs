@@ -268,7 +268,11 @@ impl Timetable {
         tracker: &TaskTracker,
     ) -> anyhow::Result<Timetable> {
         let platforms = build_platforms(config, redactor, cancel, locks);
-        let mut sched = JobScheduler::new()
+        // The scheduler broadcasts every job's state changes on channels of 200 by default;
+        // with hundreds of platforms due in the same second its (unused by us) notification
+        // listener falls behind and logs `Lagged` errors. Room for a few events per job.
+        let channel = (platforms.len() * 8).max(200);
+        let mut sched = JobScheduler::new_with_channel_size(channel)
             .await
             .context("starting the scheduler")?;
         for p in platforms.values() {

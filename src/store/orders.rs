@@ -589,14 +589,23 @@ impl StoredOrder {
         platform: &str,
         key: &str,
     ) -> Result<Option<StoredOrder>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM orders WHERE platform = ?1 AND (order_id = ?2 OR number = ?2)
-             ORDER BY order_id = ?2 DESC LIMIT 1",
-            Self::COLUMNS
-        );
-        Ok(conn
-            .query_row(&sql, params![platform, key], Self::from_row)
-            .optional()?)
+        // Two lookups, not one `order_id = ? OR number = ?`: SQLite plans the OR as a walk
+        // over every order of the platform, which made each `transition` and each claimed
+        // push read the whole shop (2.6 ms per push at 10,000 orders).
+        for column in ["order_id", "number"] {
+            let sql = format!(
+                "SELECT {} FROM orders WHERE platform = ?1 AND {column} = ?2 LIMIT 1",
+                Self::COLUMNS
+            );
+            let found = conn
+                .prepare_cached(&sql)?
+                .query_row(params![platform, key], Self::from_row)
+                .optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
     }
 
     pub fn items(&self, conn: &rusqlite::Connection) -> Result<Vec<StoredItem>, StoreError> {
