@@ -45,14 +45,14 @@
 //! `--launcher` copy of itself; the launcher spawns each measured run, reaps it with `wait4`
 //! and sends back the figures. The report shows the floor a do-nothing child gets that way.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail, ensure};
+use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, FixedOffset, Utc};
 use ordersync::platforms::merchantpro::{map, wire};
 use ordersync::sim::merchantpro::{MerchantProSim, SimOptions};
@@ -61,6 +61,7 @@ use reqwest::Url;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use support::{Job, Launcher, Usage};
 
 const DEFAULT_ORDERS: usize = 100_000;
 const SMOKE_ORDERS: usize = 1_000;
@@ -74,21 +75,15 @@ const TARGET_RATIO: f64 = 0.75;
 const TARGET_RSS_MIB: f64 = 64.0;
 /// The no-change pass (every order re-read, none changed), on 2 cores.
 const TARGET_NOCHANGE_ORDERS_PER_S: f64 = 100_000.0;
-/// `ru_maxrss` is KiB on Linux and the BSDs, bytes on macOS.
-const MAXRSS_UNIT_BYTES: f64 = if cfg!(target_os = "macos") {
-    1.0
-} else {
-    1024.0
-};
-const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The markers come first so that a re-executed copy never builds a shop of its own.
+    if let Some(code) = support::dispatch() {
+        return code;
+    }
     match args.first().map(String::as_str) {
-        Some("--launcher") => launcher_main(),
         Some("--bare-loop") => bare_main(&args[1..]),
-        Some("--noop") => ExitCode::SUCCESS,
         // `cargo bench` passes `--bench`; `cargo test --benches` runs the target without it.
         _ => {
             let benchmark = args.iter().any(|a| a == "--bench");
@@ -101,154 +96,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The launcher: spawns one measured child per request and reaps it with wait4.
-
-/// One measured run, as the orchestrator asks the launcher for it (one JSON line on stdin).
-#[derive(Debug, Serialize, Deserialize)]
-struct Job {
-    program: PathBuf,
-    args: Vec<String>,
-    env_remove: Vec<String>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-/// What `wait4` said about a finished child, plus the wall time from spawn to reap.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct Usage {
-    wall_s: f64,
-    user_s: f64,
-    sys_s: f64,
-    maxrss_kib: f64,
-    exit_code: Option<i32>,
-    signal: Option<i32>,
-}
-
-impl Usage {
-    fn cpu_s(&self) -> f64 {
-        self.user_s + self.sys_s
-    }
-
-    fn rss_mib(&self) -> f64 {
-        self.maxrss_kib * 1024.0 / MIB
-    }
-
-    fn exited_ok(&self) -> bool {
-        self.exit_code == Some(0)
-    }
-
-    fn describe_exit(&self) -> String {
-        match (self.exit_code, self.signal) {
-            (Some(c), _) => format!("exit status {c}"),
-            (_, Some(s)) => format!("killed by signal {s}"),
-            _ => "unknown exit".to_owned(),
-        }
-    }
-}
-
-fn launcher_main() -> ExitCode {
-    let mut out = std::io::stdout().lock();
-    for line in std::io::stdin().lock().lines() {
-        let reply: Result<Usage, String> = line
-            .map_err(anyhow::Error::from)
-            .and_then(|l| serde_json::from_str::<Job>(&l).map_err(anyhow::Error::from))
-            .and_then(|job| run_measured(&job))
-            .map_err(|e| format!("{e:#}"));
-        let sent = serde_json::to_string(&reply)
-            .map_err(std::io::Error::other)
-            .and_then(|s| writeln!(out, "{s}"))
-            .and_then(|()| out.flush());
-        if sent.is_err() {
-            return ExitCode::FAILURE;
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-fn run_measured(job: &Job) -> anyhow::Result<Usage> {
-    let mut cmd = Command::new(&job.program);
-    cmd.args(&job.args)
-        .stdin(Stdio::null())
-        .stdout(File::create(&job.stdout).context("child's stdout file")?)
-        .stderr(File::create(&job.stderr).context("child's stderr file")?);
-    for name in &job.env_remove {
-        cmd.env_remove(name);
-    }
-    let began = Instant::now();
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", job.program.display()))?;
-    let pid = libc::pid_t::try_from(child.id()).context("pid out of range")?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value for wait4 to overwrite.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: both pointers are to live locals; pid is our own unreaped child.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err).context("wait4");
-        }
-    }
-    let wall = began.elapsed();
-    // Already reaped by wait4; dropping a std Child neither waits nor kills.
-    drop(child);
-    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    Ok(Usage {
-        wall_s: wall.as_secs_f64(),
-        user_s: secs(ru.ru_utime),
-        sys_s: secs(ru.ru_stime),
-        maxrss_kib: ru.ru_maxrss as f64 * MAXRSS_UNIT_BYTES / 1024.0,
-        exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-    })
-}
-
-/// The orchestrator's end of the launcher.
-struct Launcher {
-    child: Child,
-    to: Option<ChildStdin>,
-    from: BufReader<ChildStdout>,
-}
-
-impl Launcher {
-    fn start() -> anyhow::Result<Launcher> {
-        let exe = std::env::current_exe().context("cannot find the bench executable")?;
-        let mut child = Command::new(exe)
-            .arg("--launcher")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start the launcher")?;
-        let to = child.stdin.take();
-        let from = BufReader::new(child.stdout.take().context("launcher stdout")?);
-        Ok(Launcher { child, to, from })
-    }
-
-    fn run(&mut self, job: &Job) -> anyhow::Result<Usage> {
-        let to = self.to.as_mut().context("launcher already closed")?;
-        writeln!(to, "{}", serde_json::to_string(job)?)?;
-        to.flush()?;
-        let mut line = String::new();
-        if self.from.read_line(&mut line)? == 0 {
-            bail!("the launcher exited");
-        }
-        serde_json::from_str::<Result<Usage, String>>(&line)?.map_err(|e| anyhow!(e))
-    }
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        // Closing its stdin ends the launcher's loop.
-        self.to.take();
-        let _ = self.child.wait();
     }
 }
 
@@ -413,7 +260,6 @@ struct Bench {
     daemon_bin: PathBuf,
     bench_bin: PathBuf,
     /// `ORDERSYNC_*` variables would override (or, unknown, fail) the daemon's configuration.
-    env_remove: Vec<String>,
     launcher: Launcher,
     failures: Vec<String>,
 }
@@ -487,10 +333,6 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "/api/v2/orders?start=0&limit={PAGE_SIZE}&include=line_items&sort=date_created&created_after={}",
         (backfill_from - chrono::Duration::days(1)).format("%Y-%m-%d")
     );
-    let env_remove = std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .filter(|k| k.to_ascii_uppercase().starts_with("ORDERSYNC_") || k == "JOURNAL_STREAM")
-        .collect();
     let mut bench = Bench {
         n,
         expected_items,
@@ -501,7 +343,6 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         backfill_from,
         daemon_bin: PathBuf::from(env!("CARGO_BIN_EXE_ordersync")),
         bench_bin: std::env::current_exe()?,
-        env_remove,
         launcher,
         failures: Vec::new(),
     };
@@ -660,24 +501,11 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
 
 impl Bench {
     fn job(&self, program: &Path, args: Vec<String>, dir: &Path, name: &str) -> Job {
-        Job {
-            program: program.to_path_buf(),
-            args,
-            env_remove: self.env_remove.clone(),
-            stdout: dir.join(format!("{name}.stdout")),
-            stderr: dir.join(format!("{name}.stderr")),
-        }
+        self.launcher.job(program, args, dir, name)
     }
 
     fn calibrate(&mut self, dir: &Path) -> anyhow::Result<Usage> {
-        let job = self.job(&self.bench_bin, vec!["--noop".into()], dir, "noop");
-        let usage = self.launcher.run(&job)?;
-        ensure!(
-            usage.exited_ok(),
-            "the do-nothing child failed: {}",
-            usage.describe_exit()
-        );
-        Ok(usage)
+        self.launcher.rss_floor(dir)
     }
 
     /// Runs `job` through the launcher, with the simulator's CPU and request count around it.
