@@ -508,4 +508,43 @@ mod tests {
              last_changed_at,raw"
         );
     }
+
+    #[test]
+    fn an_order_is_found_by_its_id_before_another_order_by_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        drop(Store::open(&path).unwrap());
+        let conn = open_connection(&path, false).unwrap();
+        // Order 7 has number 100; order 100 has number 555. `ORDER` "100" is the id of the
+        // second, which wins over the number of the first (SPEC: the order_id or the number).
+        for (id, order_id, number) in [(1, "7", "100"), (2, "100", "555")] {
+            conn.execute(
+                "INSERT INTO order_fields (id, platform, order_id, number, status,
+                     platform_status, content_hash, first_seen_at, last_seen_at, last_changed_at)
+                 VALUES (?1, 'shop', ?2, ?3, 'pending', 'new', 'h', 't', 't', 't')",
+                rusqlite::params![id, order_id, number],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO order_raw (id, raw) VALUES (?1, '{}')",
+                rusqlite::params![id],
+            )
+            .unwrap();
+        }
+        let found = |key: &str| {
+            StoredOrder::find(&conn, "shop", key)
+                .unwrap()
+                .map(|o| o.order_id)
+        };
+        assert_eq!(found("100").as_deref(), Some("100"));
+        assert_eq!(found("555").as_deref(), Some("100"));
+        assert_eq!(found("7").as_deref(), Some("7"));
+        assert_eq!(found("nope"), None);
+        assert_eq!(
+            StoredOrder::find(&conn, "other", "7")
+                .unwrap()
+                .map(|o| o.order_id),
+            None
+        );
+    }
 }
