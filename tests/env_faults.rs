@@ -442,3 +442,107 @@ async fn a_database_read_only_at_start_is_reported_and_writes_resume_once_it_is_
     sc.fault_then_recovery(|| {}, || make_writable(&db, &guard), "writable")
         .await;
 }
+
+/// A consistent copy of the live database, as `sqlite3 db ".backup b"` makes one.
+fn backup_of(db: &Path) -> PathBuf {
+    let copy = db.with_file_name("backup.db");
+    let _ = std::fs::remove_file(&copy);
+    Connection::open(db)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_moved_over_the_live_database_becomes_the_file_the_daemon_writes() {
+    let sc = Scenario::start("shop-mv", None, "1s").await;
+    let db = sc.db.display().to_string();
+    // The restore an operator does by hand: a backup moved over the live file.
+    let backup = backup_of(&sc.db);
+    std::fs::rename(&backup, &sc.db).unwrap();
+    let moved = sc.change_the_shop();
+
+    // A transition queued into the file now at the path must reach the platform.
+    let open = sc
+        .shop
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| t.shipping_status == "awaiting" && !moved.contains(&t.id))
+        .expect("an order still awaiting")
+        .id
+        .to_string();
+    let out = sc
+        ._setup
+        .ordersync(&["transition", "shop-mv", &open, "cancelled"]);
+    assert!(out.status.success(), "transition: {}", stderr(&out));
+    eventually(20, "the queued transition pushed", || {
+        sc.shop
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.method != "GET" && r.path_and_query.contains(&open))
+    })
+    .await;
+    eventually(30, "the changes stored in the file at the path", || {
+        sc.at_truth()
+    })
+    .await;
+    let replaced = sc.run.log_lines(&["replaced", &db]);
+    assert!(
+        !replaced.is_empty(),
+        "the daemon says the file was replaced and names it:\n{}",
+        sc.run.log_text()
+    );
+    sc.run.health_becomes(10, 200, |_| true).await;
+    assert_events_once(&sc.read(), &sc.shop.name, 63, &moved);
+    let confirmed = count(
+        &sc.read(),
+        &format!(
+            "SELECT count(*) FROM order_events WHERE kind = 'push_confirmed' AND order_id = '{open}'"
+        ),
+    );
+    assert_eq!(
+        confirmed, 1,
+        "the pushed transition is confirmed once, in the new file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_database_stops_writes_loudly_until_a_file_is_back_at_its_path() {
+    let mut sc = Scenario::start("shop-rm", None, "1s").await;
+    let db = sc.db.display().to_string();
+    let backup = backup_of(&sc.db);
+    let failed_before = sc.run.log_lines(&["run failed"]).len();
+    std::fs::remove_file(&sc.db).unwrap();
+    let moved = sc.change_the_shop();
+
+    eventually(20, "runs failing because the database is gone", || {
+        sc.run.log_lines(&["run failed", &db, "deleted"]).len() >= failed_before + 2
+    })
+    .await;
+    sc.run
+        .health_becomes(10, 503, |body| body.contains(&db))
+        .await;
+    assert!(
+        sc.run
+            .log_lines(&["run finished"])
+            .iter()
+            .all(|l| !l.contains("changed=3")),
+        "no run reports the changes stored while the file is gone"
+    );
+    assert!(
+        !sc.db.exists(),
+        "the daemon does not quietly start a new database"
+    );
+    assert!(sc.run.alive(), "the daemon keeps running");
+
+    std::fs::rename(&backup, &sc.db).unwrap();
+    eventually(30, "the store back at the platform's truth", || {
+        sc.at_truth()
+    })
+    .await;
+    sc.run.health_becomes(10, 200, |_| true).await;
+    assert_events_once(&sc.read(), &sc.shop.name, 63, &moved);
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use orders::{
     Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, apply_page,
@@ -59,6 +59,24 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The file the daemon was writing is no longer at its path (deleted, or moved away with
+    /// nothing in its place). Writing on into the unlinked file would look like success and
+    /// keep nothing, so every write is refused until a database is back at the path.
+    #[error(
+        "database {path} was deleted or moved away while ordersync was running; nothing is \
+         written until a database is back at that path: put the file (or a backup of it) back \
+         there and ordersync takes it up by itself, or restart ordersync to start a new, empty \
+         database"
+    )]
+    Gone { path: PathBuf },
+    /// The path came to name another file while a run was writing: the run's earlier writes
+    /// went into the file that was there before. Nothing is lost on the platform's side; the
+    /// next run reads those orders again into the file now at the path.
+    #[error(
+        "database {path} was replaced by another file during this run, so part of what it \
+         wrote went into the old file; the next run reads those orders again"
+    )]
+    Replaced { path: PathBuf },
     #[error("database writer has stopped")]
     WriterGone,
     #[error("database: {0}")]
@@ -77,13 +95,15 @@ pub enum DbFault {
     Locked,
     /// The operating system failed a read or write (EIO, EPERM on an immutable file, …).
     Io,
+    /// No file at the database's path any more ([`StoreError::Gone`]).
+    Gone,
 }
 
 impl DbFault {
     /// The faults worth a new connection: a connection opened read-only stays read-only, and one
     /// that met an I/O error may hold a broken file handle.
     fn needs_reopen(self) -> bool {
-        matches!(self, DbFault::ReadOnly | DbFault::Io)
+        matches!(self, DbFault::ReadOnly | DbFault::Io | DbFault::Gone)
     }
 
     fn of(e: &rusqlite::Error) -> Option<DbFault> {
@@ -118,6 +138,10 @@ impl DbFault {
                  the disk, permissions, `lsattr` (immutable flag) and the kernel log; writes \
                  resume by themselves"
             ),
+            DbFault::Gone => format!(
+                "put the database (or a backup of it) back at {p} and writes resume by \
+                 themselves, or restart ordersync to start a new, empty database"
+            ),
         }
     }
 }
@@ -128,6 +152,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable { fault, .. } => Some(*fault),
             StoreError::Sql(e) | StoreError::Open { source: e, .. } => DbFault::of(e),
+            StoreError::Gone { .. } => Some(DbFault::Gone),
             _ => None,
         }
     }
@@ -148,6 +173,122 @@ pub struct Store {
     last_progress: Arc<AtomicU64>,
     /// The database's current refusal, from the last write that failed, until one succeeds.
     fault: Arc<Mutex<Option<String>>>,
+    /// How often the writer found its path naming another file than the one it had open.
+    file_changes: Arc<AtomicU64>,
+}
+
+/// A file's identity: what a path names can change under a running process (a backup moved
+/// over it, `rm`), while an open connection goes on writing the file it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// The writer thread's state: its one connection, and which file that connection has open.
+struct Writer {
+    path: PathBuf,
+    busy_timeout: Duration,
+    /// The file `conn` was opened on.
+    file: Option<FileId>,
+    conn: Option<Connection>,
+    progress: Arc<AtomicU64>,
+    file_changes: Arc<AtomicU64>,
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl Writer {
+    fn run(&mut self, job: Job) {
+        self.follow_the_path();
+        if self.conn.is_none() {
+            match self.reopen() {
+                Ok(()) => {}
+                Err(e) => {
+                    job(Err(e));
+                    self.progress.store(now_millis(), Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        let c = self.conn.as_mut().expect("opened above");
+        let changes_before = c.total_changes();
+        let refused = job(Ok(c));
+        let wrote = c.total_changes() != changes_before;
+        if refused.is_some_and(DbFault::needs_reopen)
+            || c.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
+        {
+            self.conn = None;
+        }
+        if wrote && refused.is_none() {
+            let mut f = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+            if f.take().is_some() {
+                info!(database = %self.path.display(), "database writes succeed again");
+            }
+        }
+        // A file swapped while the job ran took the job's writes with it: the next job notices
+        // before writing, and the count tells a run that spanned the swap (see
+        // [`Store::file_changes`]).
+        self.follow_the_path();
+        self.progress.store(now_millis(), Ordering::Relaxed);
+    }
+
+    /// Drops the connection when the path no longer names the file it has open. Closing it
+    /// first matters: SQLite then checkpoints into the old file and removes the -wal and -shm
+    /// that belong to it, so the file now at the path is not read with another file's log.
+    fn follow_the_path(&mut self) {
+        if self.conn.is_none() {
+            return;
+        }
+        let now = match FileId::of(&self.path) {
+            Ok(id) => Some(id),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // Cannot tell (permissions on the folder): SQLite reports what it meets.
+            Err(_) => return,
+        };
+        if now == self.file {
+            return;
+        }
+        self.conn = None;
+        self.file = None;
+        self.file_changes.fetch_add(1, Ordering::Relaxed);
+        match now {
+            Some(_) => warn!(database = %self.path.display(),
+                "the database file was replaced by another file while ordersync ran (a backup \
+                 moved over it?); writing to the file now at the path from here on. To restore \
+                 a backup safely, stop ordersync first or use sqlite3's `.restore`"),
+            None => error!(database = %self.path.display(),
+                "the database file was deleted or moved away while ordersync ran; writes are \
+                 refused until a database is back at that path"),
+        }
+    }
+
+    /// Opens the file at the path, never creating one: a database that vanished is the
+    /// operator's to bring back (or to start anew with a restart), not ours to replace with an
+    /// empty one that would re-read every order as new.
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        if !self.path.exists() {
+            return Err(StoreError::Gone {
+                path: self.path.clone(),
+            });
+        }
+        let mut conn = connect(&self.path, false, self.busy_timeout)?;
+        // A backup put in place may predate a migration.
+        migrate(&mut conn, &self.path)?;
+        self.file = FileId::of(&self.path).ok();
+        self.conn = Some(conn);
+        Ok(())
+    }
 }
 
 impl Store {
@@ -181,42 +322,23 @@ impl Store {
         }
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let last_progress = Arc::new(AtomicU64::new(now_millis()));
-        let progress = last_progress.clone();
-        let writer_path = path.to_path_buf();
-        let writer_fault = fault.clone();
+        let file_changes = Arc::new(AtomicU64::new(0));
+        let mut writer = Writer {
+            path: path.to_path_buf(),
+            busy_timeout,
+            file: FileId::of(path).ok(),
+            conn: Some(conn),
+            progress: last_progress.clone(),
+            file_changes: file_changes.clone(),
+            fault: fault.clone(),
+        };
         std::thread::Builder::new()
             .name("ordersync-db-writer".into())
+            // The loop ends when every Store handle is dropped, after draining queued jobs: a
+            // page handed to the writer before shutdown still commits.
             .spawn(move || {
-                let mut conn = Some(conn);
-                // The loop ends when every Store handle is dropped, after draining queued jobs:
-                // a page handed to the writer before shutdown still commits.
                 for job in rx {
-                    if conn.is_none() {
-                        match connect(&writer_path, false, busy_timeout) {
-                            Ok(c) => conn = Some(c),
-                            Err(e) => {
-                                job(Err(e));
-                                progress.store(now_millis(), Ordering::Relaxed);
-                                continue;
-                            }
-                        }
-                    }
-                    let c = conn.as_mut().expect("opened above");
-                    let changes_before = c.total_changes();
-                    let refused = job(Ok(c));
-                    let wrote = c.total_changes() != changes_before;
-                    if refused.is_some_and(DbFault::needs_reopen)
-                        || c.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
-                    {
-                        conn = None;
-                    }
-                    if wrote && refused.is_none() {
-                        let mut f = writer_fault.lock().unwrap_or_else(|p| p.into_inner());
-                        if f.take().is_some() {
-                            info!(database = %writer_path.display(), "database writes succeed again");
-                        }
-                    }
-                    progress.store(now_millis(), Ordering::Relaxed);
+                    writer.run(job);
                 }
             })
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
@@ -225,6 +347,7 @@ impl Store {
             busy_timeout,
             jobs,
             last_progress,
+            file_changes,
             fault,
         })
     }
@@ -284,6 +407,13 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+    }
+
+    /// How many times the writer found the database's path naming another file (or none) than
+    /// the one it was writing. A run that sees this move did some of its writes into a file
+    /// that is no longer the database, and must not report success.
+    pub fn file_changes(&self) -> u64 {
+        self.file_changes.load(Ordering::Relaxed)
     }
 
     /// When the writer last finished a job (it only moves while work arrives).

@@ -141,6 +141,7 @@ impl Engine<'_> {
     ) -> Result<PassReport, SyncError> {
         let platform = self.cfg.name.clone();
         let started = Utc::now();
+        let file_changes = self.store.file_changes();
         let run_id = match self
             .store
             .write(move |c| store::start_run(c, &platform, kind.as_str(), started))
@@ -176,6 +177,13 @@ impl Engine<'_> {
                 interrupted: true,
                 ..PassReport::default()
             }),
+            // Pages committed before the database file was swapped went into the old file: the
+            // run did not bring the store up to date, whatever its pages said.
+            Ok(_) if self.store.file_changes() != file_changes => {
+                Err(self.store_error(StoreError::Replaced {
+                    path: self.store.path().to_path_buf(),
+                }))
+            }
             other => other,
         };
         let mut rec = RunRecord {
