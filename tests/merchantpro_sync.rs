@@ -212,3 +212,113 @@ async fn the_sync_command_exits_1_naming_the_failed_platform() {
     assert!(stderr(&out).contains("bad-shop"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong-secret"));
 }
+
+/// `ordersync sync` through the real binary, off the runtime's workers (the simulator serves
+/// on them). A pass still going after 30 s is killed and the test fails: a platform that never
+/// lets a pass end is one of the things tested here.
+async fn sync_binary(setup: &Setup) -> std::process::Output {
+    let mut cmd = setup.command(&["sync"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "`ordersync sync` still running after 30 s:\n{}",
+                stderr(&out)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn list_requests(shop: &Shop) -> usize {
+    shop.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path_and_query.starts_with("/api/v2/orders?"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_ignores_its_paging_parameter_fails_the_pass_within_a_few_requests() {
+    let shop = Shop::open("shop-ro", 3).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
+    shop.sim
+        .set_paging(ordersync::sim::merchantpro::Paging::IgnoresStart);
+
+    let started = Instant::now();
+    let out = sync_binary(&setup).await;
+    let requests = list_requests(&shop);
+    eprintln!(
+        "no-progress pass stopped after {requests} list requests in {:?}",
+        started.elapsed()
+    );
+    assert!(!out.status.success(), "the pass fails: {}", stdout(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("shop-ro") && said.contains("already read in this pass"),
+        "the error names the platform and what it did: {said}"
+    );
+    assert!(requests <= 3, "stopped after {requests} list requests");
+    assert_eq!(
+        count(&setup.db(), "SELECT count(*) FROM orders"),
+        3,
+        "what was read is kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_caps_its_pages_below_the_limit_is_read_whole() {
+    let shop = Shop::open("shop-ro", 250).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml("page_size = 100"));
+    shop.sim
+        .set_paging(ordersync::sim::merchantpro::Paging::CapsPagesAt(10));
+
+    let out = sync_binary(&setup).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let db = setup.db();
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+    assert_eq!(events_by_kind(&db, "created"), 250);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("page_size = 10"),
+        "the operator hears that the platform caps its pages: {said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_host_fails_the_pass_and_the_fixed_platform_syncs_without_full() {
+    let shop = Shop::open("shop-ro", 250).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml("page_size = 100"));
+    shop.sim
+        .set_paging(ordersync::sim::merchantpro::Paging::NextLinkTo(
+            "http://127.0.0.2:9".into(),
+        ));
+
+    let out = sync_binary(&setup).await;
+    assert!(!out.status.success());
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("127.0.0.2:9") && !said.contains("HTTP 0"),
+        "the error says which link was refused, not an HTTP status never received: {said}"
+    );
+
+    shop.sim
+        .set_paging(ordersync::sim::merchantpro::Paging::AsDocumented);
+    let out = sync_binary(&setup).await;
+    assert!(
+        out.status.success(),
+        "the fixed platform syncs with a plain `sync`: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_store_matches(&setup.db(), "shop-ro", &shop.sim.truth());
+}

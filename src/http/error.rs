@@ -30,6 +30,16 @@ pub enum HttpError {
         .limit / (1024 * 1024)
     )]
     TooLarge { limit: usize },
+    /// The request was never sent: what it should have gone to is not acceptable (a page link
+    /// that leaves the platform's host, a token that is not one of ours). Sending cannot be
+    /// retried into working; the platform or the configuration must change.
+    #[error("{reason} (no request was sent)")]
+    NotSent { reason: String },
+    /// The platform's answers contradict each other in a way that would lose orders if the
+    /// pass went on (its pages hold fewer orders than it says, or the same ones again and
+    /// again). Not retried: the same requests would bring the same answers.
+    #[error("{reason}")]
+    Inconsistent { reason: String },
     /// The run was told to stop (shutdown) while waiting to retry.
     #[error("cancelled by shutdown")]
     Cancelled,

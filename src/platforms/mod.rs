@@ -76,6 +76,12 @@ pub trait Source: Send + Sync {
 
     fn reconcile(&self) -> Reconcile;
 
+    /// Whether a stored resume token can still be fetched (it may come from an older version,
+    /// or name a link this version refuses). The default trusts every token.
+    fn check_token(&self, _token: &str) -> Result<(), HttpError> {
+        Ok(())
+    }
+
     /// Re-reads the given orders (reconcile). Orders the platform no longer returns are absent.
     fn fetch_ids(&self, ids: &[String]) -> impl Future<Output = Result<Page, HttpError>> + Send;
 }

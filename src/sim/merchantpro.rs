@@ -113,6 +113,22 @@ struct Inner {
     faults: Faults,
     log: RequestLog,
     shop: RwLock<Shop>,
+    paging: std::sync::Mutex<Paging>,
+}
+
+/// How the list walks its pages: as documented, or in one of the ways a broken platform (or a
+/// proxy in front of it) has been seen to, for the tests of what the daemon does about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Paging {
+    #[default]
+    AsDocumented,
+    /// Every `start` answers the first page, and every page links to a next one.
+    IgnoresStart,
+    /// At most this many orders per page whatever `limit` asks, while the `next` links still
+    /// step by `limit` and `meta.count.total` tells the whole listing.
+    CapsPagesAt(usize),
+    /// The first page's `next` link is absolute and names this other origin.
+    NextLinkTo(String),
 }
 
 struct Shop {
@@ -190,6 +206,7 @@ impl MerchantProSim {
                     orders,
                     next_invoice: FIRST_NEW_INVOICE,
                 }),
+                paging: std::sync::Mutex::default(),
             }),
         }
     }
@@ -300,6 +317,11 @@ impl MerchantProSim {
     /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.inner.log.snapshot()
+    }
+
+    /// Makes the list page as `paging` says from the next request on.
+    pub fn set_paging(&self, paging: Paging) {
+        *self.inner.paging.lock().unwrap_or_else(|e| e.into_inner()) = paging;
     }
 
     /// Every request ever received, including those no longer in [`Self::requests`].
@@ -786,7 +808,21 @@ async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResu
         let k = if q.descending { total - 1 - k } else { k };
         positions.as_ref().map_or(lo + k, |p| p[k])
     };
-    let page = q.start.min(total)..q.start.saturating_add(q.limit).min(total);
+    let paging = sim
+        .inner
+        .paging
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let first = match paging {
+        Paging::IgnoresStart => 0,
+        _ => q.start,
+    };
+    let size = match paging {
+        Paging::CapsPagesAt(cap) => q.limit.min(cap),
+        _ => q.limit,
+    };
+    let page = first.min(total)..first.saturating_add(size).min(total);
     let current = page.len();
 
     let mut body =
@@ -802,9 +838,21 @@ async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResu
     }
     drop(shop);
 
+    // The broken pagings keep the request's other parameters in their links, as the real
+    // platform does; only the stepping goes wrong.
+    let mut links = match paging {
+        Paging::IgnoresStart => page_links(uri.query(), q.start, q.limit, 0, usize::MAX),
+        Paging::CapsPagesAt(_) => page_links(uri.query(), q.start, q.limit, q.limit, total),
+        _ => page_links(uri.query(), q.start, q.limit, current, total),
+    };
+    if let Paging::NextLinkTo(origin) = &paging
+        && let Some(next) = links["next"].as_str()
+    {
+        links["next"] = json!(format!("{origin}{next}"));
+    }
     let meta = json!({
         "count": { "total": total, "current": current, "start": q.start, "limit": q.limit },
-        "links": page_links(uri.query(), q.start, q.limit, current, total),
+        "links": links,
     });
     body.push_str(r#"],"meta":"#);
     body.push_str(&meta.to_string());

@@ -205,7 +205,6 @@ struct Writer {
     conn: Option<Connection>,
     progress: Arc<AtomicU64>,
     file_changes: Arc<AtomicU64>,
-    fault: Arc<Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -222,19 +221,11 @@ impl Writer {
             }
         }
         let c = self.conn.as_mut().expect("opened above");
-        let changes_before = c.total_changes();
         let refused = job(Ok(c));
-        let wrote = c.total_changes() != changes_before;
         if refused.is_some_and(DbFault::needs_reopen)
             || c.is_readonly(rusqlite::MAIN_DB).unwrap_or(false)
         {
             self.conn = None;
-        }
-        if wrote && refused.is_none() {
-            let mut f = self.fault.lock().unwrap_or_else(|p| p.into_inner());
-            if f.take().is_some() {
-                info!(database = %self.path.display(), "database writes succeed again");
-            }
         }
         // A file swapped while the job ran took the job's writes with it: the next job notices
         // before writing, and the count tells a run that spanned the swap (see
@@ -330,7 +321,6 @@ impl Store {
             conn: Some(conn),
             progress: last_progress.clone(),
             file_changes: file_changes.clone(),
-            fault: fault.clone(),
         };
         std::thread::Builder::new()
             .name("ordersync-db-writer".into())
@@ -373,19 +363,29 @@ impl Store {
         self.jobs
             .send(Box::new(move |conn| {
                 let result = conn
-                    .and_then(f)
+                    .and_then(|c| {
+                        let before = c.total_changes();
+                        f(c).map(|v| (v, c.total_changes() != before))
+                    })
                     .map_err(|e| unavailable(e, &path, busy_timeout));
                 let refused = result.as_ref().err().and_then(StoreError::db_fault);
-                if let Err(e) = &result
-                    && refused.is_some()
-                {
-                    let mut f = fault.lock().unwrap_or_else(|p| p.into_inner());
-                    if f.is_none() {
-                        error!(database = %path.display(), error = %e, "database writes fail");
+                let mut current = fault.lock().unwrap_or_else(|p| p.into_inner());
+                match &result {
+                    Err(e) if refused.is_some() => {
+                        if current.is_none() {
+                            error!(database = %path.display(), error = %e, "database writes fail");
+                        }
+                        *current = Some(e.to_string());
                     }
-                    *f = Some(e.to_string());
+                    // Cleared before the caller hears of the write, so whoever waited on it
+                    // sees the fault gone. A write that changed nothing proves nothing.
+                    Ok((_, true)) if current.take().is_some() => {
+                        info!(database = %path.display(), "database writes succeed again");
+                    }
+                    _ => {}
                 }
-                let _ = tx.send(result);
+                drop(current);
+                let _ = tx.send(result.map(|(v, _)| v));
                 refused
             }))
             .map_err(|_| StoreError::WriterGone)?;

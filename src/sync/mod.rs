@@ -62,6 +62,17 @@ pub enum SyncError {
         "platform {platform}: the platform sent a page link already read in this pass ({token}); stopping instead of looping"
     )]
     PageLoop { platform: String, token: String },
+    #[error(
+        "platform {platform}: page {page} of this pass held only orders already read in this \
+         pass ({orders} of them), with a link to yet another page: the platform is not moving \
+         through its listing (does it ignore its paging parameter?), so the pass stops here \
+         after {page} requests instead of looping"
+    )]
+    NoProgress {
+        platform: String,
+        page: u64,
+        orders: usize,
+    },
     #[error("platform {platform}: {source}")]
     Store {
         platform: String,
@@ -252,11 +263,26 @@ impl Engine<'_> {
         opts: PassOptions,
     ) -> Result<(PassReport, bool), SyncError> {
         let platform = self.cfg.name.clone();
-        let state = self
+        let mut state = self
             .store
             .read(move |c| store::load_pass_state(c, &platform))
             .await
             .map_err(|e| self.store_error(e))?;
+        if !opts.full
+            && let Some(p) = &state.pass
+            && let Err(why) = src.check_token(&p.resume)
+        {
+            // A resume point that cannot be used would fail every run before a request, until
+            // `sync --full`: drop it and read the interrupted pass's window again.
+            warn!(platform = %self.cfg.name, resume = %p.resume, error = %why,
+                  "the saved resume point of an interrupted pass cannot be used; reading its window again from the start");
+            state.pass = None;
+            let (platform, cleared) = (self.cfg.name.clone(), state.clone());
+            self.store
+                .write(move |c| store::save_pass_state(c, &platform, &cleared))
+                .await
+                .map_err(|e| self.store_error(e))?;
+        }
         let resumed = state.pass.is_some() && !opts.full;
         let (window, started_at, token) = match (&state.pass, opts.full) {
             // A pass that was interrupted resumes with its own frozen window and next page.
@@ -291,13 +317,33 @@ impl Engine<'_> {
         };
         let mut report = PassReport::default();
         let mut seen = std::collections::HashSet::from([token.clone()]);
-        let mut page = src
-            .fetch_page(&ctx, &token)
-            .await
-            .map_err(|e| self.http_error(e))?;
+        let mut read = ReadInPass::default();
+        let mut page = match src.fetch_page(&ctx, &token).await {
+            Ok(page) => page,
+            // The platform refuses the page a crash left us at (an expired cursor, a link it
+            // no longer serves): keeping it would fail every run the same way.
+            Err(e @ (HttpError::Permanent { .. } | HttpError::NotSent { .. })) if resumed => {
+                warn!(platform = %self.cfg.name, resume = %token, error = %e,
+                      "the interrupted pass cannot be resumed where it stopped; the next run reads its window again from the start");
+                let (platform, cleared) = (
+                    self.cfg.name.clone(),
+                    PassState {
+                        cursor: state.cursor,
+                        pass: None,
+                    },
+                );
+                self.store
+                    .write(move |c| store::save_pass_state(c, &platform, &cleared))
+                    .await
+                    .map_err(|e| self.store_error(e))?;
+                return Err(self.http_error(e));
+            }
+            Err(e) => return Err(self.http_error(e)),
+        };
         loop {
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
+            read.check(&page, report.pages, &self.cfg.name)?;
             let next = page.next.take();
             let checkpoint = match &next {
                 Some(n) => PassState {
@@ -402,6 +448,7 @@ impl Engine<'_> {
         };
         let mut token = src.first_token(&window);
         let mut seen = std::collections::HashSet::from([token.clone()]);
+        let mut read = ReadInPass::default();
         loop {
             if self.cancel.is_cancelled() {
                 report.interrupted = true;
@@ -413,6 +460,7 @@ impl Engine<'_> {
                 .map_err(|e| self.http_error(e))?;
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
+            read.check(&page, report.pages, &self.cfg.name)?;
             if let Some(p) = self.progress {
                 p.page(&self.cfg.name, report.fetched, page.total);
             }
@@ -453,6 +501,33 @@ impl Engine<'_> {
             })
             .await
             .map_err(|e| self.store_error(e))
+    }
+}
+
+/// The orders a pass has read so far, as 64-bit hashes of their ids (8 bytes an order, so a
+/// pass over a large shop stays small). A platform that ignores its paging parameter answers
+/// every page with the same orders and fresh links; the link guard alone never sees a repeat.
+#[derive(Default)]
+struct ReadInPass(std::collections::HashSet<u64>);
+
+impl ReadInPass {
+    /// Fails a page that links onwards while holding nothing new. Repeats on a page with new
+    /// orders are normal for offset paging (an order placed meanwhile shifts the pages by one).
+    fn check(&mut self, page: &Page, number: u64, platform: &str) -> Result<(), SyncError> {
+        let mut new = false;
+        for o in &page.orders {
+            new |= self
+                .0
+                .insert(xxhash_rust::xxh3::xxh3_64(o.order.order_id.as_bytes()));
+        }
+        if page.next.is_some() && !page.orders.is_empty() && !new {
+            return Err(SyncError::NoProgress {
+                platform: platform.to_string(),
+                page: number,
+                orders: page.orders.len(),
+            });
+        }
+        Ok(())
     }
 }
 

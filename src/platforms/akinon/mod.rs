@@ -127,9 +127,8 @@ impl Akinon {
     }
 
     fn url(&self, token: &str) -> Result<Url, HttpError> {
-        self.root.join(token).map_err(|e| HttpError::Permanent {
-            status: 0,
-            message: format!("bad page token {token:?}: {e}"),
+        self.root.join(token).map_err(|e| HttpError::NotSent {
+            reason: format!("bad page token {token:?}: {e}"),
         })
     }
 
@@ -248,9 +247,8 @@ impl Akinon {
                 },
             )
             .await?;
-        bearer_header(&self.http, pair.access.trim()).map_err(|e| HttpError::Permanent {
-            status: 0,
-            message: e.to_string(),
+        bearer_header(&self.http, pair.access.trim()).map_err(|e| HttpError::NotSent {
+            reason: e.to_string(),
         })
     }
 
@@ -581,9 +579,8 @@ impl Source for Akinon {
         } else if token.starts_with(ITEMS) {
             self.items_page(ctx, token).await
         } else {
-            Err(HttpError::Permanent {
-                status: 0,
-                message: format!(
+            Err(HttpError::NotSent {
+                reason: format!(
                     "unrecognised akinon checkpoint {token:?}; run `ordersync sync --full` once"
                 ),
             })
@@ -597,9 +594,8 @@ impl Source for Akinon {
     async fn fetch_ids(&self, ids: &[String]) -> Result<Page, HttpError> {
         // The engine asks only kinds that reconcile by id; Akinon's incremental filter sees
         // every change, and its order list cannot be filtered by id anyway.
-        Err(HttpError::Permanent {
-            status: 0,
-            message: format!(
+        Err(HttpError::NotSent {
+            reason: format!(
                 "akinon cannot re-read orders by id ({} asked): its order list filters by number \
                  only, and its updated_at filter makes re-reading unnecessary",
                 ids.len()

@@ -138,9 +138,8 @@ impl Akinon {
     fn reject_url(&self, item: &str) -> Result<Url, HttpError> {
         let mut url = self.url(ITEMS)?;
         url.path_segments_mut()
-            .map_err(|_| HttpError::Permanent {
-                status: 0,
-                message: format!("base_url {} cannot take a path", self.root),
+            .map_err(|_| HttpError::NotSent {
+                reason: format!("base_url {} cannot take a path", self.root),
             })?
             // The root ends in `/`: drop the empty last segment, then add the item's, encoded
             // (an id is the platform's text and must not reshape the path).

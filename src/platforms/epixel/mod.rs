@@ -158,9 +158,8 @@ impl Epixel {
     fn url(&self, path_and_query: &str) -> Result<Url, HttpError> {
         self.base
             .join(path_and_query)
-            .map_err(|e| HttpError::Permanent {
-                status: 0,
-                message: format!("bad request path {path_and_query:?}: {e}"),
+            .map_err(|e| HttpError::NotSent {
+                reason: format!("bad request path {path_and_query:?}: {e}"),
             })
     }
 
@@ -533,9 +532,8 @@ fn token(limit: u32, offset: u64) -> String {
 }
 
 fn parse_token(t: &str) -> Result<(u32, u64), HttpError> {
-    let bad = || HttpError::Permanent {
-        status: 0,
-        message: format!("not an Epixel page token: {t:?}"),
+    let bad = || HttpError::NotSent {
+        reason: format!("not an Epixel page token: {t:?}"),
     };
     let mut limit = None;
     let mut offset = None;

@@ -33,6 +33,8 @@ pub struct MerchantPro {
     limit: u32,
     status_map: BTreeMap<String, Status>,
     zone: FixedOffset,
+    /// Whether the platform was seen capping its pages (warned once per process).
+    capped: std::sync::atomic::AtomicBool,
 }
 
 impl MerchantPro {
@@ -67,6 +69,7 @@ impl MerchantPro {
             zone: cfg
                 .timezone
                 .unwrap_or(FixedOffset::east_opt(0).expect("zero offset")),
+            capped: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -78,15 +81,13 @@ impl MerchantPro {
         let url = self
             .base
             .join(path_and_query)
-            .map_err(|e| HttpError::Permanent {
-                status: 0,
-                message: format!("bad page link {path_and_query:?}: {e}"),
+            .map_err(|e| HttpError::NotSent {
+                reason: format!("bad page link {path_and_query:?}: {e}"),
             })?;
         // A next link naming another host would carry our Basic credentials there.
         if url.origin() != self.base.origin() {
-            return Err(HttpError::Permanent {
-                status: 0,
-                message: format!(
+            return Err(HttpError::NotSent {
+                reason: format!(
                     "page link {path_and_query:?} leaves {}; not following it",
                     self.base
                 ),
@@ -106,6 +107,7 @@ impl MerchantPro {
             )
             .await?;
         let mut page = page;
+        self.check_paging(path_and_query, &mut page)?;
         // The listing is sorted by creation date, so once a page reaches past the frozen upper
         // bound every later page would too: orders created during the pass belong to the next.
         if let Some(w) = window
@@ -123,6 +125,66 @@ impl MerchantPro {
             page.next = None;
         }
         Ok(page)
+    }
+
+    /// Holds the platform to its own paging before the engine stores `page.next` as the pass's
+    /// resume point. A next link to another host is refused here, on the page that carries it,
+    /// so it is never saved (a saved one would fail every later run before sending anything).
+    /// A page shorter than `limit` that still links onwards (or falls short of the platform's
+    /// own total) means the platform caps its pages below what we ask while stepping its links
+    /// by what we asked: following them would skip the orders in between, so the next page
+    /// starts after the records that did come. A listing that runs dry before the total the
+    /// platform itself reports fails the pass.
+    fn check_paging(&self, current: &str, page: &mut Page) -> Result<(), HttpError> {
+        let platform = self.http.platform();
+        if let Some(next) = &page.next {
+            let leaves = self
+                .base
+                .join(next)
+                .map_or(true, |u| u.origin() != self.base.origin());
+            if leaves {
+                return Err(HttpError::NotSent {
+                    reason: format!(
+                        "the platform's next page link {next:?} leaves {} (it would carry the \
+                         credentials to another host), so the pass stops before it; orders \
+                         past this page are read once the platform links to its own host",
+                        self.base
+                    ),
+                });
+            }
+        }
+        let (Some(start), Some(limit)) = (
+            query_number(current, "start"),
+            query_number(current, "limit"),
+        ) else {
+            return Ok(());
+        };
+        let records = (page.orders.len() + page.rejects.len()) as u64;
+        let more_by_total = page.total.is_some_and(|t| start + records < t);
+        let short = records < limit;
+        if records > 0 && (more_by_total || (short && page.next.is_some())) {
+            if short && !self.capped.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                warn!(platform = %platform, asked = limit, answered = records,
+                      "the platform answers fewer orders per page than asked, while its links \
+                       step by what was asked: reading on from the orders that came instead of \
+                       following its links; set page_size = {records} for this platform to \
+                       match");
+            }
+            page.next = Some(with_query_number(current, "start", start + records));
+        } else if records == 0
+            && let Some(total) = page.total
+            && start < total
+        {
+            return Err(HttpError::Inconsistent {
+                reason: format!(
+                    "the platform's listing ended at {start} orders though it reports \
+                     meta.count.total = {total}: {} orders would be missing, so the pass fails \
+                     instead of ending",
+                    total - start
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn read_page(&self, position: &str, resp: &Response) -> Result<Page, String> {
@@ -165,6 +227,31 @@ impl MerchantPro {
     }
 }
 
+/// The number in `name=…` of a page link's query.
+fn query_number(link: &str, name: &str) -> Option<u64> {
+    let (_, query) = link.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| v.parse().ok())
+}
+
+/// `link` with `name=value` in place of the query's own `name=…`.
+fn with_query_number(link: &str, name: &str, value: u64) -> String {
+    let Some((path, query)) = link.split_once('?') else {
+        return format!("{link}?{name}={value}");
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k == name => format!("{name}={value}"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", pairs.join("&"))
+}
+
 impl Source for MerchantPro {
     fn first_token(&self, window: &Window) -> String {
         // `created_after` takes a date in the shop's own zone and the document does not say
@@ -179,6 +266,15 @@ impl Source for MerchantPro {
 
     async fn fetch_page(&self, ctx: &PassCtx<'_>, token: &str) -> Result<Page, HttpError> {
         self.get_page(token, Some(&ctx.window)).await
+    }
+
+    fn check_token(&self, token: &str) -> Result<(), HttpError> {
+        match self.base.join(token) {
+            Ok(u) if u.origin() == self.base.origin() => Ok(()),
+            _ => Err(HttpError::NotSent {
+                reason: format!("page link {token:?} does not lead to {}", self.base),
+            }),
+        }
     }
 
     fn reconcile(&self) -> Reconcile {

@@ -464,9 +464,8 @@ impl Source for Mitrabunso {
     /// (whose raw JSON would read as a change next time the list shows the order). Never
     /// called, since [`Source::reconcile`] says none is needed.
     async fn fetch_ids(&self, _ids: &[String]) -> Result<Page, HttpError> {
-        Err(HttpError::Permanent {
-            status: 0,
-            message: "mitrabunso cannot fetch orders by id; its passes re-read open orders".into(),
+        Err(HttpError::NotSent {
+            reason: "mitrabunso cannot fetch orders by id; its passes re-read open orders".into(),
         })
     }
 }

@@ -119,9 +119,8 @@ impl Sirclo {
     }
 
     async fn get_page(&self, token: &str) -> Result<Page, HttpError> {
-        let bad_token = |why: &str| HttpError::Permanent {
-            status: 0,
-            message: format!("bad SIRCLO page token {token:?}: {why}"),
+        let bad_token = |why: &str| HttpError::NotSent {
+            reason: format!("bad SIRCLO page token {token:?}: {why}"),
         };
         let (page_no, query) = parse_token(token).ok_or_else(|| bad_token("no page number"))?;
         let perpage = query_param(query, "perpage")

@@ -435,9 +435,8 @@ impl Sirclo {
     /// when configured.
     async fn send_update(&self, body: &str) -> Result<Answer, HttpError> {
         let path = format!("{}{UPDATE_PATH}", self.prefix);
-        let url = self.base.join(&path).map_err(|e| HttpError::Permanent {
-            status: 0,
-            message: format!("bad update URL {path:?}: {e}"),
+        let url = self.base.join(&path).map_err(|e| HttpError::NotSent {
+            reason: format!("bad update URL {path:?}: {e}"),
         })?;
         let mac = sign(self.secret.expose(), &request_uri(&url), body.as_bytes());
         // Registered for the request's lifetime, so no error text built meanwhile can show it.
