@@ -343,7 +343,8 @@ impl Engine<'_> {
         loop {
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
-            read.check(&page, report.pages, &self.cfg.name)?;
+            read.check(&page, report.pages, &self.cfg.name)
+                .map_err(|e| *e)?;
             let next = page.next.take();
             let checkpoint = match &next {
                 Some(n) => PassState {
@@ -460,7 +461,8 @@ impl Engine<'_> {
                 .map_err(|e| self.http_error(e))?;
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
-            read.check(&page, report.pages, &self.cfg.name)?;
+            read.check(&page, report.pages, &self.cfg.name)
+                .map_err(|e| *e)?;
             if let Some(p) = self.progress {
                 p.page(&self.cfg.name, report.fetched, page.total);
             }
@@ -513,7 +515,7 @@ struct ReadInPass(std::collections::HashSet<u64>);
 impl ReadInPass {
     /// Fails a page that links onwards while holding nothing new. Repeats on a page with new
     /// orders are normal for offset paging (an order placed meanwhile shifts the pages by one).
-    fn check(&mut self, page: &Page, number: u64, platform: &str) -> Result<(), SyncError> {
+    fn check(&mut self, page: &Page, number: u64, platform: &str) -> Result<(), Box<SyncError>> {
         let mut new = false;
         for o in &page.orders {
             new |= self
@@ -521,11 +523,11 @@ impl ReadInPass {
                 .insert(xxhash_rust::xxh3::xxh3_64(o.order.order_id.as_bytes()));
         }
         if page.next.is_some() && !page.orders.is_empty() && !new {
-            return Err(SyncError::NoProgress {
+            return Err(Box::new(SyncError::NoProgress {
                 platform: platform.to_string(),
                 page: number,
                 orders: page.orders.len(),
-            });
+            }));
         }
         Ok(())
     }
