@@ -667,3 +667,35 @@ fn the_shipped_example_file_loads_and_builds_a_sirclo_connector() {
         "a sirclo platform gets the SIRCLO client"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_that_caps_its_pages_fails_the_pass_naming_the_page_size_to_set() {
+    let acct = Account::open("sirclo-cap", 250, minutes(3)).await;
+    let setup = acct.setup("page_size = 100");
+    acct.sim.cap_pages_at(10);
+
+    let err = sync_without_reconcile(&setup)
+        .await
+        .expect_err("a pass that would miss 240 orders fails");
+    assert!(
+        err.contains("sirclo-cap")
+            && err.contains("total_record is 250")
+            && err.contains("page_size = 10"),
+        "the error names the platform, the mismatch and the fix: {err}"
+    );
+    let pages = acct
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query.starts_with("/v1/partner/page/"))
+        .count();
+    assert_eq!(pages, 1, "an inconsistent page is not retried");
+
+    let setup = acct.setup("page_size = 10");
+    sync_without_reconcile(&setup).await.unwrap();
+    assert_eq!(
+        count(&setup.db(), "SELECT count(*) FROM orders"),
+        250,
+        "with the page size the platform serves, every order is read"
+    );
+}

@@ -149,6 +149,8 @@ struct Inner {
     faults: Faults,
     log: RequestLog,
     shop: RwLock<Shop>,
+    /// At most this many orders per page whatever `perpage` asks (a platform-side cap).
+    page_cap: std::sync::atomic::AtomicUsize,
 }
 
 struct Shop {
@@ -183,6 +185,14 @@ struct Facts {
 }
 
 impl SircloSim {
+    /// From the next request on, answers at most `cap` orders per page whatever `perpage`
+    /// asks, while `total_record` still counts the whole listing.
+    pub fn cap_pages_at(&self, cap: usize) {
+        self.inner
+            .page_cap
+            .store(cap, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Generates `opts.orders` orders, deterministically from `opts.seed`.
     ///
     /// # Panics
@@ -216,6 +226,7 @@ impl SircloSim {
                 faults: Faults::default(),
                 log: RequestLog::default(),
                 shop: RwLock::new(Shop { orders }),
+                page_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
             }),
         }
     }
@@ -570,7 +581,11 @@ async fn list_orders(
     let hi = orders.partition_point(|o| o.placed <= q.until).max(lo);
     let total = hi - lo;
     let from = (page_no - 1).saturating_mul(q.perpage).min(total);
-    let to = from.saturating_add(q.perpage).min(total);
+    let cap = sim
+        .inner
+        .page_cap
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let to = from.saturating_add(q.perpage.min(cap)).min(total);
     let count = to - from;
 
     let mut body =

@@ -159,10 +159,13 @@ impl MerchantPro {
         ) else {
             return Ok(());
         };
-        let records = (page.orders.len() + page.rejects.len()) as u64;
+        // Never more than asked for: a page holding one record twice would otherwise step
+        // past the order after it.
+        let records = ((page.orders.len() + page.rejects.len()) as u64).min(limit);
         let more_by_total = page.total.is_some_and(|t| start + records < t);
         let short = records < limit;
-        if records > 0 && (more_by_total || (short && page.next.is_some())) {
+        let links_on = page.next.is_some();
+        if records > 0 && ((short && links_on) || (!links_on && more_by_total)) {
             if short && !self.capped.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 warn!(platform = %platform, asked = limit, answered = records,
                       "the platform answers fewer orders per page than asked, while its links \

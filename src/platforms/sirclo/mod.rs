@@ -133,7 +133,8 @@ impl Sirclo {
             .map_err(|e| bad_token(&e.to_string()))?;
         let signed = request_uri(&url);
         let macs = SentMacs::new(self.http.redactor());
-        self.http
+        let page = self
+            .http
             .execute(
                 token,
                 |c| {
@@ -151,7 +152,25 @@ impl Sirclo {
                 },
                 |resp| self.read_page(token, page_no, perpage, query, resp),
             )
-            .await
+            .await?;
+        // Pages are numbered, so a page shorter than `perpage` before the end of what
+        // `total_record` counts cannot be read around (where page 2 starts would be the
+        // platform's guess), and ending the pass there would lose the rest in silence.
+        let records = (page.orders.len() + page.rejects.len()) as u64;
+        if let Some(total) = page.total
+            && records < perpage
+            && (page_no - 1).saturating_mul(perpage) + records < total
+        {
+            return Err(HttpError::Inconsistent {
+                reason: format!(
+                    "page {page_no} holds {records} orders though perpage={perpage} was asked \
+                     and total_record is {total}: the platform caps its pages, and {} orders \
+                     would be missing; set page_size = {records} for this platform",
+                    total - (page_no - 1).saturating_mul(perpage) - records
+                ),
+            });
+        }
+        Ok(page)
     }
 
     fn read_page(
