@@ -230,8 +230,18 @@ pub struct PlatformConfig {
     pub retry: RetryConfig,
     pub auth: Auth,
     pub timezone: Option<FixedOffset>,
-    /// How far back open orders are re-read by reconcile.
-    pub reconcile_horizon: Duration,
+    /// An optional cap on how old a watched order may be: open orders placed before it are not
+    /// re-read by reconcile, but counted and reported. `None` (the default) watches every open
+    /// order however old.
+    pub reconcile_horizon: Option<Duration>,
+    /// How long after the store saw an order become final (delivered, cancelled, returned,
+    /// rejected) reconcile still re-reads it, for kinds whose incremental filter cannot see a
+    /// return after delivery or a later correction. Zero turns it off.
+    pub final_watch: Duration,
+    /// How long a pass that stored rejects holds its window's start, so the rejected records
+    /// are read again once the platform fixes them. A record bad for longer is left in
+    /// `rejects` and reported.
+    pub reject_hold: Duration,
     /// A path prefix such as `/api/v1`: starts with `/`, no trailing `/`.
     pub api_prefix: Option<String>,
 }
@@ -257,7 +267,9 @@ impl PlatformConfig {
             retry: RetryConfig::default(),
             auth: Auth::default(),
             timezone: None,
-            reconcile_horizon: DEFAULT_RECONCILE_HORIZON,
+            reconcile_horizon: None,
+            final_watch: DEFAULT_FINAL_WATCH,
+            reject_hold: DEFAULT_REJECT_HOLD,
             api_prefix: None,
         }
     }
@@ -266,7 +278,8 @@ impl PlatformConfig {
 pub(crate) const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
 pub(crate) const DEFAULT_RECONCILE_SCHEDULE: &str = "0 */30 * * * *";
 pub(crate) const DEFAULT_BACKFILL: chrono::TimeDelta = chrono::TimeDelta::days(30);
-pub(crate) const DEFAULT_RECONCILE_HORIZON: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const DEFAULT_FINAL_WATCH: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) const DEFAULT_REJECT_HOLD: Duration = Duration::from_secs(24 * 3600);
 
 /// Kinds with an updated-time filter see every change through the incremental pass, so they
 /// reconcile only when asked to.

@@ -331,7 +331,9 @@ fn a_platform_gets_the_built_in_defaults() {
     assert_eq!(p.retry.initial_interval, Duration::from_secs(2));
     assert_eq!(p.retry.max_interval, Duration::from_secs(600));
     assert_eq!(p.timezone, None);
-    assert_eq!(p.reconcile_horizon, Duration::from_secs(30 * 86400));
+    assert_eq!(p.reconcile_horizon, None, "no cap unless one is set");
+    assert_eq!(p.final_watch, Duration::from_secs(30 * 86400));
+    assert_eq!(p.reject_hold, Duration::from_secs(86400));
     assert_eq!(p.api_prefix, None);
 
     let ak = config.platform("ak").unwrap();
@@ -387,7 +389,7 @@ fn every_platform_key_is_read() {
     assert_eq!(p.status_map["awaiting payment"], Status::Pending);
     assert_eq!(p.status_map["shipped"], Status::Shipped);
     assert_eq!(p.timezone, FixedOffset::east_opt(7 * 3600));
-    assert_eq!(p.reconcile_horizon, Duration::from_secs(7 * 86400));
+    assert_eq!(p.reconcile_horizon, Some(Duration::from_secs(7 * 86400)));
     assert_eq!(p.api_prefix.as_deref(), Some("/api/v1"));
     assert_eq!(p.retry.max_attempts, 3);
     assert_eq!(p.retry.initial_interval, Duration::from_secs(1));

@@ -45,6 +45,8 @@ const SHARED_PLATFORM_KEYS: &[&str] = &[
     "retry",
     "timezone",
     "reconcile_horizon",
+    "final_watch",
+    "reject_hold",
     "api_prefix",
 ];
 
@@ -74,6 +76,8 @@ struct Layer {
     max_interval: Option<Duration>,
     timezone: Option<FixedOffset>,
     reconcile_horizon: Option<Duration>,
+    final_watch: Option<Duration>,
+    reject_hold: Option<Duration>,
     api_prefix: Option<Option<String>>,
 }
 
@@ -553,6 +557,8 @@ impl Validator<'_> {
                 }
                 "timezone" => l.timezone = self.timezone(key, value),
                 "reconcile_horizon" => l.reconcile_horizon = self.duration(key, value),
+                "final_watch" => l.final_watch = self.duration(key, value),
+                "reject_hold" => l.reject_hold = self.duration(key, value),
                 "api_prefix" => {
                     l.api_prefix = self.text(key, value).map(|t| {
                         let t = t.trim().trim_matches('/');
@@ -730,10 +736,15 @@ impl Validator<'_> {
             retry,
             auth,
             timezone: own.timezone.or(defaults.timezone),
-            reconcile_horizon: own
-                .reconcile_horizon
-                .or(defaults.reconcile_horizon)
-                .unwrap_or(super::DEFAULT_RECONCILE_HORIZON),
+            reconcile_horizon: own.reconcile_horizon.or(defaults.reconcile_horizon),
+            final_watch: own
+                .final_watch
+                .or(defaults.final_watch)
+                .unwrap_or(super::DEFAULT_FINAL_WATCH),
+            reject_hold: own
+                .reject_hold
+                .or(defaults.reject_hold)
+                .unwrap_or(super::DEFAULT_REJECT_HOLD),
             api_prefix: own
                 .api_prefix
                 .or_else(|| defaults.api_prefix.clone())

@@ -39,16 +39,21 @@ pub struct Page {
     pub total: Option<u64>,
 }
 
-/// How a kind finds changes to orders its incremental filter cannot see.
+/// How a kind finds changes to orders its incremental filter cannot see. The orders it
+/// watches are the stored open orders, however old, and the final ones the store saw become
+/// final within `final_watch` (a return after delivery, a refund); `reconcile_horizon`, when
+/// set, caps how old a watched order may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconcile {
     /// The incremental pass sees every change.
     NotNeeded,
-    /// Re-read stored open orders by id, this many per request ([`Source::fetch_ids`]).
+    /// Re-read the watched orders by id, this many per request ([`Source::fetch_ids`]).
     ByIds { batch: usize },
-    /// Re-read the whole listing over `[now − horizon, now]` with [`Source::fetch_page`], for
-    /// kinds that can neither filter by update time nor fetch by id.
-    Rescan { horizon: std::time::Duration },
+    /// Re-read narrow windows of the listing around the watched orders' placing times, for
+    /// kinds whose list filters and sorts by placing time and cannot fetch by id. Windows
+    /// closer than one page of stored orders are merged, so the cost grows with the number
+    /// of watched orders (and falls when they cluster), never with the age of the oldest.
+    Windows { per_page: usize },
 }
 
 /// What a page request may consult besides its token: the pass's frozen window, and the store
@@ -75,6 +80,13 @@ pub trait Source: Send + Sync {
     ) -> impl Future<Output = Result<Page, HttpError>> + Send;
 
     fn reconcile(&self) -> Reconcile;
+
+    /// Which of the kind's listings the page `token` belongs to, for kinds whose pass walks
+    /// several (one per status, orders then items): an order may rightly appear in more than
+    /// one, so the engine's no-progress guard counts repeats within one listing only.
+    fn listing(&self, _token: &str) -> String {
+        String::new()
+    }
 
     /// Whether a stored resume token can still be fetched (it may come from an older version,
     /// or name a link this version refuses). The default trusts every token.

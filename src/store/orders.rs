@@ -530,6 +530,80 @@ pub fn open_orders_ids(
     Ok(ids)
 }
 
+/// The orders a reconcile pass re-reads, oldest placed first: every stored open order, and the
+/// final ones whose last change the store saw at or after `finals_since` (None: no final is
+/// watched). Orders placed before `placed_cap` (the optional `reconcile_horizon`) are left
+/// out and only counted in `beyond_cap`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Watched {
+    pub orders: Vec<WatchedOrder>,
+    pub beyond_cap: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchedOrder {
+    pub order_id: String,
+    pub placed_at: Option<DateTime<Utc>>,
+}
+
+pub fn watched_orders(
+    conn: &rusqlite::Connection,
+    platform: &str,
+    finals_since: Option<DateTime<Utc>>,
+    placed_cap: Option<DateTime<Utc>>,
+) -> Result<Watched, StoreError> {
+    let finals: Vec<&str> = crate::platforms::model::Status::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(Status::as_str)
+        .collect();
+    // last_changed_at is written as text in one format (store::ts), so a text comparison
+    // orders it as time; an impossible bound stands for "no final order".
+    let since = finals_since.map_or_else(|| "9999".to_string(), super::ts);
+    let mut stmt = conn.prepare(
+        "SELECT order_id, placed_at FROM orders WHERE platform = ?1
+         AND (status NOT IN (?2, ?3, ?4, ?5) OR last_changed_at >= ?6)
+         ORDER BY placed_at, order_id",
+    )?;
+    let mut out = Watched::default();
+    let rows = stmt.query_map(
+        params![platform, finals[0], finals[1], finals[2], finals[3], since],
+        |r| {
+            Ok(WatchedOrder {
+                order_id: r.get(0)?,
+                placed_at: r
+                    .get::<_, Option<String>>(1)?
+                    .as_deref()
+                    .and_then(super::parse_ts),
+            })
+        },
+    )?;
+    for o in rows {
+        let o = o?;
+        match (placed_cap, o.placed_at) {
+            (Some(cap), Some(t)) if t < cap => out.beyond_cap += 1,
+            _ => out.orders.push(o),
+        }
+    }
+    Ok(out)
+}
+
+/// The placing times of every stored order of a platform, ascending: how densely the listing
+/// is populated, which decides whether two reconcile windows are worth one request.
+pub fn placed_times(
+    conn: &rusqlite::Connection,
+    platform: &str,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT placed_at FROM orders WHERE platform = ?1 AND placed_at IS NOT NULL")?;
+    let mut times: Vec<DateTime<Utc>> = stmt
+        .query_map(params![platform], |r| r.get::<_, String>(0))?
+        .filter_map(|t| t.ok().as_deref().and_then(super::parse_ts))
+        .collect();
+    times.sort_unstable();
+    Ok(times)
+}
+
 /// An order as the CLI shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredOrder {

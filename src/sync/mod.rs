@@ -340,10 +340,12 @@ impl Engine<'_> {
             }
             Err(e) => return Err(self.http_error(e)),
         };
+        let mut current = token;
+        let mut saw_rejects = false;
         loop {
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
-            read.check(&page, report.pages, &self.cfg.name)
+            read.check(src.listing(&current), &page, report.pages, &self.cfg.name)
                 .map_err(|e| *e)?;
             let next = page.next.take();
             let checkpoint = match &next {
@@ -357,10 +359,15 @@ impl Engine<'_> {
                     }),
                 },
                 None => PassState {
-                    cursor: Some(window.to),
+                    cursor: Some(self.next_cursor(
+                        window,
+                        started_at,
+                        saw_rejects || !page.rejects.is_empty(),
+                    )),
                     pass: None,
                 },
             };
+            saw_rejects |= !page.rejects.is_empty();
             if let Some(p) = self.progress {
                 p.page(&self.cfg.name, report.fetched, page.total);
             }
@@ -388,50 +395,117 @@ impl Engine<'_> {
             let (written, fetched) = tokio::join!(write, src.fetch_page(&ctx, &next));
             report.outcome.add(written?);
             page = fetched.map_err(|e| self.http_error(e))?;
+            current = next;
         }
         Ok((report, resumed))
+    }
+
+    /// Where the next pass starts. A pass that stored rejects holds its own start, so the
+    /// rejected records are read again when the platform fixes them; but never further back
+    /// than `reject_hold` before this pass, or one record that stays bad would make every pass
+    /// re-read more and more. A record older than that stays in `rejects`, and the log says
+    /// so once the window moves past it.
+    fn next_cursor(
+        &self,
+        window: Window,
+        started_at: DateTime<Utc>,
+        saw_rejects: bool,
+    ) -> DateTime<Utc> {
+        if !saw_rejects {
+            return window.to;
+        }
+        let held = window
+            .from
+            .checked_add_signed(lookback(self.cfg.lookback))
+            .unwrap_or(window.to);
+        let bound = started_at
+            .checked_sub_signed(lookback(self.cfg.reject_hold))
+            .unwrap_or(window.from);
+        if held < bound {
+            warn!(platform = %self.cfg.name, reject_hold = ?self.cfg.reject_hold,
+                  "records rejected for longer than reject_hold are no longer read again; they stay in `ordersync rejects` until they change on the platform");
+        } else {
+            info!(platform = %self.cfg.name,
+                  "the pass stored rejected records: the next pass reads this window again, so they are stored once the platform fixes them");
+        }
+        held.max(bound).min(window.to)
     }
 
     async fn run_reconcile<S: Source>(&self, src: &S) -> Result<PassReport, SyncError> {
         let started = Instant::now();
         let mut report = PassReport::default();
-        let batch = match src.reconcile() {
-            Reconcile::NotNeeded => return Ok(report),
-            Reconcile::ByIds { batch } => batch,
-            Reconcile::Rescan { horizon } => {
-                let to = Utc::now();
-                let window = Window {
-                    from: to
-                        .checked_sub_signed(lookback(horizon))
-                        .unwrap_or(DateTime::<Utc>::MIN_UTC),
-                    to,
-                };
-                self.rescan(src, window, &mut report).await?;
-                report.took = started.elapsed();
-                return Ok(report);
+        let how = src.reconcile();
+        if how == Reconcile::NotNeeded {
+            return Ok(report);
+        }
+        let watched = self.watched().await?;
+        if watched.beyond_cap > 0 {
+            warn!(platform = %self.cfg.name, orders = watched.beyond_cap,
+                  "open orders placed before reconcile_horizon are not re-read: a change to them is not seen until the cap is raised or removed in {}",
+                  self.cfg.file.display());
+        }
+        crate::telemetry::metrics::metrics().unwatched_orders(&self.cfg.name, watched.beyond_cap);
+        let orders = watched.orders;
+        match how {
+            Reconcile::NotNeeded => {}
+            Reconcile::ByIds { batch } => {
+                let ids: Vec<String> = orders.into_iter().map(|o| o.order_id).collect();
+                for chunk in ids.chunks(batch.max(1)) {
+                    if self.cancel.is_cancelled() {
+                        report.interrupted = true;
+                        break;
+                    }
+                    let page = src.fetch_ids(chunk).await.map_err(|e| self.http_error(e))?;
+                    report.pages += 1;
+                    report.fetched += page.orders.len() as u64;
+                    if let Some(p) = self.progress {
+                        p.page(&self.cfg.name, report.fetched, Some(ids.len() as u64));
+                    }
+                    report.outcome.add(self.commit(page, None).await?);
+                }
             }
-        };
-        let platform = self.cfg.name.clone();
-        let ids = self
-            .store
-            .read(move |c| store::open_orders_ids(c, &platform))
-            .await
-            .map_err(|e| self.store_error(e))?;
-        for chunk in ids.chunks(batch.max(1)) {
-            if self.cancel.is_cancelled() {
-                report.interrupted = true;
-                break;
+            Reconcile::Windows { per_page } => {
+                let platform = self.cfg.name.clone();
+                let listing = self
+                    .store
+                    .read(move |c| store::placed_times(c, &platform))
+                    .await
+                    .map_err(|e| self.store_error(e))?;
+                let placed: Vec<DateTime<Utc>> =
+                    orders.iter().filter_map(|o| o.placed_at).collect();
+                let undated = orders.len() - placed.len();
+                if undated > 0 {
+                    warn!(platform = %self.cfg.name, orders = undated,
+                          "watched orders without a placing time cannot be looked for in the date-filtered listing");
+                }
+                for window in reconcile_windows(&placed, &listing, per_page) {
+                    if self.cancel.is_cancelled() {
+                        report.interrupted = true;
+                        break;
+                    }
+                    self.rescan(src, window, &mut report).await?;
+                }
             }
-            let page = src.fetch_ids(chunk).await.map_err(|e| self.http_error(e))?;
-            report.pages += 1;
-            report.fetched += page.orders.len() as u64;
-            if let Some(p) = self.progress {
-                p.page(&self.cfg.name, report.fetched, Some(ids.len() as u64));
-            }
-            report.outcome.add(self.commit(page, None).await?);
         }
         report.took = started.elapsed();
         Ok(report)
+    }
+
+    /// The orders reconcile re-reads, and how many the optional cap leaves out.
+    async fn watched(&self) -> Result<store::Watched, SyncError> {
+        let now = Utc::now();
+        let finals_since = (!self.cfg.final_watch.is_zero())
+            .then(|| now.checked_sub_signed(lookback(self.cfg.final_watch)))
+            .flatten();
+        let cap = self
+            .cfg
+            .reconcile_horizon
+            .and_then(|h| now.checked_sub_signed(lookback(h)));
+        let platform = self.cfg.name.clone();
+        self.store
+            .read(move |c| store::watched_orders(c, &platform, finals_since, cap))
+            .await
+            .map_err(|e| self.store_error(e))
     }
 
     /// A reconcile pass that re-reads a whole window. Not checkpointed: an interrupted rescan
@@ -461,7 +535,7 @@ impl Engine<'_> {
                 .map_err(|e| self.http_error(e))?;
             report.pages += 1;
             report.fetched += page.orders.len() as u64;
-            read.check(&page, report.pages, &self.cfg.name)
+            read.check(src.listing(&token), &page, report.pages, &self.cfg.name)
                 .map_err(|e| *e)?;
             if let Some(p) = self.progress {
                 p.page(&self.cfg.name, report.fetched, page.total);
@@ -506,20 +580,65 @@ impl Engine<'_> {
     }
 }
 
+/// How far either side of a watched order's placing time its reconcile window reaches: the
+/// listing filters on that very time, so a margin only absorbs the rounding of the bounds.
+const WINDOW_MARGIN: TimeDelta = TimeDelta::minutes(2);
+
+/// Windows of the listing that cover every time in `watched` (ascending), each widened by
+/// [`WINDOW_MARGIN`]. Neighbouring windows are merged while the stored orders between them
+/// (`listing`, ascending: the store mirrors the listing) still fit in one page, so a merged
+/// window costs the request it saves.
+fn reconcile_windows(
+    watched: &[DateTime<Utc>],
+    listing: &[DateTime<Utc>],
+    per_page: usize,
+) -> Vec<Window> {
+    let orders_in = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        listing.partition_point(|t| *t <= to) - listing.partition_point(|t| *t < from)
+    };
+    let mut windows: Vec<Window> = Vec::new();
+    for &t in watched {
+        let w = Window {
+            from: t - WINDOW_MARGIN,
+            to: t + WINDOW_MARGIN,
+        };
+        match windows.last_mut() {
+            Some(last) if w.from <= last.to || orders_in(last.from, w.to) <= per_page.max(1) => {
+                last.to = last.to.max(w.to);
+            }
+            _ => windows.push(w),
+        }
+    }
+    windows
+}
+
 /// The orders a pass has read so far, as 64-bit hashes of their ids (8 bytes an order, so a
 /// pass over a large shop stays small). A platform that ignores its paging parameter answers
 /// every page with the same orders and fresh links; the link guard alone never sees a repeat.
 #[derive(Default)]
-struct ReadInPass(std::collections::HashSet<u64>);
+struct ReadInPass {
+    listing: String,
+    ids: std::collections::HashSet<u64>,
+}
 
 impl ReadInPass {
     /// Fails a page that links onwards while holding nothing new. Repeats on a page with new
     /// orders are normal for offset paging (an order placed meanwhile shifts the pages by one).
-    fn check(&mut self, page: &Page, number: u64, platform: &str) -> Result<(), Box<SyncError>> {
+    fn check(
+        &mut self,
+        listing: String,
+        page: &Page,
+        number: u64,
+        platform: &str,
+    ) -> Result<(), Box<SyncError>> {
+        if listing != self.listing {
+            self.listing = listing;
+            self.ids.clear();
+        }
         let mut new = false;
         for o in &page.orders {
             new |= self
-                .0
+                .ids
                 .insert(xxhash_rust::xxh3::xxh3_64(o.order.order_id.as_bytes()));
         }
         if page.next.is_some() && !page.orders.is_empty() && !new {

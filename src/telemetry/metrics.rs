@@ -45,6 +45,7 @@ pub struct Metrics {
     pushes: Family<Labels, Counter>,
     outbox: Family<Labels, Gauge>,
     last_success: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    unwatched: Family<Labels, Gauge>,
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -73,6 +74,7 @@ impl Metrics {
             pushes: Family::default(),
             outbox: Family::default(),
             last_success: Family::default(),
+            unwatched: Family::default(),
             successes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -127,7 +129,19 @@ impl Metrics {
             "Unix time of each platform's last successful sync",
             m.last_success.clone(),
         );
+        registry.register(
+            "reconcile_unwatched_orders",
+            "Open orders placed before reconcile_horizon, which reconcile does not re-read",
+            m.unwatched.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The open orders the optional `reconcile_horizon` left out of the last reconcile pass.
+    pub fn unwatched_orders(&self, platform: &str, orders: u64) {
+        self.unwatched
+            .get_or_create(&labels(&[("platform", platform)]))
+            .set(orders as i64);
     }
 
     pub fn run_finished(&self, platform: &str, run: &RunRecord, took: Duration) {

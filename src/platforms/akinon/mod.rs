@@ -591,6 +591,15 @@ impl Source for Akinon {
         Reconcile::NotNeeded
     }
 
+    fn listing(&self, token: &str) -> String {
+        if token.starts_with(ITEMS) {
+            ITEMS
+        } else {
+            ORDERS
+        }
+        .to_string()
+    }
+
     async fn fetch_ids(&self, ids: &[String]) -> Result<Page, HttpError> {
         // The engine asks only kinds that reconcile by id; Akinon's incremental filter sees
         // every change, and its order list cannot be filtered by id anyway.

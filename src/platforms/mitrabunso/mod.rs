@@ -460,6 +460,13 @@ impl Source for Mitrabunso {
         Reconcile::NotNeeded
     }
 
+    fn listing(&self, token: &str) -> String {
+        url::form_urlencoded::parse(token.as_bytes())
+            .find(|(k, _)| k == "list")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
     /// The list endpoint cannot select ids, and the details endpoint answers in another shape
     /// (whose raw JSON would read as a change next time the list shows the order). Never
     /// called, since [`Source::reconcile`] says none is needed.

@@ -1,7 +1,8 @@
 //! SIRCLO / Connexi (`kind = "sirclo"`): `GET /v1/partner/page/{pageNo}?since=…&until=…&perpage=…`
 //! signed with `partner_id` + `MAC` (HMAC-SHA256 of the request URI and body, NOTES.md). `since`
 //! and `until` filter on the order date, not on the last update, so changes to older orders are
-//! found by re-reading the whole `reconcile_horizon` ([`Reconcile::Rescan`]). Owns the request
+//! found by re-reading narrow windows around the watched orders' dates ([`Reconcile::Windows`]).
+//! Owns the request
 //! signing, the page tokens and the reading of pages; [`wire`] and [`map`] own the record format,
 //! [`push`] the status updates (`PATCH /v1/order`).
 
@@ -73,7 +74,8 @@ pub struct Sirclo {
     partner_id: HeaderValue,
     secret: Secret,
     perpage: u32,
-    horizon: Duration,
+    horizon: Option<Duration>,
+    backfill_from: DateTime<Utc>,
     status_map: BTreeMap<String, Status>,
     zone: FixedOffset,
     /// The update's `api_key`/`api_secret`, when configured ([`push`]).
@@ -106,6 +108,7 @@ impl Sirclo {
             secret: key("secret")?,
             perpage: cfg.page_size.clamp(1, MAX_PERPAGE),
             horizon: cfg.reconcile_horizon,
+            backfill_from: cfg.backfill_from,
             status_map: cfg.status_map.clone(),
             zone: cfg
                 .timezone
@@ -307,17 +310,22 @@ impl Source for Sirclo {
     }
 
     fn reconcile(&self) -> Reconcile {
-        Reconcile::Rescan {
-            horizon: self.horizon,
+        Reconcile::Windows {
+            per_page: self.perpage as usize,
         }
     }
 
-    /// SIRCLO cannot fetch orders by id: the horizon is re-read and only the asked-for orders
-    /// kept, so an order placed before the horizon is absent.
+    /// SIRCLO cannot fetch orders by id: the listing from `reconcile_horizon` (or, without a
+    /// cap, from `backfill_from`) is re-read and only the asked-for orders kept. The push
+    /// read-back comes here only when the narrow window around an order's date missed it.
     async fn fetch_ids(&self, ids: &[String]) -> Result<Page, HttpError> {
         let wanted: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let to = Utc::now();
-        let from = to - TimeDelta::from_std(self.horizon).unwrap_or(TimeDelta::MAX);
+        let from = self
+            .horizon
+            .and_then(|h| TimeDelta::from_std(h).ok())
+            .and_then(|h| to.checked_sub_signed(h))
+            .unwrap_or(self.backfill_from);
         let mut token = Some(self.first_token(&Window { from, to }));
         let mut all = Page::default();
         while let Some(t) = token {

@@ -52,7 +52,7 @@ const GROUPS: [&str; 4] = ["accepted", "packed", "completed", "cancelled"];
 
 /// The read-back looks for an order this far either side of its order date. The list filters
 /// on the exact order date, so a small margin suffices; an order not found there is looked for
-/// over the whole `reconcile_horizon`, as the sync's own re-read does.
+/// over the whole listing (from `reconcile_horizon` when one is set).
 const READ_BACK_MARGIN: TimeDelta = TimeDelta::minutes(15);
 
 /// The update's own credentials, as the document names its headers.
