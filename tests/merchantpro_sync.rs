@@ -322,3 +322,62 @@ async fn a_next_link_to_another_host_fails_the_pass_and_the_fixed_platform_syncs
     );
     assert_store_matches(&setup.db(), "shop-ro", &shop.sim.truth());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_return_after_delivery_is_found_by_reconcile_with_one_event() {
+    // An order an hour for 20 days: most were placed long before the incremental window.
+    let spacing = chrono::Duration::hours(1);
+    let start = chrono::Utc::now() - spacing * 490;
+    let sim =
+        ordersync::sim::merchantpro::MerchantProSim::new(ordersync::sim::merchantpro::SimOptions {
+            orders: 480,
+            start,
+            spacing,
+            ..Default::default()
+        });
+    let server = sim.serve().await.unwrap();
+    let shop = Shop {
+        name: "shop-ro".into(),
+        sim,
+        server,
+        start,
+    };
+    let setup = Setup::new();
+    setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    let before = count(&db, "SELECT max(id) FROM order_events");
+    let delivered = shop
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| {
+            t.shipping_status == "delivered"
+                && chrono::DateTime::parse_from_rfc3339(&t.date_created)
+                    .is_ok_and(|d| d < chrono::Utc::now() - chrono::Duration::days(10))
+        })
+        .expect("an order delivered more than ten days ago");
+    shop.sim.set_status(delivered.id, "returned");
+
+    sync(&setup).await.unwrap();
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM order_events WHERE id > {before} AND order_id = '{}' \
+                 AND kind = 'status_changed'",
+                delivered.id
+            )
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM order_events WHERE id > {before}")
+        ),
+        1,
+        "nothing else is written"
+    );
+    assert_store_matches(&db, "shop-ro", &shop.sim.truth());
+}

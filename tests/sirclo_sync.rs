@@ -544,10 +544,22 @@ async fn paging_stops_at_the_total_record_without_asking_for_an_empty_page() {
     assert_eq!(count(&setup.db(), "SELECT count(*) FROM orders"), 200);
 }
 
+/// `since` and `until` of a list request.
+fn window_of(path_and_query: &str) -> (DateTime<Utc>, DateTime<Utc>) {
+    let until = path_and_query
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("until="))
+        .unwrap_or_else(|| panic!("no until in {path_and_query}"));
+    let until = DateTime::parse_from_rfc3339(until)
+        .unwrap()
+        .with_timezone(&Utc);
+    (since_of(path_and_query), until)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_status_change_on_an_order_placed_long_before_the_window_is_found_by_reconcile() {
-    // 300 orders ten minutes apart: the oldest were placed two days ago.
-    let acct = Account::open("sirclo-id", 300, minutes(10)).await;
+async fn an_open_order_placed_200_days_ago_that_ships_is_found_by_a_narrow_reconcile_window() {
+    // An order a day for 240 days, the newest ten days ago.
+    let acct = Account::open("sirclo-old", 240, chrono::Duration::days(1)).await;
     let setup = acct.setup("");
     sync(&setup).await.unwrap();
     let db = setup.db();
@@ -556,49 +568,65 @@ async fn a_status_change_on_an_order_placed_long_before_the_window_is_found_by_r
         .sim
         .truth()
         .into_iter()
-        .find(|t| is_open(t) && since_of_order(t) < Utc::now() - chrono::Duration::days(1))
-        .expect("an open order from more than a day ago");
+        .find(|t| is_open(t) && since_of_order(t) < Utc::now() - chrono::Duration::days(200))
+        .expect("an open order from more than 200 days ago");
+    // Open orders, and the final ones the platform last updated within `final_watch` (30
+    // days): at most those placed in the last 35, as the simulator updates an order within
+    // days of placing it.
+    let watched = acct
+        .sim
+        .truth()
+        .into_iter()
+        .filter(|t| is_open(t) || since_of_order(t) > Utc::now() - chrono::Duration::days(35))
+        .count();
     acct.sim.set_status(old.id, next_status(&old.status));
 
     sync_without_reconcile(&setup).await.unwrap();
     assert_eq!(
-        status_of(&db, "sirclo-id", old.id).1,
+        status_of(&db, "sirclo-old", old.id).1,
         old.status,
         "the incremental pass filters on the order date and cannot see the change"
-    );
-    assert_eq!(
-        count(
-            &db,
-            &format!("SELECT count(*) FROM order_events WHERE id > {before}")
-        ),
-        0
     );
 
     let requests_before = acct.sim.request_count();
     sync(&setup).await.unwrap();
     let now = acct.truth_of(old.id);
     assert_eq!(
-        status_of(&db, "sirclo-id", old.id),
+        status_of(&db, "sirclo-old", old.id),
         (canonical(&now.status).to_string(), now.status.clone())
     );
-    assert_eq!(events_after(&db, before, "status_changed"), 1);
     assert_eq!(
         count(
             &db,
             &format!("SELECT count(*) FROM order_events WHERE id > {before}")
         ),
-        1
+        1,
+        "exactly one event: the shipped order's status_changed"
     );
-    // The rescan read the default horizon, 30 days back.
-    let horizon = Utc::now() - chrono::Duration::days(30);
-    let rescan_since = acct.sim.requests()[requests_before..]
+    assert_eq!(events_after(&db, before, "status_changed"), 1);
+
+    let reconcile: Vec<(DateTime<Utc>, DateTime<Utc>)> = acct.sim.requests()[requests_before..]
         .iter()
-        .map(|r| since_of(&r.path_and_query))
-        .min()
-        .unwrap();
+        .map(|r| window_of(&r.path_and_query))
+        .filter(|(since, _)| *since < Utc::now() - chrono::Duration::days(2))
+        .collect();
+    let placed = since_of_order(&old);
+    let around = reconcile
+        .iter()
+        .find(|(since, until)| *since <= placed && placed <= *until)
+        .expect("a reconcile request covers the old order");
     assert!(
-        (rescan_since - horizon).num_seconds().abs() < 120,
-        "rescan since {rescan_since}, horizon {horizon}"
+        around.1 - around.0 <= minutes(10),
+        "the window around the old order is a few minutes wide: {around:?}"
+    );
+    assert!(
+        reconcile.len() <= watched,
+        "at most one request per watched order: {} requests for {watched}",
+        reconcile.len()
+    );
+    eprintln!(
+        "reconcile of {watched} watched orders over 240 days: {} requests",
+        reconcile.len()
     );
 }
 

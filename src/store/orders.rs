@@ -531,8 +531,10 @@ pub fn open_orders_ids(
 }
 
 /// The orders a reconcile pass re-reads, oldest placed first: every stored open order, and the
-/// final ones whose last change the store saw at or after `finals_since` (None: no final is
-/// watched). Orders placed before `placed_cap` (the optional `reconcile_horizon`) are left
+/// final ones that became final at or after `finals_since` (None: no final is watched). When
+/// that was is the store's own last change of the order, or, for an order first seen already
+/// final, the platform's update time (else its placing time): a first sync of a shop's history
+/// must not put every old delivered order on watch. Orders placed before `placed_cap` (the optional `reconcile_horizon`) are left
 /// out and only counted in `beyond_cap`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Watched {
@@ -562,7 +564,9 @@ pub fn watched_orders(
     let since = finals_since.map_or_else(|| "9999".to_string(), super::ts);
     let mut stmt = conn.prepare(
         "SELECT order_id, placed_at FROM orders WHERE platform = ?1
-         AND (status NOT IN (?2, ?3, ?4, ?5) OR last_changed_at >= ?6)
+         AND (status NOT IN (?2, ?3, ?4, ?5)
+              OR (last_changed_at > first_seen_at AND last_changed_at >= ?6)
+              OR coalesce(updated_at, placed_at) >= ?6)
          ORDER BY placed_at, order_id",
     )?;
     let mut out = Watched::default();

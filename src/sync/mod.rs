@@ -584,10 +584,15 @@ impl Engine<'_> {
 /// listing filters on that very time, so a margin only absorbs the rounding of the bounds.
 const WINDOW_MARGIN: TimeDelta = TimeDelta::minutes(2);
 
+/// Two reconcile windows further apart than this stay apart even when one page would hold
+/// both: a window should say where the watched orders are, not read days of other orders.
+const WINDOW_MERGE_GAP: TimeDelta = TimeDelta::hours(1);
+
 /// Windows of the listing that cover every time in `watched` (ascending), each widened by
-/// [`WINDOW_MARGIN`]. Neighbouring windows are merged while the stored orders between them
-/// (`listing`, ascending: the store mirrors the listing) still fit in one page, so a merged
-/// window costs the request it saves.
+/// [`WINDOW_MARGIN`]. Neighbouring windows are merged when they overlap, or when they are
+/// close ([`WINDOW_MERGE_GAP`]) and the stored orders of the merged span (`listing`,
+/// ascending: the store mirrors the listing) still fit in one page, so a merge saves a
+/// request without reading more pages.
 fn reconcile_windows(
     watched: &[DateTime<Utc>],
     listing: &[DateTime<Utc>],
@@ -603,7 +608,11 @@ fn reconcile_windows(
             to: t + WINDOW_MARGIN,
         };
         match windows.last_mut() {
-            Some(last) if w.from <= last.to || orders_in(last.from, w.to) <= per_page.max(1) => {
+            Some(last)
+                if w.from <= last.to
+                    || (w.from - last.to <= WINDOW_MERGE_GAP
+                        && orders_in(last.from, w.to) <= per_page.max(1)) =>
+            {
                 last.to = last.to.max(w.to);
             }
             _ => windows.push(w),
