@@ -339,11 +339,26 @@ pub async fn apply_fault(
         }
         Some(fault) => {
             debug_assert!(fault.rewrites_body());
+            let echo = fault.echoes_request().then(|| faults::RequestEcho {
+                request_line: format!("{} {}", req.method(), req.uri()),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                        (k.as_str().to_owned(), v)
+                    })
+                    .collect(),
+            });
             let (mut parts, body) = next.run(req).await.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await
                 .unwrap_or_default();
-            let Some((rewritten, content_type)) = faults::rewrite_body(&fault, &bytes) else {
+            let rewritten = match &echo {
+                Some(echo) => faults::echo_body(&fault, echo, &bytes),
+                None => faults::rewrite_body(&fault, &bytes),
+            };
+            let Some((rewritten, content_type)) = rewritten else {
                 return Response::from_parts(parts, Body::from(bytes));
             };
             parts.status = StatusCode::OK;
