@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 mod query;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -199,14 +200,52 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.command.only_prints() {
+        exit_quietly_on_a_closed_stdout();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
             if let Some(e) = exit.error {
-                eprintln!("ordersync: {e:#}");
+                // Not `eprintln!`: it panics on a closed stderr, turning the exit code into 101.
+                let _ = writeln!(std::io::stderr(), "ordersync: {e:#}");
             }
             ExitCode::from(exit.code)
         }
+    }
+}
+
+impl Command {
+    /// Commands that change nothing, only print what they read: cutting their output short
+    /// loses nothing.
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Check
+            | Command::Status { .. }
+            | Command::Orders { .. }
+            | Command::Order { .. }
+            | Command::Events { .. }
+            | Command::Doctor { .. } => true,
+            Command::Outbox { action, .. } => action.is_none(),
+            Command::Run
+            | Command::Sync { .. }
+            | Command::Push { .. }
+            | Command::Transition { .. }
+            | Command::Demo { .. } => false,
+        }
+    }
+}
+
+/// Rust starts with SIGPIPE ignored, so once a reader goes away (`ordersync orders | head -n1`)
+/// every `println!` fails and panics (exit 101, a message on stderr). A command that only prints
+/// takes the default action back and ends as coreutils do, killed quietly by SIGPIPE. The daemon
+/// and the commands that change state keep ignoring it: a log reader going away must not kill
+/// the daemon, nor stop a sync or a push half-way.
+fn exit_quietly_on_a_closed_stdout() {
+    // SAFETY: called before any other thread exists; setting a signal's disposition to its
+    // default touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
