@@ -1,6 +1,6 @@
 //! The command line (SPEC section 3): parsing with clap, loading the configuration, and the
 //! exit codes sysadmins script against: 0 success, 1 runtime failure or refusal, 2 usage,
-//! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain.
+//! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain, each cause once.
 
 mod demo;
 mod doctor;
@@ -208,7 +208,7 @@ pub fn main() -> ExitCode {
         Err(exit) => {
             if let Some(e) = exit.error {
                 // Not `eprintln!`: it panics on a closed stderr, turning the exit code into 101.
-                let _ = writeln!(std::io::stderr(), "ordersync: {e:#}");
+                let _ = writeln!(std::io::stderr(), "ordersync: {}", error_text(&e));
             }
             ExitCode::from(exit.code)
         }
@@ -249,6 +249,20 @@ fn exit_quietly_on_a_closed_stdout() {
     }
 }
 
+/// An error and its causes, each said once. Errors that already quote their cause (the sync
+/// engine's do) would otherwise state it twice, as `{:#}` appends every cause.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn load_config(cli: &Cli) -> Result<Config, Exit> {
     let path = cli
         .config
@@ -269,6 +283,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
     match &cli.command {
         Command::Check => {
             let config = load_config(&cli)?;
+            if let Some(w) = config.platforms_dir_warning() {
+                let _ = writeln!(std::io::stderr(), "warning: {w}");
+            }
             println!(
                 "configuration ok: {} ({} platform{}: {})",
                 config.main_file.display(),
@@ -291,6 +308,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         Command::Run => {
             let config = load_config(&cli)?;
             crate::telemetry::init(&config.daemon.log_level, config.daemon.log_format);
+            if let Some(w) = config.platforms_dir_warning() {
+                tracing::warn!("{w}");
+            }
             runtime()?.block_on(scheduler::run(config, DaemonOptions::default()))?;
             Ok(())
         }
@@ -591,7 +611,7 @@ async fn sync_with_progress(
         let (name, result) = joined.map_err(Exit::failure)?;
         if let Err(e) = result {
             // Engine errors already start with the platform's name.
-            let text = format!("{e:#}");
+            let text = error_text(&e);
             failed.push(if text.contains(&name) {
                 text
             } else {

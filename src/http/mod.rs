@@ -296,6 +296,12 @@ impl HttpClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        if (300..400).contains(&status) {
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .map(|v| self.redactor.redact(&String::from_utf8_lossy(v.as_bytes())));
+            return Err(HttpError::Redirected { status, location });
+        }
         let message = error_message(&body, &self.redactor);
         Err(HttpError::from_status(status, retry_after, message))
     }
@@ -517,6 +523,9 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert!(!HttpError::from_status(400, None, "bad".into()).is_retryable());
+        let moved = HttpError::from_status(301, None, String::new());
+        assert!(matches!(moved, HttpError::Redirected { .. }) && !moved.is_retryable());
+        assert!(moved.to_string().contains("base_url"), "{moved}");
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub enum Fault {
     /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
     /// path as above) holds an object where the platform writes a scalar.
     RecordWrongType(&'static str),
+    /// This redirect status (a 3xx) with this `Location`, as a shop answers after moving to
+    /// another address; the request is not processed.
+    Redirect { status: u16, location: &'static str },
     /// 200 with `Content-Type: text/html` and a debugging page that echoes the request: its
     /// headers, credentials included, then its request line, as a platform left in debug mode
     /// answers a request it cannot serve.

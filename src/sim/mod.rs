@@ -288,11 +288,11 @@ pub struct CorruptOneRecord;
 /// Carries out `fault` (if any) for this request, calling the handler (`next`) when the fault
 /// lets the request through.
 ///
-/// Faults that answer with an error status (`Status`, `TooManyRequests`) stop the request before
-/// the handler, so nothing changes on the platform. Faults that answer 200 (`MalformedJson`,
-/// `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
-/// [`faults::rewrite_body`]) run the handler first, so a PATCH takes effect even though the client
-/// cannot read the answer: the case a client's retry must survive.
+/// Faults that answer with an error status (`Status`, `TooManyRequests`, `Redirect`) stop the
+/// request before the handler, so nothing changes on the platform. Faults that answer 200
+/// (`MalformedJson`, `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
+/// [`faults::rewrite_body`] and [`faults::echo_body`]) run the handler first, so a PATCH takes
+/// effect even though the client cannot read the answer: the case a client's retry must survive.
 pub async fn apply_fault(
     fault: Option<Fault>,
     mut req: Request,
@@ -311,6 +311,11 @@ pub async fn apply_fault(
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let location = HeaderValue::from_static(location);
+            (status, [(header::LOCATION, location)]).into_response()
         }
         Some(Fault::MalformedJson) => {
             let (mut parts, body) = next.run(req).await.into_parts();
