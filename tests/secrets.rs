@@ -6,11 +6,18 @@ mod common;
 
 use std::io::Read;
 use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
-use ordersync::sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+use ordersync::config::PlatformConfig;
+use ordersync::http::{ClientOptions, HttpClient, Redactor, RequestRetry};
+use ordersync::platforms::Connector;
+use ordersync::sim::{Fault, Faults, akinon, epixel, merchantpro, mitrabunso, sirclo};
+use ordersync::store::Store;
+use ordersync::sync::{Engine, PassOptions};
+use tokio_util::sync::CancellationToken;
 
 const MP_KEY: &str = "S3cr3t-merchantpro-api-key-4410";
 const MP_SECRET: &str = "S3cr3t-merchantpro-api-secret-7781";
@@ -24,6 +31,75 @@ const MB_USER: &str = "0b7c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3";
 const MB_TOKEN: &str = "S3cr3t-mitrabunso-token-9965";
 const EP_KEY: &str = "S3cr3t-epixel-apikey-1076";
 const EP_TOKEN: &str = "S3cr3t-epixel-token-2187";
+
+/// The credentials every shop is configured with.
+#[derive(Clone, Copy)]
+struct Creds {
+    mp_key: &'static str,
+    mp_secret: &'static str,
+    sc_partner: &'static str,
+    sc_secret: &'static str,
+    sc_key: &'static str,
+    sc_api_secret: &'static str,
+    ak_token: &'static str,
+    mb_user: &'static str,
+    mb_token: &'static str,
+    ep_key: &'static str,
+    ep_token: &'static str,
+}
+
+/// The sweep's credentials: they name their kind, so a leak says at once whose it is.
+const SWEEP: Creds = Creds {
+    mp_key: MP_KEY,
+    mp_secret: MP_SECRET,
+    sc_partner: SC_PARTNER,
+    sc_secret: SC_SECRET,
+    sc_key: SC_KEY,
+    sc_api_secret: SC_API_SECRET,
+    ak_token: AK_TOKEN,
+    mb_user: MB_USER,
+    mb_token: MB_TOKEN,
+    ep_key: EP_KEY,
+    ep_token: EP_TOKEN,
+};
+
+/// Credentials with no run of 8 characters in common with any ordinary text (platform names,
+/// paths, messages), so that finding any 8-character piece of one anywhere is a leak.
+const RANDOM: Creds = Creds {
+    mp_key: "Kq3Zr8Vw2Lp7Xm5Tn9Bd",
+    mp_secret: "Hj4Fs6Yc1Qe8Wu3Ra7Gx",
+    sc_partner: "PARTNER77",
+    sc_secret: "Nv2Bt9Mz5Kd1Lc8Pw4Js",
+    sc_key: "Xe7Gh3Rq6Ty2Uo9Ia5Sm",
+    sc_api_secret: "Df8Vb1Nk4Zx7Cw2Qm6Hl",
+    ak_token: "Wr5Ej9Tp3Ys6Ug1Io8Ka",
+    mb_user: "0b7c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3",
+    mb_token: "Lz4Xc8Vn2Bm6Qa9Ws3Ed",
+    ep_key: "Rf7Tg1Yh5Uj3Ik9Ol2Pq",
+    ep_token: "Az6Sx2Dc8Fv4Gb1Hn7Jm",
+};
+
+impl Creds {
+    /// The secret values, and the credentials sent that are built from them.
+    fn secrets(&self) -> Vec<String> {
+        let mut v: Vec<String> = [
+            self.mp_key,
+            self.mp_secret,
+            self.sc_secret,
+            self.sc_key,
+            self.sc_api_secret,
+            self.ak_token,
+            self.mb_token,
+            self.ep_key,
+            self.ep_token,
+        ]
+        .map(String::from)
+        .to_vec();
+        let basic = ordersync::sim::basic_auth_header(self.mp_key, self.mp_secret);
+        v.push(basic.trim_start_matches("Basic ").to_string());
+        v
+    }
+}
 
 /// Every value that must never be seen: configured secrets and the credentials built from them.
 fn forbidden() -> Vec<String> {
@@ -109,48 +185,49 @@ struct Shops {
     mb: (mitrabunso::MitrabunsoSim, ordersync::sim::RunningSim),
     ep: (epixel::EpixelSim, ordersync::sim::RunningSim),
     start: chrono::DateTime<Utc>,
+    creds: Creds,
 }
 
 impl Shops {
-    async fn start(orders: usize) -> Shops {
+    async fn start(orders: usize, c: Creds) -> Shops {
         let spacing = chrono::Duration::seconds(90);
         let start = Utc::now() - spacing * (orders as i32 + 10);
         let mp = merchantpro::MerchantProSim::new(merchantpro::SimOptions {
-            api_key: MP_KEY.into(),
-            api_secret: MP_SECRET.into(),
+            api_key: c.mp_key.into(),
+            api_secret: c.mp_secret.into(),
             orders,
             start,
             spacing,
             ..Default::default()
         });
         let sc = sirclo::SircloSim::new(sirclo::SimOptions {
-            partner_id: SC_PARTNER.into(),
-            secret: SC_SECRET.into(),
-            api_key: SC_KEY.into(),
-            api_secret: SC_API_SECRET.into(),
+            partner_id: c.sc_partner.into(),
+            secret: c.sc_secret.into(),
+            api_key: c.sc_key.into(),
+            api_secret: c.sc_api_secret.into(),
             orders,
             start,
             spacing,
             ..Default::default()
         });
         let ak = akinon::AkinonSim::new(akinon::SimOptions {
-            token: AK_TOKEN.into(),
+            token: c.ak_token.into(),
             orders,
             start,
             spacing,
             ..Default::default()
         });
         let mb = mitrabunso::MitrabunsoSim::new(mitrabunso::SimOptions {
-            user_id: MB_USER.into(),
-            token: MB_TOKEN.into(),
+            user_id: c.mb_user.into(),
+            token: c.mb_token.into(),
             orders,
             start,
             spacing,
             ..Default::default()
         });
         let ep = epixel::EpixelSim::new(epixel::SimOptions {
-            api_key: EP_KEY.into(),
-            token: EP_TOKEN.into(),
+            api_key: c.ep_key.into(),
+            token: c.ep_token.into(),
             orders,
             start,
             spacing,
@@ -163,10 +240,12 @@ impl Shops {
             mb: (mb.clone(), mb.serve().await.unwrap()),
             ep: (ep.clone(), ep.serve().await.unwrap()),
             start,
+            creds: c,
         }
     }
 
     fn platform_files(&self, extra: &str) -> Vec<(String, String)> {
+        let c = self.creds;
         let from = (self.start - chrono::Duration::days(1)).to_rfc3339();
         let table = |name: &str, kind: &str, url: String, more: &str, auth: String| {
             (
@@ -183,7 +262,10 @@ impl Shops {
                 "merchantpro",
                 self.mp.1.base_url(),
                 "",
-                format!("api_key = \"{MP_KEY}\"\napi_secret = \"{MP_SECRET}\"\n"),
+                format!(
+                    "api_key = \"{}\"\napi_secret = \"{}\"\n",
+                    c.mp_key, c.mp_secret
+                ),
             ),
             table(
                 "s-sirclo",
@@ -191,8 +273,8 @@ impl Shops {
                 self.sc.1.base_url(),
                 "",
                 format!(
-                    "partner_id = \"{SC_PARTNER}\"\nsecret = \"{SC_SECRET}\"\n\
-                     api_key = \"{SC_KEY}\"\napi_secret = \"{SC_API_SECRET}\"\n"
+                    "partner_id = \"{}\"\nsecret = \"{}\"\napi_key = \"{}\"\napi_secret = \"{}\"\n",
+                    c.sc_partner, c.sc_secret, c.sc_key, c.sc_api_secret
                 ),
             ),
             table(
@@ -200,14 +282,14 @@ impl Shops {
                 "akinon",
                 self.ak.1.base_url(),
                 "",
-                format!("token = \"{AK_TOKEN}\"\n"),
+                format!("token = \"{}\"\n", c.ak_token),
             ),
             table(
                 "s-mitrabunso",
                 "mitrabunso",
                 self.mb.1.base_url(),
                 "",
-                format!("user_id = \"{MB_USER}\"\ntoken = \"{MB_TOKEN}\"\n"),
+                format!("user_id = \"{}\"\ntoken = \"{}\"\n", c.mb_user, c.mb_token),
             ),
             table(
                 "s-epixel",
@@ -217,7 +299,7 @@ impl Shops {
                     "api_prefix = \"{}\"\n",
                     epixel::SimOptions::default().api_prefix
                 ),
-                format!("api_key = \"{EP_KEY}\"\ntoken = \"{EP_TOKEN}\"\n"),
+                format!("api_key = \"{}\"\ntoken = \"{}\"\n", c.ep_key, c.ep_token),
             ),
         ]
     }
@@ -225,7 +307,7 @@ impl Shops {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_any_output_or_the_database() {
-    let shops = Shops::start(60).await;
+    let shops = Shops::start(60, SWEEP).await;
     let setup = Setup::new();
     for (file, toml) in shops.platform_files("max_requests_per_second = 10000\n") {
         setup.add_platform_file(&file, &toml);
@@ -440,4 +522,200 @@ fn configuration_errors_do_not_echo_secret_values() {
             check_output(&format!("{args:?} with {auth}"), &out);
         }
     }
+}
+
+/// Every 8-character piece of every secret of `creds`.
+fn pieces(creds: &Creds) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in creds.secrets() {
+        let chars: Vec<char> = s.chars().collect();
+        for w in chars.windows(8) {
+            out.push(w.iter().collect());
+        }
+    }
+    out
+}
+
+fn assert_no_piece(creds: &Creds, label: &str, text: &str) {
+    for p in pieces(creds) {
+        assert!(
+            !text.contains(&p),
+            "a piece of a secret ({p:?}) leaked in {label}:\n{text}"
+        );
+    }
+}
+
+/// What the library logged while a test ran (a subscriber for the whole test binary: the other
+/// tests here run the binary, whose logs are its own).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn start() -> Captured {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        captured
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+/// Attempts per request in the echo test: a fault queued this many times fails the request.
+const ATTEMPTS: u32 = 3;
+
+/// The platform's connector as `Connector::new` builds it (the configured secrets and the
+/// credentials derived from them registered for redaction), with a fast retry policy.
+fn fast_connector(cfg: &PlatformConfig) -> Connector {
+    use ordersync::platforms::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+    let redactor = Redactor::default();
+    for s in cfg.auth.secrets() {
+        redactor.add(s.expose());
+    }
+    let http = HttpClient::new(
+        ClientOptions {
+            platform: cfg.name.clone(),
+            timeout: Duration::from_secs(20),
+            max_requests_per_second: 0.0,
+            retry: RequestRetry {
+                max_attempts: ATTEMPTS,
+                initial_interval: Duration::from_millis(5),
+                max_interval: Duration::from_millis(20),
+                retry_after_cap: Duration::from_secs(1),
+            },
+        },
+        redactor,
+        CancellationToken::new(),
+    )
+    .unwrap();
+    let c = match cfg.kind {
+        ordersync::config::Kind::Merchantpro => {
+            merchantpro::MerchantPro::new(cfg, http).map(Connector::Merchantpro)
+        }
+        ordersync::config::Kind::Sirclo => sirclo::Sirclo::new(cfg, http).map(Connector::Sirclo),
+        ordersync::config::Kind::Akinon => akinon::Akinon::new(cfg, http).map(Connector::Akinon),
+        ordersync::config::Kind::Mitrabunso => {
+            mitrabunso::Mitrabunso::new(cfg, http).map(Connector::Mitrabunso)
+        }
+        ordersync::config::Kind::Epixel => epixel::Epixel::new(cfg, http).map(Connector::Epixel),
+    };
+    c.unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
+}
+
+/// One incremental pass, as the daemon runs it; the error as the CLI prints it.
+async fn incremental(
+    cfg: &PlatformConfig,
+    store: &Store,
+    connector: &Connector,
+) -> Result<(), String> {
+    let cancel = CancellationToken::new();
+    let engine = Engine {
+        cfg,
+        store,
+        cancel: &cancel,
+        progress: None,
+    };
+    ordersync::with_source!(connector, s => engine.incremental(s, PassOptions::default()).await)
+        .map(|_| ())
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// A platform left in debug mode echoes the request, credentials included: as a page the client
+/// cannot read (on every attempt, so the run fails), and inside a record the client rejects.
+/// No 8-character piece of a secret, or of the Basic credentials built from two, is in the
+/// error, the log, `sync_runs` or `rejects`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_echoing_the_credentials_leaks_no_piece_of_them() {
+    let logs = Captured::start();
+    let shops = Shops::start(12, RANDOM).await;
+    let setup = Setup::new();
+    for (file, toml) in shops.platform_files("max_requests_per_second = 10000\npage_size = 5\n") {
+        setup.add_platform_file(&file, &toml);
+    }
+    let config = setup.config();
+    let store = Store::open(&config.daemon.database).unwrap();
+    let platforms: [(&str, &Faults, &'static str); 5] = [
+        ("s-merchantpro", shops.mp.0.faults(), "id"),
+        ("s-sirclo", shops.sc.0.faults(), "id"),
+        ("s-akinon", shops.ak.0.faults(), "id"),
+        ("s-mitrabunso", shops.mb.0.faults(), "order.order_id"),
+        ("s-epixel", shops.ep.0.faults(), "id"),
+    ];
+    for (name, faults, id_field) in platforms {
+        let cfg = config.platform(name).unwrap();
+        let connector = fast_connector(cfg);
+
+        faults.push_n(Fault::EchoRequest, ATTEMPTS as usize);
+        let err = incremental(cfg, &store, &connector)
+            .await
+            .expect_err("every attempt got the debug page");
+        assert_eq!(faults.pending(), 0, "{name}: every attempt was answered");
+        assert!(err.contains(name) && err.contains("text/html"), "{err}");
+        assert_no_piece(&RANDOM, &format!("{name}'s error"), &err);
+
+        faults.push(Fault::RecordEchoingRequest(id_field));
+        incremental(cfg, &store, &connector)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: one rejected record fails no run: {e}"));
+        assert_eq!(faults.pending(), 0, "{name}: the record fault was served");
+    }
+
+    let db = setup.db();
+    let rejects: Vec<(String, String)> = db
+        .prepare("SELECT platform, position || ' ' || reason || ' ' || raw FROM rejects")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (name, _, _) in platforms {
+        let mine: Vec<&String> = rejects
+            .iter()
+            .filter(|(p, _)| p == name)
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "{name}: the echoing record is rejected: {rejects:?}"
+        );
+        assert!(mine[0].contains("echoed_request"), "{name}: {}", mine[0]);
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM sync_runs WHERE error LIKE '%text/html%'"
+        ),
+        5,
+        "each platform's failed run is recorded with its error"
+    );
+    for (table, row) in dump_database(&setup) {
+        assert_no_piece(&RANDOM, &format!("table {table}"), &row);
+    }
+    let logged = logs.text();
+    assert!(
+        logged.contains("request failed, retrying") && logged.contains("malformed"),
+        "the failures were logged: {logged}"
+    );
+    assert_no_piece(&RANDOM, "the log", &logged);
 }

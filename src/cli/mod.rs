@@ -1,11 +1,12 @@
 //! The command line (SPEC section 3): parsing with clap, loading the configuration, and the
 //! exit codes sysadmins script against: 0 success, 1 runtime failure or refusal, 2 usage,
-//! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain.
+//! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain, each cause once.
 
 mod demo;
 mod doctor;
 mod query;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -199,15 +200,67 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.command.only_prints() {
+        exit_quietly_on_a_closed_stdout();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(exit) => {
             if let Some(e) = exit.error {
-                eprintln!("ordersync: {e:#}");
+                // Not `eprintln!`: it panics on a closed stderr, turning the exit code into 101.
+                let _ = writeln!(std::io::stderr(), "ordersync: {}", error_text(&e));
             }
             ExitCode::from(exit.code)
         }
     }
+}
+
+impl Command {
+    /// Commands that change nothing, only print what they read: cutting their output short
+    /// loses nothing.
+    fn only_prints(&self) -> bool {
+        match self {
+            Command::Check
+            | Command::Status { .. }
+            | Command::Orders { .. }
+            | Command::Order { .. }
+            | Command::Events { .. }
+            | Command::Doctor { .. } => true,
+            Command::Outbox { action, .. } => action.is_none(),
+            Command::Run
+            | Command::Sync { .. }
+            | Command::Push { .. }
+            | Command::Transition { .. }
+            | Command::Demo { .. } => false,
+        }
+    }
+}
+
+/// Rust starts with SIGPIPE ignored, so once a reader goes away (`ordersync orders | head -n1`)
+/// every `println!` fails and panics (exit 101, a message on stderr). A command that only prints
+/// takes the default action back and ends as coreutils do, killed quietly by SIGPIPE. The daemon
+/// and the commands that change state keep ignoring it: a log reader going away must not kill
+/// the daemon, nor stop a sync or a push half-way.
+fn exit_quietly_on_a_closed_stdout() {
+    // SAFETY: called before any other thread exists; setting a signal's disposition to its
+    // default touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// An error and its causes, each said once. Errors that already quote their cause (the sync
+/// engine's do) would otherwise state it twice, as `{:#}` appends every cause.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn load_config(cli: &Cli) -> Result<Config, Exit> {
@@ -230,6 +283,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
     match &cli.command {
         Command::Check => {
             let config = load_config(&cli)?;
+            if let Some(w) = config.platforms_dir_warning() {
+                let _ = writeln!(std::io::stderr(), "warning: {w}");
+            }
             println!(
                 "configuration ok: {} ({} platform{}: {})",
                 config.main_file.display(),
@@ -252,6 +308,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
         Command::Run => {
             let config = load_config(&cli)?;
             crate::telemetry::init(&config.daemon.log_level, config.daemon.log_format);
+            if let Some(w) = config.platforms_dir_warning() {
+                tracing::warn!("{w}");
+            }
             runtime()?.block_on(scheduler::run(config, DaemonOptions::default()))?;
             Ok(())
         }
@@ -552,7 +611,7 @@ async fn sync_with_progress(
         let (name, result) = joined.map_err(Exit::failure)?;
         if let Err(e) = result {
             // Engine errors already start with the platform's name.
-            let text = format!("{e:#}");
+            let text = error_text(&e);
             failed.push(if text.contains(&name) {
                 text
             } else {

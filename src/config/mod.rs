@@ -164,6 +164,31 @@ impl Config {
     pub fn enabled_platforms(&self) -> impl Iterator<Item = &PlatformConfig> {
         self.platforms.iter().filter(|p| p.enabled)
     }
+
+    /// A warning when `daemon.platforms_dir` holds no platform file. Valid (platforms may be
+    /// declared in the main file, or not yet at all), so not an error, but a misspelt path
+    /// would otherwise pass as "0 platforms" with nothing said.
+    pub fn platforms_dir_warning(&self) -> Option<String> {
+        let dir = &self.daemon.platforms_dir;
+        if !dir.exists() {
+            return Some(format!(
+                "daemon.platforms_dir = {} does not exist, so no platform file was read; create \
+                 it, or correct the path in {}",
+                dir.display(),
+                self.main_file.display()
+            ));
+        }
+        // Problems listing it were reported by `load` already.
+        sources::list_platform_files(dir, &mut Vec::new())
+            .is_empty()
+            .then(|| {
+                format!(
+                    "daemon.platforms_dir = {} holds no *.toml platform files; each platform is \
+                     declared in one there, as [platforms.<name>]",
+                    dir.display()
+                )
+            })
+    }
 }
 
 /// `[daemon]`.
@@ -275,6 +300,50 @@ impl PlatformConfig {
     }
 }
 
+impl PlatformConfig {
+    /// Where this platform's credentials are set, for the hint of a refused-credentials error:
+    /// the auth table's file, and the environment variables that override it.
+    pub fn auth_source(&self) -> String {
+        let table = format!(
+            "the keys under [platforms.{}.auth] in {}",
+            self.name,
+            self.file.display()
+        );
+        let vars: Vec<&str> = self.auth.env_vars().collect();
+        if vars.is_empty() {
+            return table;
+        }
+        format!(
+            "{table}, overridden by environment variable{} {}, which only a restart of the \
+             daemon re-reads (a reload does not)",
+            if vars.len() == 1 { "" } else { "s" },
+            vars.join(", ")
+        )
+    }
+
+    /// What to do once the refused credentials are fixed, for the daemon's warning: reload when
+    /// they all come from files, restart when an environment variable gives one, since a reload
+    /// does not re-read the environment.
+    pub fn auth_fix_advice(&self) -> String {
+        let vars: Vec<&str> = self.auth.env_vars().collect();
+        if vars.is_empty() {
+            format!(
+                "fix the keys under [platforms.{}.auth] in {} and reload (systemctl reload \
+                 ordersync)",
+                self.name,
+                self.file.display()
+            )
+        } else {
+            format!(
+                "fix environment variable{} {} and restart the daemon (systemctl restart \
+                 ordersync): a reload does not re-read the environment",
+                if vars.len() == 1 { "" } else { "s" },
+                vars.join(", ")
+            )
+        }
+    }
+}
+
 pub(crate) const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
 pub(crate) const DEFAULT_RECONCILE_SCHEDULE: &str = "0 */30 * * * *";
 pub(crate) const DEFAULT_BACKFILL: chrono::TimeDelta = chrono::TimeDelta::days(30);
@@ -313,6 +382,8 @@ impl Default for RetryConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     values: BTreeMap<String, Secret>,
+    /// Key → the environment variable that gave its value inline (not as a `_file` path).
+    env_vars: BTreeMap<String, String>,
 }
 
 /// Auth keys that identify rather than authenticate; SPEC does not count them as secrets.
@@ -326,6 +397,17 @@ impl Auth {
     /// Sets a value; for code that builds configurations itself (the demo, tests).
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Secret>) {
         self.values.insert(key.into(), value.into());
+    }
+
+    /// Records that `key`'s value came from the environment variable `var`.
+    pub fn set_env_var(&mut self, key: impl Into<String>, var: impl Into<String>) {
+        self.env_vars.insert(key.into(), var.into());
+    }
+
+    /// The environment variables that gave auth values, in key order. The process environment
+    /// is read once: a reload (SIGHUP) does not see a changed value, only a restart does.
+    pub fn env_vars(&self) -> impl Iterator<Item = &str> {
+        self.env_vars.values().map(String::as_str)
     }
 
     /// The values that are secrets per SPEC: every auth key except `partner_id`, `user_id`,

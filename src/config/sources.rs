@@ -41,7 +41,13 @@ impl Gathered {
     /// Whether the value was set by an environment variable (which then wins over the other
     /// spelling of the same auth key in a file).
     pub fn is_from_env(&self, value: &Value) -> bool {
-        origin_of(&self.figment, value.tag()).is_some_and(|o| o.starts_with(ENV_ORIGIN_PREFIX))
+        self.env_var(value).is_some()
+    }
+
+    /// The environment variable that set the value, if one did.
+    pub fn env_var(&self, value: &Value) -> Option<String> {
+        origin_of(&self.figment, value.tag())
+            .and_then(|o| o.strip_prefix(ENV_ORIGIN_PREFIX).map(str::to_string))
     }
 }
 
@@ -268,7 +274,7 @@ fn flatten(message: &str) -> String {
 /// `*.toml` files in the platforms directory, in name order. A missing directory means no
 /// platforms; one that exists but cannot be listed is an error. Hidden files are skipped:
 /// editors leave lock files like `.#shop.toml` beside the file being edited.
-fn list_platform_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
+pub(crate) fn list_platform_files(dir: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
     let shown = dir.display().to_string();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

@@ -991,6 +991,55 @@ fn an_env_variable_wins_over_the_file_form_of_the_same_auth_key() {
 }
 
 #[test]
+fn refused_credentials_from_files_are_fixed_by_a_reload_and_from_the_environment_by_a_restart() {
+    let s = Setup::new("");
+    let file = s.platform_file("shop.toml", MERCHANTPRO);
+    let config = s.load();
+    let p = config.platform("shop-ro").unwrap();
+    assert_eq!(p.auth.env_vars().count(), 0);
+    let advice = p.auth_fix_advice();
+    assert_contains(&advice, "[platforms.shop-ro.auth]");
+    assert_contains(&advice, &shown(&file));
+    assert_contains(&advice, "reload");
+    assert!(!p.auth_source().contains("environment"));
+
+    let var = "ORDERSYNC_PLATFORMS__SHOP_RO__AUTH__API_SECRET";
+    let config = s.load_env(&[(var, "from-env")]);
+    let p = config.platform("shop-ro").unwrap();
+    assert_eq!(p.auth.env_vars().collect::<Vec<_>>(), [var]);
+    let advice = p.auth_fix_advice();
+    assert_contains(&advice, var);
+    assert_contains(&advice, "restart");
+    assert_contains(&advice, "a reload does not re-read the environment");
+    assert_contains(&p.auth_source(), var);
+    // A variable naming a secret file is not the secret: the file is read again on reload.
+    let secret = s.write("secret", "from-file");
+    let config = s.load_env(&[(
+        "ORDERSYNC_PLATFORMS__SHOP_RO__AUTH__API_SECRET_FILE",
+        secret.to_str().unwrap(),
+    )]);
+    let p = config.platform("shop-ro").unwrap();
+    assert_eq!(p.auth.env_vars().count(), 0);
+}
+
+#[test]
+fn a_platforms_dir_without_platform_files_is_valid_but_warned_about() {
+    let s = Setup::new("");
+    let dir = s.path("platforms.d");
+    let warning = s.load().platforms_dir_warning().expect("warned");
+    assert_contains(
+        &warning,
+        &format!("daemon.platforms_dir = {}", dir.display()),
+    );
+    assert_contains(&warning, "does not exist");
+    s.write("platforms.d/README", "not a platform file");
+    let warning = s.load().platforms_dir_warning().expect("warned");
+    assert_contains(&warning, "holds no *.toml platform files");
+    s.platform_file("shop.toml", MERCHANTPRO);
+    assert_eq!(s.load().platforms_dir_warning(), None);
+}
+
+#[test]
 fn an_env_variable_can_move_the_platforms_dir() {
     let s = Setup::new("");
     s.write("elsewhere/shop.toml", MERCHANTPRO);

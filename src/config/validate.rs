@@ -879,6 +879,9 @@ impl Validator<'_> {
                 },
                 pair => pair,
             };
+            // A value set inline by a variable is read once, at start: a reload does not see a
+            // new one.
+            let env_var = chosen.0.and_then(|i| self.g.env_var(i));
             let secret = match chosen {
                 (Some(i), _) => self.text(&inline_key, i).and_then(|t| {
                     if t.is_empty() {
@@ -893,6 +896,9 @@ impl Validator<'_> {
             };
             if let Some(secret) = secret {
                 auth.insert(name, secret);
+                if let Some(var) = env_var {
+                    auth.set_env_var(name, var);
+                }
             }
         }
 

@@ -20,6 +20,16 @@ pub enum HttpError {
     /// before sending it again, read the order back.
     #[error("no answer after sending ({reason}); the platform may have applied it")]
     OutcomeUnknown { reason: String },
+    /// A 3xx. Redirects are never followed (reqwest would carry headers holding credentials to
+    /// the new host); `location` is where the platform pointed, secrets hidden.
+    #[error(
+        "the platform redirected the request (HTTP {status}){}: redirects are not followed, since they could carry the credentials to another host; set base_url to the address the platform answers at now",
+        match .location { Some(l) => format!(" to {l}"), None => " without saying where".to_string() }
+    )]
+    Redirected {
+        status: u16,
+        location: Option<String>,
+    },
     /// Any other 4xx: the request itself is wrong, sending it again cannot help.
     #[error("the platform rejected the request (HTTP {status}){}", detail(.message))]
     Permanent { status: u16, message: String },
@@ -77,6 +87,10 @@ impl HttpError {
         match status {
             401 | 403 => HttpError::Unauthorized { status, message },
             429 => HttpError::RateLimited { retry_after },
+            300..=399 => HttpError::Redirected {
+                status,
+                location: None,
+            },
             408 | 500..=599 => HttpError::Transient {
                 reason: format!("HTTP {status}{}", detail(&message)),
             },

@@ -170,7 +170,7 @@ impl HttpClient {
                 Ok(resp) => parse(&resp).map_err(|e| HttpError::Transient {
                     reason: self.redactor.redact(&format!(
                         "malformed response ({}): {e}",
-                        describe_body(&resp)
+                        describe_body(&resp, &self.redactor)
                     )),
                 }),
                 // Reads are idempotent: whether the lost request arrived does not matter.
@@ -296,7 +296,13 @@ impl HttpClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let message = self.redactor.redact(&error_message(&body));
+        if (300..400).contains(&status) {
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .map(|v| self.redactor.redact(&String::from_utf8_lossy(v.as_bytes())));
+            return Err(HttpError::Redirected { status, location });
+        }
+        let message = error_message(&body, &self.redactor);
         Err(HttpError::from_status(status, retry_after, message))
     }
 
@@ -401,15 +407,15 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// What an unreadable answer looked like, for the log: status, content type, size and its first
-/// characters (an HTML error page or a cut body is recognised at a glance).
-fn describe_body(resp: &Response) -> String {
+/// characters (an HTML error page or a cut body is recognised at a glance), secrets hidden.
+fn describe_body(resp: &Response, redactor: &Redactor) -> String {
     let content_type = resp
         .headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("no content type");
-    let head = &resp.body[..resp.body.len().min(60)];
-    let head: String = String::from_utf8_lossy(head)
+    let head: String = redactor
+        .redact_head(&resp.body, 60)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -421,8 +427,9 @@ fn describe_body(resp: &Response) -> String {
     )
 }
 
-/// The platform's own error text, from the usual JSON shapes, else the body's start.
-fn error_message(body: &[u8]) -> String {
+/// The platform's own error text, from the usual JSON shapes, else the body's start; secrets
+/// hidden before anything is cut.
+fn error_message(body: &[u8], redactor: &Redactor) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         for ptr in [
             "/error/message",
@@ -433,17 +440,16 @@ fn error_message(body: &[u8]) -> String {
             "/non_field_errors",
         ] {
             match v.pointer(ptr) {
-                Some(serde_json::Value::String(s)) => return s.clone(),
+                Some(serde_json::Value::String(s)) => return redactor.redact(s),
                 Some(other) if !other.is_null() && !other.is_object() => {
-                    return other.to_string();
+                    return redactor.redact(&other.to_string());
                 }
                 _ => {}
             }
         }
-        let s = v.to_string();
-        return truncate(&s, 300);
+        return truncate(&redactor.redact(&v.to_string()), 300);
     }
-    truncate(&String::from_utf8_lossy(body), 300)
+    redactor.redact_head(body.trim_ascii(), 300)
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -517,6 +523,9 @@ mod tests {
             Some(Duration::from_secs(7))
         );
         assert!(!HttpError::from_status(400, None, "bad".into()).is_retryable());
+        let moved = HttpError::from_status(301, None, String::new());
+        assert!(matches!(moved, HttpError::Redirected { .. }) && !moved.is_retryable());
+        assert!(moved.to_string().contains("base_url"), "{moved}");
     }
 
     #[test]
@@ -528,12 +537,46 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_answer_is_previewed_without_any_piece_of_a_secret() {
+        let r = Redactor::default();
+        r.add("SEKRIT-MPSECRET-1234");
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, "text/html".parse().unwrap());
+        // The secret straddles the preview's 60-byte limit.
+        let body = format!(
+            "<html><body><p>{}secret=SEKRIT-MPSECRET-1234",
+            "x".repeat(30)
+        );
+        let resp = Response {
+            status: 200,
+            headers,
+            body: Bytes::from(body),
+        };
+        let preview = describe_body(&resp, &r);
+        assert!(preview.contains("secret=[redacted]"), "{preview}");
+        assert!(!preview.contains("SEKRIT"), "{preview}");
+        let long = format!("{}SEKRIT-MPSECRET-1234 and more", "y".repeat(290));
+        let message = error_message(long.as_bytes(), &r);
+        assert!(message.ends_with("[redacted]…"), "{message}");
+    }
+
+    #[test]
     fn platform_error_text_is_found_in_the_usual_shapes() {
         assert_eq!(
-            error_message(br#"{"error":{"name":"X","message":"Order status cannot be changed"}}"#),
+            error_message(
+                br#"{"error":{"name":"X","message":"Order status cannot be changed"}}"#,
+                &Redactor::default()
+            ),
             "Order status cannot be changed"
         );
-        assert_eq!(error_message(br#"{"detail":"Not found."}"#), "Not found.");
-        assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
+        let none = Redactor::default();
+        assert_eq!(
+            error_message(br#"{"detail":"Not found."}"#, &none),
+            "Not found."
+        );
+        assert_eq!(
+            error_message(b"<html>oops</html>", &none),
+            "<html>oops</html>"
+        );
     }
 }

@@ -39,6 +39,21 @@ pub struct Page {
     pub total: Option<u64>,
 }
 
+/// A record that could not be read, put aside for `rejects` and logged. Every secret the
+/// platform's client knows is hidden in it first: a platform that echoes the request into a
+/// record must not get the credentials stored, or logged, with it.
+pub(crate) fn reject(http: &HttpClient, position: &str, reason: &str, raw: &str) -> RejectRecord {
+    let redactor = http.redactor();
+    let reject = RejectRecord {
+        position: redactor.redact(position),
+        reason: redactor.redact(reason),
+        raw: redactor.redact(raw),
+    };
+    tracing::warn!(platform = %http.platform(), position = %reject.position, error = %reject.reason,
+                   "malformed order record skipped (kept in rejects)");
+    reject
+}
+
 /// How a kind finds changes to orders its incremental filter cannot see. The orders it
 /// watches are the stored open orders, however old, and the final ones the store saw become
 /// final within `final_watch` (a return after delivery, a refund); `reconcile_horizon`, when

@@ -109,7 +109,7 @@ impl Platform {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + AUTH_HOLD);
             warn!(platform = %self.cfg.name, hold_minutes = AUTH_HOLD.as_secs() / 60,
-                  "credentials refused: scheduled runs pause so the account is not locked; fix the auth keys and reload");
+                  "credentials refused: scheduled runs pause so the account is not locked; {}", self.cfg.auth_fix_advice());
         }
         result
     }

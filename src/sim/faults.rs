@@ -3,7 +3,8 @@
 //!
 //! Besides the queue, this module owns the kind-agnostic rewrites of a good answer into a bad one
 //! ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and edits of one record
-//! (duplicated, a field removed, a field of the wrong type). Every list answer of every kind holds
+//! (duplicated, a field removed, a field of the wrong type), and the answers that echo the request
+//! back, credentials included ([`echo_body`]). Every list answer of every kind holds
 //! its records in one JSON array of objects, found breadth-first, so no platform module needs to
 //! know about these faults.
 
@@ -52,6 +53,17 @@ pub enum Fault {
     /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
     /// path as above) holds an object where the platform writes a scalar.
     RecordWrongType(&'static str),
+    /// This redirect status (a 3xx) with this `Location`, as a shop answers after moving to
+    /// another address; the request is not processed.
+    Redirect { status: u16, location: &'static str },
+    /// 200 with `Content-Type: text/html` and a debugging page that echoes the request: its
+    /// headers, credentials included, then its request line, as a platform left in debug mode
+    /// answers a request it cannot serve.
+    EchoRequest,
+    /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
+    /// path as above) holds an object echoing the request's headers, credentials included: a
+    /// record a client rejects while it carries the client's secrets.
+    RecordEchoingRequest(&'static str),
 }
 
 impl Fault {
@@ -65,7 +77,15 @@ impl Fault {
                 | Fault::DuplicateRecord
                 | Fault::RecordWithout(_)
                 | Fault::RecordWrongType(_)
+                | Fault::EchoRequest
+                | Fault::RecordEchoingRequest(_)
         )
+    }
+
+    /// True for the faults that echo the request, so need it to rewrite the answer
+    /// ([`echo_body`]).
+    pub fn echoes_request(&self) -> bool {
+        matches!(self, Fault::EchoRequest | Fault::RecordEchoingRequest(_))
     }
 }
 
@@ -147,30 +167,84 @@ pub fn rewrite_body(fault: &Fault, body: &[u8]) -> Option<(Vec<u8>, Option<&'sta
             out.insert_str(r.end, &copy);
             Some((out.into_bytes(), None))
         }
-        Fault::RecordWithout(path) | Fault::RecordWrongType(path) => {
-            let text = std::str::from_utf8(body).ok()?;
-            let (_, records) = records(text)?;
-            let r = target(&records)?;
-            let mut record: Map<String, Value> = serde_json::from_str(&text[r.clone()]).ok()?;
-            let edited = match fault {
-                Fault::RecordWithout(_) => edit(&mut record, path, |obj, key| {
-                    obj.remove(key);
-                }),
-                _ => edit(&mut record, path, |obj, key| {
-                    obj.insert(key.to_owned(), wrong_type());
-                }),
-            };
-            if !edited {
-                return None;
+        Fault::RecordWithout(path) => rewrite_record(body, |record| {
+            edit(record, path, |obj, key| {
+                obj.remove(key);
+            })
+        }),
+        Fault::RecordWrongType(path) => rewrite_record(body, |record| {
+            edit(record, path, |obj, key| {
+                obj.insert(key.to_owned(), wrong_type());
+            })
+        }),
+        _ => None,
+    }
+}
+
+/// What an echoing fault repeats of the request: its request line and its headers, in the order
+/// received.
+#[derive(Debug, Clone, Default)]
+pub struct RequestEcho {
+    pub request_line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Rewrites a good answer `body` for a fault that echoes the request ([`Fault::echoes_request`]);
+/// `None` as for [`rewrite_body`].
+pub fn echo_body(
+    fault: &Fault,
+    request: &RequestEcho,
+    body: &[u8],
+) -> Option<(Vec<u8>, Option<&'static str>)> {
+    match fault {
+        Fault::EchoRequest => {
+            // Headers first, as such pages list them: a credential lands in the page's first
+            // few dozen bytes, where a client's preview of an unreadable answer looks.
+            let mut page = String::from("<html><body><pre>");
+            for (name, value) in &request.headers {
+                page.push_str(&format!("{name}: {value}\n"));
             }
-            let mut out = String::with_capacity(text.len());
-            out.push_str(&text[..r.start]);
-            out.push_str(&Value::Object(record).to_string());
-            out.push_str(&text[r.end..]);
-            Some((out.into_bytes(), None))
+            page.push_str(&format!(
+                "{}</pre><p>Debug mode is on.</p></body></html>\n",
+                request.request_line
+            ));
+            Some((page.into_bytes(), Some("text/html; charset=utf-8")))
+        }
+        Fault::RecordEchoingRequest(path) => {
+            let headers: Map<String, Value> = request
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            let echo = serde_json::json!({ "echoed_request": headers });
+            rewrite_record(body, |record| {
+                edit(record, path, |obj, key| {
+                    obj.insert(key.to_owned(), echo);
+                })
+            })
         }
         _ => None,
     }
+}
+
+/// Replaces the target record of `body` ([`target`]) with its edit by `f`; `None` when `body`
+/// holds no record or `f` found nothing to edit.
+fn rewrite_record(
+    body: &[u8],
+    f: impl FnOnce(&mut Map<String, Value>) -> bool,
+) -> Option<(Vec<u8>, Option<&'static str>)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let (_, records) = records(text)?;
+    let r = target(&records)?;
+    let mut record: Map<String, Value> = serde_json::from_str(&text[r.clone()]).ok()?;
+    if !f(&mut record) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..r.start]);
+    out.push_str(&Value::Object(record).to_string());
+    out.push_str(&text[r.end..]);
+    Some((out.into_bytes(), None))
 }
 
 /// The record a record fault edits: the 2nd on the page, or the only one.
@@ -280,6 +354,32 @@ mod tests {
         assert!(wrong["data"]["orders"][1]["id"].is_object());
         assert_eq!(wrong["data"]["orders"][0]["id"], 1);
         assert!(rewrite_body(&Fault::RecordWithout("nope.id"), PAGE.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn echo_faults_repeat_the_request_headers_in_a_page_or_in_one_record() {
+        let request = RequestEcho {
+            request_line: "GET /orders?page=1".into(),
+            headers: vec![("authorization".into(), "Basic c2VjcmV0".into())],
+        };
+        let (page, ct) = echo_body(&Fault::EchoRequest, &request, PAGE.as_bytes()).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.starts_with("<html><body><pre>authorization: Basic c2VjcmV0\n"));
+        assert!(page.contains("GET /orders?page=1") && ct.unwrap().starts_with("text/html"));
+        let (rec, ct) = echo_body(
+            &Fault::RecordEchoingRequest("id"),
+            &request,
+            PAGE.as_bytes(),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&rec).unwrap();
+        assert_eq!(
+            v["data"]["orders"][1]["id"]["echoed_request"]["authorization"],
+            "Basic c2VjcmV0"
+        );
+        assert_eq!(v["data"]["orders"][0]["id"], 1);
+        assert!(ct.is_none());
+        assert!(rewrite_body(&Fault::EchoRequest, PAGE.as_bytes()).is_none());
     }
 
     #[test]

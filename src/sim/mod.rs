@@ -288,11 +288,11 @@ pub struct CorruptOneRecord;
 /// Carries out `fault` (if any) for this request, calling the handler (`next`) when the fault
 /// lets the request through.
 ///
-/// Faults that answer with an error status (`Status`, `TooManyRequests`) stop the request before
-/// the handler, so nothing changes on the platform. Faults that answer 200 (`MalformedJson`,
-/// `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
-/// [`faults::rewrite_body`]) run the handler first, so a PATCH takes effect even though the client
-/// cannot read the answer: the case a client's retry must survive.
+/// Faults that answer with an error status (`Status`, `TooManyRequests`, `Redirect`) stop the
+/// request before the handler, so nothing changes on the platform. Faults that answer 200
+/// (`MalformedJson`, `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
+/// [`faults::rewrite_body`] and [`faults::echo_body`]) run the handler first, so a PATCH takes
+/// effect even though the client cannot read the answer: the case a client's retry must survive.
 pub async fn apply_fault(
     fault: Option<Fault>,
     mut req: Request,
@@ -311,6 +311,11 @@ pub async fn apply_fault(
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             response
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let location = HeaderValue::from_static(location);
+            (status, [(header::LOCATION, location)]).into_response()
         }
         Some(Fault::MalformedJson) => {
             let (mut parts, body) = next.run(req).await.into_parts();
@@ -339,11 +344,26 @@ pub async fn apply_fault(
         }
         Some(fault) => {
             debug_assert!(fault.rewrites_body());
+            let echo = fault.echoes_request().then(|| faults::RequestEcho {
+                request_line: format!("{} {}", req.method(), req.uri()),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                        (k.as_str().to_owned(), v)
+                    })
+                    .collect(),
+            });
             let (mut parts, body) = next.run(req).await.into_parts();
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await
                 .unwrap_or_default();
-            let Some((rewritten, content_type)) = faults::rewrite_body(&fault, &bytes) else {
+            let rewritten = match &echo {
+                Some(echo) => faults::echo_body(&fault, echo, &bytes),
+                None => faults::rewrite_body(&fault, &bytes),
+            };
+            let Some((rewritten, content_type)) = rewritten else {
                 return Response::from_parts(parts, Body::from(bytes));
             };
             parts.status = StatusCode::OK;

@@ -108,11 +108,7 @@ pub struct Engine<'a> {
 impl Engine<'_> {
     fn http_error(&self, source: HttpError) -> SyncError {
         let hint = match &source {
-            HttpError::Unauthorized { .. } => format!(
-                " (the keys under [platforms.{}.auth] in {})",
-                self.cfg.name,
-                self.cfg.file.display()
-            ),
+            HttpError::Unauthorized { .. } => format!(" ({})", self.cfg.auth_source()),
             _ => String::new(),
         };
         SyncError::Http {

@@ -33,7 +33,11 @@ pub fn init(level: &str, format: LogFormat) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // On a failed write the subscriber reports it with `eprint!`, which panics when stderr
+        // is a closed pipe (a log reader gone, journald restarted): a lost log line must not
+        // take the daemon down.
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Auto if under_journald() => builder

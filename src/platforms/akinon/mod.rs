@@ -256,13 +256,7 @@ impl Akinon {
 
     fn reject(&self, position: &str, index: usize, reason: String, raw: String) -> RejectRecord {
         let position = format!("{position} record {index}");
-        warn!(platform = %self.http.platform(), position = %position, error = %reason,
-              "malformed record skipped (kept in rejects)");
-        RejectRecord {
-            position,
-            reason,
-            raw,
-        }
+        super::reject(&self.http, &position, &reason, &raw)
     }
 
     /// The token of the page after `current`, from the page's `next` link. Only the link's query

@@ -414,10 +414,10 @@ impl Epixel {
         Ok(())
     }
 
+    /// `r` as read, before redaction: [`super::reject`] hides the secrets.
     fn reject(&self, page: &mut Page, r: RejectRecord) {
-        warn!(platform = %self.http.platform(), position = %r.position, error = %r.reason,
-              "malformed order record skipped (kept in rejects)");
-        page.rejects.push(r);
+        page.rejects
+            .push(super::reject(&self.http, &r.position, &r.reason, &r.raw));
     }
 
     /// The list records of one page, first occurrence of each id only, with the rejects put

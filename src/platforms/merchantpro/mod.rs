@@ -20,7 +20,7 @@ use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
 use crate::outbox::{Action, Entry, PushOutcome};
-use crate::store::{Incoming, RejectRecord};
+use crate::store::Incoming;
 
 /// The document's maximum page size.
 pub const MAX_LIMIT: u32 = 100;
@@ -210,13 +210,8 @@ impl MerchantPro {
                 )),
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    warn!(platform = %self.http.platform(), position = %position, error = %e,
-                          "malformed order record skipped (kept in rejects)");
-                    page.rejects.push(RejectRecord {
-                        position,
-                        reason: e,
-                        raw: raw.get().to_string(),
-                    });
+                    page.rejects
+                        .push(super::reject(&self.http, &position, &e, raw.get()));
                 }
             }
         }

@@ -33,7 +33,7 @@ use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
-use crate::store::{Incoming, RejectRecord, Store};
+use crate::store::{Incoming, Store};
 
 /// The document names no maximum page size; 100 keeps each answer small enough for the slow
 /// links reseller back ends sit behind, and the simulator holds clients to it.
@@ -174,13 +174,8 @@ impl Mitrabunso {
                 }
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    warn!(platform = %self.http.platform(), position = %position, error = %e,
-                          "malformed order record skipped (kept in rejects)");
-                    page.rejects.push(RejectRecord {
-                        position,
-                        reason: e,
-                        raw: raw.get().to_string(),
-                    });
+                    page.rejects
+                        .push(super::reject(&self.http, &position, &e, raw.get()));
                 }
             }
         }

@@ -21,14 +21,13 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Url;
 use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use sha2::Sha256;
-use tracing::warn;
 
 use super::lenient;
 use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::{PlatformConfig, Secret};
 use crate::http::{HttpClient, HttpError, Redactor, Response};
-use crate::store::{Incoming, RejectRecord};
+use crate::store::Incoming;
 
 /// The document's maximum `perpage`.
 pub const MAX_PERPAGE: u32 = 100;
@@ -214,13 +213,8 @@ impl Sirclo {
                 )),
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    warn!(platform = %self.http.platform(), position = %position, error = %e,
-                          "malformed order record skipped (kept in rejects)");
-                    page.rejects.push(RejectRecord {
-                        position,
-                        reason: e,
-                        raw: raw.get().to_string(),
-                    });
+                    page.rejects
+                        .push(super::reject(&self.http, &position, &e, raw.get()));
                 }
             }
         }
