@@ -856,3 +856,58 @@ fn the_example_platform_file_loads_beside_the_example_main_file() {
         connector.err().map(|e| e.to_string())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_air_waybill_on_an_order_already_sent_is_found_by_reconcile_with_one_event() {
+    let account = Account::open("bunso", 600).await;
+    let setup = Setup::new();
+    setup.add_platform_file("bunso.toml", &account.platform_toml(""));
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    let sent: Vec<String> = account
+        .sim
+        .truth()
+        .into_iter()
+        .filter(|t| t.status == "SENT")
+        .map(|t| t.id)
+        .collect();
+    assert!(!sent.is_empty(), "the shop has sent orders");
+    let before = max_event(&db);
+    account.sim.set_updated_awb(&sent[0], "AWB-REISSUED-1");
+
+    // One search per sent order inside final_watch, 200 a pass, the least recently read
+    // first: the change is found within ⌈sent ÷ 200⌉ passes.
+    let tracking_of = |db: &Connection| -> String {
+        db.query_row(
+            "SELECT tracking_number FROM orders WHERE platform = 'bunso' AND order_id = ?1",
+            [&sent[0]],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let per_pass = ordersync::platforms::mitrabunso::SENT_PER_PASS;
+    let mut passes = 0;
+    while tracking_of(&db) != "AWB-REISSUED-1" {
+        passes += 1;
+        assert!(
+            passes <= sent.len().div_ceil(per_pass),
+            "the new air waybill is found within {} passes",
+            sent.len().div_ceil(per_pass)
+        );
+        let mark = account.sim.request_count();
+        sync(&setup).await.unwrap();
+        let requests = account.requests_since(mark);
+        let searches = requests
+            .iter()
+            .filter(|r| r.path_and_query.contains("q="))
+            .count();
+        eprintln!(
+            "pass {passes} over {} sent orders: {searches} searches, {} requests in all",
+            sent.len(),
+            requests.len()
+        );
+        assert!(searches <= per_pass, "{searches} searches in one pass");
+    }
+    assert_eq!(events_after(&db, before, "updated"), 1);
+    assert_eq!(max_event(&db) - before, 1, "nothing else is written");
+}

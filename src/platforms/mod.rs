@@ -69,6 +69,14 @@ pub enum Reconcile {
     /// closer than one page of stored orders are merged, so the cost grows with the number
     /// of watched orders (and falls when they cluster), never with the age of the oldest.
     Windows { per_page: usize },
+    /// The incremental pass reads every order that may still move except those in
+    /// `platform_status`, which its scan stops reading once known (Mitrabunso's `SENT`): those
+    /// that entered it within `final_watch` are looked up one by one by number
+    /// ([`Source::fetch_by_number`]), at most `per_pass` a pass, the least recently read first.
+    ByNumber {
+        platform_status: &'static str,
+        per_pass: usize,
+    },
 }
 
 /// What a page request may consult besides its token: the pass's frozen window, and the store
@@ -95,6 +103,20 @@ pub trait Source: Send + Sync {
     ) -> impl Future<Output = Result<Page, HttpError>> + Send;
 
     fn reconcile(&self) -> Reconcile;
+
+    /// Re-reads one order found by its number (reconcile by number). Absent when the platform
+    /// no longer lists it.
+    fn fetch_by_number(
+        &self,
+        _order_id: &str,
+        _number: &str,
+    ) -> impl Future<Output = Result<Page, HttpError>> + Send {
+        async {
+            Err(HttpError::NotSent {
+                reason: "this kind cannot look an order up by number".into(),
+            })
+        }
+    }
 
     /// Which of the kind's listings the page `token` belongs to, for kinds whose pass walks
     /// several (one per status, orders then items): an order may rightly appear in more than

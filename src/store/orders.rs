@@ -592,6 +592,32 @@ pub fn watched_orders(
     Ok(out)
 }
 
+/// Orders in `platform_status` that entered it at or after `since` (the store's own last
+/// change of the order, or for one first seen in it, the platform's update time), at most
+/// `limit`, least recently read first: `(order_id, number)`.
+pub fn watched_in_status(
+    conn: &rusqlite::Connection,
+    platform: &str,
+    platform_status: &str,
+    since: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let since = super::ts(since);
+    let mut stmt = conn.prepare(
+        "SELECT order_id, number FROM orders WHERE platform = ?1 AND platform_status = ?2
+         AND ((last_changed_at > first_seen_at AND last_changed_at >= ?3)
+              OR coalesce(updated_at, placed_at) >= ?3)
+         ORDER BY last_seen_at, order_id LIMIT ?4",
+    )?;
+    let rows = stmt
+        .query_map(
+            params![platform, platform_status, since, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<Result<Vec<(String, String)>, _>>()?;
+    Ok(rows)
+}
+
 /// The placing times of every stored order of a platform, ascending: how densely the listing
 /// is populated, which decides whether two reconcile windows are worth one request.
 pub fn placed_times(

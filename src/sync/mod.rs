@@ -434,6 +434,16 @@ impl Engine<'_> {
         if how == Reconcile::NotNeeded {
             return Ok(report);
         }
+        if let Reconcile::ByNumber {
+            platform_status,
+            per_pass,
+        } = how
+        {
+            self.by_number(src, platform_status, per_pass, &mut report)
+                .await?;
+            report.took = started.elapsed();
+            return Ok(report);
+        }
         let watched = self.watched().await?;
         if watched.beyond_cap > 0 {
             warn!(platform = %self.cfg.name, orders = watched.beyond_cap,
@@ -443,7 +453,7 @@ impl Engine<'_> {
         crate::telemetry::metrics::metrics().unwatched_orders(&self.cfg.name, watched.beyond_cap);
         let orders = watched.orders;
         match how {
-            Reconcile::NotNeeded => {}
+            Reconcile::NotNeeded | Reconcile::ByNumber { .. } => {}
             Reconcile::ByIds { batch } => {
                 let ids: Vec<String> = orders.into_iter().map(|o| o.order_id).collect();
                 for chunk in ids.chunks(batch.max(1)) {
@@ -485,6 +495,47 @@ impl Engine<'_> {
         }
         report.took = started.elapsed();
         Ok(report)
+    }
+
+    /// Looks up the orders that entered `platform_status` within `final_watch` one by one, for
+    /// kinds whose passes stop reading orders in that status once they are known.
+    async fn by_number<S: Source>(
+        &self,
+        src: &S,
+        platform_status: &'static str,
+        per_pass: usize,
+        report: &mut PassReport,
+    ) -> Result<(), SyncError> {
+        if self.cfg.final_watch.is_zero() {
+            return Ok(());
+        }
+        let since = Utc::now()
+            .checked_sub_signed(lookback(self.cfg.final_watch))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let platform = self.cfg.name.clone();
+        let finals = self
+            .store
+            .read(move |c| store::watched_in_status(c, &platform, platform_status, since, per_pass))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let total = finals.len() as u64;
+        for (order_id, number) in finals {
+            if self.cancel.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            let page = src
+                .fetch_by_number(&order_id, &number)
+                .await
+                .map_err(|e| self.http_error(e))?;
+            report.pages += 1;
+            report.fetched += page.orders.len() as u64;
+            if let Some(p) = self.progress {
+                p.page(&self.cfg.name, report.fetched, Some(total));
+            }
+            report.outcome.add(self.commit(page, None).await?);
+        }
+        Ok(())
     }
 
     /// The orders reconcile re-reads, and how many the optional cap leaves out.

@@ -55,6 +55,10 @@ const KNOWN_PAGES_BEFORE_LOOKUP: u32 = 4;
 /// Details requests per pass at most; any vanished orders beyond are simply hunted in `SENT`.
 const MAX_LOOKUPS: usize = 10;
 
+/// How many `SENT` orders inside `final_watch` one reconcile pass searches for (one request
+/// each). The least recently read go first, so successive passes take turns through them.
+pub const SENT_PER_PASS: usize = 200;
+
 pub struct Mitrabunso {
     http: HttpClient,
     /// `base_url` with `api_prefix` appended, as path segments are added onto it.
@@ -121,6 +125,16 @@ impl Mitrabunso {
 
     /// One page of the listing, `status` filtered or not.
     async fn get_list(&self, status: Option<&str>, offset: u64) -> Result<Listed, HttpError> {
+        self.get_list_searched(status, None, offset).await
+    }
+
+    /// One page of the listing, narrowed by the `q` search (invoice, air waybill, name, phone).
+    async fn get_list_searched(
+        &self,
+        status: Option<&str>,
+        search: Option<&str>,
+        offset: u64,
+    ) -> Result<Listed, HttpError> {
         let (offset_text, limit_text) = (offset.to_string(), self.limit.to_string());
         let mut url = self.endpoint([
             "public",
@@ -133,6 +147,9 @@ impl Mitrabunso {
         ]);
         if let Some(s) = status {
             url.query_pairs_mut().append_pair("status", s);
+        }
+        if let Some(q) = search {
+            url.query_pairs_mut().append_pair("q", q);
         }
         let what = url[url::Position::BeforePath..].to_string();
         self.http
@@ -451,8 +468,24 @@ impl Source for Mitrabunso {
     }
 
     /// The open-status scans of every pass re-read every open order already.
+    /// The open statuses are scanned in full every pass; what no pass sees is a new air waybill
+    /// or a re-issued invoice on an order already `SENT`. Those are searched for one by one
+    /// within `final_watch`, a bounded number per pass.
     fn reconcile(&self) -> Reconcile {
-        Reconcile::NotNeeded
+        Reconcile::ByNumber {
+            platform_status: SENT,
+            per_pass: SENT_PER_PASS,
+        }
+    }
+
+    /// The `SENT` listing searched (`q`) for the order's invoice: the list's own shape, so an
+    /// unchanged order reads as unchanged (the details endpoint answers in another shape).
+    async fn fetch_by_number(&self, order_id: &str, number: &str) -> Result<Page, HttpError> {
+        let listed = self.get_list_searched(Some(SENT), Some(number), 0).await?;
+        let mut page = listed.page;
+        page.orders.retain(|o| o.order.order_id == order_id);
+        page.next = None;
+        Ok(page)
     }
 
     fn listing(&self, token: &str) -> String {
@@ -464,7 +497,7 @@ impl Source for Mitrabunso {
 
     /// The list endpoint cannot select ids, and the details endpoint answers in another shape
     /// (whose raw JSON would read as a change next time the list shows the order). Never
-    /// called, since [`Source::reconcile`] says none is needed.
+    /// called: reconcile searches by number ([`Source::fetch_by_number`]).
     async fn fetch_ids(&self, _ids: &[String]) -> Result<Page, HttpError> {
         Err(HttpError::NotSent {
             reason: "mitrabunso cannot fetch orders by id; its passes re-read open orders".into(),
