@@ -28,7 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use common::*;
 use ordersync::config::PlatformConfig;
-use ordersync::http::{ClientOptions, HttpClient, MAX_BODY_BYTES, Redactor, RequestRetry};
+use ordersync::http::{MAX_BODY_BYTES, Redactor, RequestRetry};
 use ordersync::platforms::{
     Connector, Reconcile, Source, akinon, epixel, merchantpro, mitrabunso, sirclo,
 };
@@ -264,38 +264,17 @@ impl Bench {
 
 /// The kind's connector with a fast retry policy; everything else as `Connector::new` builds it.
 fn connector(cfg: &PlatformConfig) -> Connector {
-    let redactor = Redactor::default();
-    for s in cfg.auth.secrets() {
-        redactor.add(s.expose());
-    }
-    let http = HttpClient::new(
-        ClientOptions {
-            platform: cfg.name.clone(),
-            timeout: Duration::from_secs(20),
-            max_requests_per_second: 0.0,
-            retry: RequestRetry {
-                max_attempts: ATTEMPTS,
-                initial_interval: Duration::from_millis(5),
-                max_interval: Duration::from_millis(20),
-                retry_after_cap: Duration::from_secs(1),
-            },
-        },
-        redactor,
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let c = match cfg.name.as_str() {
-        n if n == Kind::Merchantpro.name() => {
-            merchantpro::MerchantPro::new(cfg, http).map(Connector::Merchantpro)
-        }
-        n if n == Kind::Sirclo.name() => sirclo::Sirclo::new(cfg, http).map(Connector::Sirclo),
-        n if n == Kind::Akinon.name() => akinon::Akinon::new(cfg, http).map(Connector::Akinon),
-        n if n == Kind::Mitrabunso.name() => {
-            mitrabunso::Mitrabunso::new(cfg, http).map(Connector::Mitrabunso)
-        }
-        _ => epixel::Epixel::new(cfg, http).map(Connector::Epixel),
+    let fast = RequestRetry {
+        max_attempts: ATTEMPTS,
+        initial_interval: Duration::from_millis(5),
+        max_interval: Duration::from_millis(20),
+        retry_after_cap: Duration::from_secs(1),
     };
-    c.unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
+    let mut cfg = cfg.clone();
+    // No rate limit: the simulators answer as fast as they can.
+    cfg.max_requests_per_second = 0.0;
+    Connector::with_retry(&cfg, &Redactor::default(), CancellationToken::new(), fast)
+        .unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
 }
 
 /// Runs `scenario` for every kind at once (each on its own shop and database).

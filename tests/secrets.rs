@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use ordersync::config::PlatformConfig;
-use ordersync::http::{ClientOptions, HttpClient, Redactor, RequestRetry};
+use ordersync::http::{Redactor, RequestRetry};
 use ordersync::platforms::Connector;
 use ordersync::sim::{Fault, Faults, akinon, epixel, merchantpro, mitrabunso, sirclo};
 use ordersync::store::Store;
@@ -587,39 +587,17 @@ const ATTEMPTS: u32 = 3;
 /// The platform's connector as `Connector::new` builds it (the configured secrets and the
 /// credentials derived from them registered for redaction), with a fast retry policy.
 fn fast_connector(cfg: &PlatformConfig) -> Connector {
-    use ordersync::platforms::{akinon, epixel, merchantpro, mitrabunso, sirclo};
-    let redactor = Redactor::default();
-    for s in cfg.auth.secrets() {
-        redactor.add(s.expose());
-    }
-    let http = HttpClient::new(
-        ClientOptions {
-            platform: cfg.name.clone(),
-            timeout: Duration::from_secs(20),
-            max_requests_per_second: 0.0,
-            retry: RequestRetry {
-                max_attempts: ATTEMPTS,
-                initial_interval: Duration::from_millis(5),
-                max_interval: Duration::from_millis(20),
-                retry_after_cap: Duration::from_secs(1),
-            },
-        },
-        redactor,
-        CancellationToken::new(),
-    )
-    .unwrap();
-    let c = match cfg.kind {
-        ordersync::config::Kind::Merchantpro => {
-            merchantpro::MerchantPro::new(cfg, http).map(Connector::Merchantpro)
-        }
-        ordersync::config::Kind::Sirclo => sirclo::Sirclo::new(cfg, http).map(Connector::Sirclo),
-        ordersync::config::Kind::Akinon => akinon::Akinon::new(cfg, http).map(Connector::Akinon),
-        ordersync::config::Kind::Mitrabunso => {
-            mitrabunso::Mitrabunso::new(cfg, http).map(Connector::Mitrabunso)
-        }
-        ordersync::config::Kind::Epixel => epixel::Epixel::new(cfg, http).map(Connector::Epixel),
+    let fast = RequestRetry {
+        max_attempts: ATTEMPTS,
+        initial_interval: Duration::from_millis(5),
+        max_interval: Duration::from_millis(20),
+        retry_after_cap: Duration::from_secs(1),
     };
-    c.unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
+    let mut cfg = cfg.clone();
+    // No rate limit: the simulators answer as fast as they can.
+    cfg.max_requests_per_second = 0.0;
+    Connector::with_retry(&cfg, &Redactor::default(), CancellationToken::new(), fast)
+        .unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
 }
 
 /// One incremental pass, as the daemon runs it; the error as the CLI prints it.

@@ -159,6 +159,16 @@ impl Connector {
         redactor: &Redactor,
         cancel: CancellationToken,
     ) -> Result<Connector, ConnectorError> {
+        Connector::with_retry(cfg, redactor, cancel, RequestRetry::default())
+    }
+
+    /// [`Connector::new`] with another retry policy for each request (tests use a fast one).
+    pub fn with_retry(
+        cfg: &PlatformConfig,
+        redactor: &Redactor,
+        cancel: CancellationToken,
+        retry: RequestRetry,
+    ) -> Result<Connector, ConnectorError> {
         for s in cfg.auth.secrets() {
             redactor.add(s.expose());
         }
@@ -167,7 +177,7 @@ impl Connector {
                 platform: cfg.name.clone(),
                 timeout: cfg.timeout,
                 max_requests_per_second: cfg.max_requests_per_second,
-                retry: RequestRetry::default(),
+                retry,
             },
             redactor.clone(),
             cancel,
