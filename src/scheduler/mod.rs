@@ -1,21 +1,28 @@
-//! The daemon's timetable: one cron job per enabled platform for the incremental pass and one
-//! for its reconcile pass, built on tokio-cron-scheduler. That crate neither stops a job from
-//! overlapping itself nor waits for running jobs at shutdown, so this module adds both: a
-//! per-platform lock taken with `try_lock` (a run still going when the next is due is skipped
-//! and logged; sync and reconcile of one platform never overlap), and a task tracker that
-//! shutdown drains within `shutdown_grace`.
+//! The daemon: its timetable (one cron job per enabled platform for the incremental pass and
+//! one for its reconcile pass, see [`cron`]), the signals that reload or stop it, the outbox push
+//! loop, and what keeps runs apart. Sync and reconcile of one platform never overlap: a run due
+//! while the other kind is going waits for it and then runs; a run due while one of its own kind
+//! is still going (or already waiting) is skipped and logged, so ticks never pile up. Runs go
+//! to a task tracker that shutdown drains within `shutdown_grace`, and one daemon holds a
+//! database at a time ([`daemon_lock`]).
 
+mod cron;
+mod daemon_lock;
 mod flock;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
+
+pub use daemon_lock::{DaemonLock, DaemonLockError};
 
 use crate::config::{Config, PlatformConfig};
 use crate::http::Redactor;
@@ -32,7 +39,7 @@ const AUTH_HOLD: Duration = Duration::from_secs(30 * 60);
 pub struct Platform {
     pub cfg: PlatformConfig,
     pub connector: Connector,
-    run_lock: Arc<tokio::sync::Mutex<()>>,
+    slot: Arc<RunSlot>,
     auth_hold_until: Mutex<Option<Instant>>,
 }
 
@@ -45,7 +52,7 @@ impl Platform {
     ) -> Result<Platform, crate::platforms::ConnectorError> {
         let connector = Connector::new(&cfg, redactor, cancel.clone())?;
         Ok(Platform {
-            run_lock: locks.get(&cfg.name),
+            slot: locks.get(&cfg.name),
             cfg,
             connector,
             auth_hold_until: Mutex::new(None),
@@ -66,7 +73,7 @@ impl Platform {
         cancel: &CancellationToken,
         progress: Option<&dyn Progress>,
     ) -> Result<PassReport, SyncError> {
-        let _guard = self.run_lock.lock().await;
+        let _guard = self.slot.lock.lock().await;
         let _file_lock = match flock::PlatformLock::try_acquire(store.path(), &self.cfg.name) {
             Ok(Some(l)) => Some(l),
             Ok(None) => {
@@ -114,7 +121,21 @@ impl Platform {
         result
     }
 
-    /// A scheduled tick: skipped (and logged) if a run of this platform is still going.
+    /// Whether scheduled runs are paused after refused credentials (logged when they are).
+    fn auth_held(&self, kind: PassKind) -> bool {
+        let held = self
+            .auth_hold_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| Instant::now() < until);
+        if held {
+            info!(platform = %self.cfg.name, run = kind.as_str(), "skipped: credentials were refused recently");
+        }
+        held
+    }
+
+    /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
+    /// if the other kind is going, this run waits for it, then runs.
     fn trigger(
         self: &Arc<Self>,
         kind: PassKind,
@@ -122,46 +143,97 @@ impl Platform {
         cancel: &CancellationToken,
         tracker: &TaskTracker,
     ) {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || self.auth_held(kind) {
             return;
         }
-        if let Some(until) = *self
-            .auth_hold_until
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            && Instant::now() < until
-        {
-            info!(platform = %self.cfg.name, run = kind.as_str(), "skipped: credentials were refused recently");
-            return;
-        }
-        let Ok(guard) = self.run_lock.clone().try_lock_owned() else {
+        let Some(claim) = Claim::take(&self.slot, kind) else {
             warn!(platform = %self.cfg.name, run = kind.as_str(),
-                  "skipped: the previous run of this platform is still going");
+                  "skipped: the previous run of this kind is still going or waiting its turn");
             return;
-        };
-        let file_lock = match flock::PlatformLock::try_acquire(store.path(), &self.cfg.name) {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => {
-                warn!(platform = %self.cfg.name, run = kind.as_str(),
-                      "skipped: another ordersync process (a manual `ordersync sync`?) is syncing this platform");
-                return;
-            }
-            Err(e) => {
-                warn!(platform = %self.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
-                None
-            }
         };
         let me = self.clone();
         let store = store.clone();
         let cancel = cancel.clone();
         tracker.spawn(async move {
-            let _guard = guard;
-            let _file_lock = file_lock;
+            let _claim = claim;
+            let _guard = match me.slot.lock.try_lock() {
+                Ok(g) => g,
+                Err(_) => {
+                    info!(platform = %me.cfg.name, run = kind.as_str(),
+                          "waiting for the {} run of this platform to finish", other(kind).as_str());
+                    tokio::select! {
+                        g = me.slot.lock.lock() => g,
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+            };
+            // The run waited for may have been told the credentials are wrong, or shutdown
+            // may have begun meanwhile.
+            if cancel.is_cancelled() || me.auth_held(kind) {
+                return;
+            }
+            let _file_lock = match flock::PlatformLock::try_acquire(store.path(), &me.cfg.name) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => {
+                    warn!(platform = %me.cfg.name, run = kind.as_str(),
+                          "skipped: a manual `ordersync sync` is syncing this platform");
+                    return;
+                }
+                Err(e) => {
+                    warn!(platform = %me.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
+                    None
+                }
+            };
             // The engine logs the outcome; the error needs no second line here.
             let _ = me
                 .pass_locked(kind, PassOptions::default(), &store, &cancel, None)
                 .await;
         });
+    }
+}
+
+fn other(kind: PassKind) -> PassKind {
+    match kind {
+        PassKind::Incremental => PassKind::Reconcile,
+        PassKind::Reconcile => PassKind::Incremental,
+    }
+}
+
+/// What keeps the runs of one platform apart. Shared by every `Platform` of that name across
+/// reloads (see [`RunLocks`]).
+#[derive(Default)]
+struct RunSlot {
+    /// Held for the whole of a run.
+    lock: tokio::sync::Mutex<()>,
+    /// Per kind (incremental, reconcile): a run of that kind is going or waiting for `lock`.
+    claimed: [AtomicBool; 2],
+}
+
+/// A run of one kind, going or waiting, from its tick until it ends.
+struct Claim {
+    slot: Arc<RunSlot>,
+    kind: usize,
+}
+
+impl Claim {
+    fn take(slot: &Arc<RunSlot>, kind: PassKind) -> Option<Claim> {
+        let kind = match kind {
+            PassKind::Incremental => 0,
+            PassKind::Reconcile => 1,
+        };
+        slot.claimed[kind]
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Claim {
+                slot: slot.clone(),
+                kind,
+            })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.slot.claimed[self.kind].store(false, Ordering::Release);
     }
 }
 
@@ -206,12 +278,13 @@ pub struct DaemonOptions {
 }
 
 /// Per-platform run locks that outlive a reload: a platform kept across a reload keeps its lock,
-/// so a run started before the reload and one scheduled after it still never overlap.
+/// so a run started (or waiting) before the reload and one scheduled after it still never
+/// overlap.
 #[derive(Clone, Default)]
-pub struct RunLocks(Arc<Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+pub struct RunLocks(Arc<Mutex<BTreeMap<String, Arc<RunSlot>>>>);
 
 impl RunLocks {
-    fn get(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn get(&self, name: &str) -> Arc<RunSlot> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -223,8 +296,8 @@ impl RunLocks {
 
 type Platforms = BTreeMap<String, Arc<Platform>>;
 
-/// Unix seconds of the cron scheduler's last tick of its heartbeat job: the watchdog's proof
-/// that the timetable itself is alive, not only the process.
+/// Unix seconds of the timetable's last tick of its heartbeat job: the watchdog's proof that the
+/// timetable itself is alive, not only the process.
 #[derive(Clone)]
 struct Heartbeat(Arc<std::sync::atomic::AtomicI64>);
 
@@ -232,6 +305,10 @@ impl Heartbeat {
     const EVERY: &'static str = "*/10 * * * * *";
     /// Three missed beats: the scheduler is stuck.
     const STALE_AFTER_SECS: i64 = 35;
+
+    fn schedule() -> croner::Cron {
+        cron::parse(Self::EVERY).expect("the heartbeat's schedule is valid")
+    }
 
     fn new() -> Heartbeat {
         Heartbeat(Arc::new(std::sync::atomic::AtomicI64::new(
@@ -251,78 +328,100 @@ impl Heartbeat {
     }
 }
 
-/// The running timetable of one configuration.
+/// The running timetable of one configuration: a task per cron job, all ended by `stop`.
 struct Timetable {
-    sched: JobScheduler,
     platforms: Platforms,
+    stop: CancellationToken,
+    jobs: JoinSet<()>,
 }
 
 impl Timetable {
-    async fn start(
-        config: &Config,
+    /// Schedules `platforms` (and the heartbeat) from the fire times after `since`.
+    fn start(
+        platforms: Platforms,
+        since: DateTime<Utc>,
         heartbeat: &Heartbeat,
-        locks: &RunLocks,
-        redactor: &Redactor,
         store: &Store,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
-    ) -> anyhow::Result<Timetable> {
-        let platforms = build_platforms(config, redactor, cancel, locks);
-        // The scheduler broadcasts every job's state changes on channels of 200 by default;
-        // with hundreds of platforms due in the same second its (unused by us) notification
-        // listener falls behind and logs `Lagged` errors. Room for a few events per job.
-        let channel = (platforms.len() * 8).max(200);
-        let mut sched = JobScheduler::new_with_channel_size(channel)
-            .await
-            .context("starting the scheduler")?;
+    ) -> Timetable {
+        let mut table = Timetable {
+            platforms: Platforms::new(),
+            stop: cancel.child_token(),
+            jobs: JoinSet::new(),
+        };
         for p in platforms.values() {
-            add_job(
-                &mut sched,
-                p,
-                PassKind::Incremental,
-                &p.cfg.schedule,
-                store,
-                cancel,
-                tracker,
-            )
-            .await?;
+            let mut kinds = vec![(PassKind::Incremental, p.cfg.schedule.as_str())];
             if let Some(rs) = &p.cfg.reconcile_schedule
                 && p.needs_reconcile()
             {
-                add_job(
-                    &mut sched,
-                    p,
-                    PassKind::Reconcile,
-                    rs,
-                    store,
-                    cancel,
-                    tracker,
-                )
-                .await?;
+                kinds.push((PassKind::Reconcile, rs.as_str()));
+            }
+            for (kind, expr) in kinds {
+                // Validation parses schedules the same way; this is only a second line of
+                // defence, and like any platform that cannot be set up it stops no other.
+                let schedule = match cron::parse(expr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(platform = %p.cfg.name, file = %p.cfg.file.display(), run = kind.as_str(),
+                               error = %e, "invalid schedule {expr:?}: this run is not scheduled");
+                        continue;
+                    }
+                };
+                let what = format!(
+                    "platform {}: the {} schedule {expr:?} in {}",
+                    p.cfg.name,
+                    kind.as_str(),
+                    p.cfg.file.display()
+                );
+                let (p, store, cancel, tracker) =
+                    (p.clone(), store.clone(), cancel.clone(), tracker.clone());
+                table.add(what, schedule, since, move || {
+                    p.trigger(kind, &store, &cancel, &tracker);
+                });
             }
         }
         let hb = heartbeat.clone();
-        sched
-            .add(
-                Job::new_async(Heartbeat::EVERY, move |_id, _lock| {
-                    hb.beat();
-                    Box::pin(async {})
-                })
-                .context("the scheduler's heartbeat job")?,
-            )
-            .await
-            .context("adding the heartbeat job")?;
+        table.add(
+            "the timetable's heartbeat".into(),
+            Heartbeat::schedule(),
+            since,
+            move || hb.beat(),
+        );
         heartbeat.beat();
-        sched.start().await.context("starting the scheduler")?;
         crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
-        Ok(Timetable { sched, platforms })
+        table.platforms = platforms;
+        table
     }
 
-    /// Stops scheduling; runs already started finish under the task tracker.
-    async fn stop(mut self) {
-        if let Err(e) = self.sched.shutdown().await {
-            warn!(error = %e, "scheduler shutdown");
+    fn add(
+        &mut self,
+        what: String,
+        schedule: croner::Cron,
+        since: DateTime<Utc>,
+        fire: impl FnMut() + Send + 'static,
+    ) {
+        let stop = self.stop.clone();
+        self.jobs.spawn(async move {
+            if let Err(e) = cron::every(&schedule, since, Utc::now, &stop, fire).await {
+                error!(error = %e, "{what} has no further fire time: nothing more runs on it until the schedule is changed and reloaded");
+            }
+        });
+    }
+
+    /// Stops scheduling and waits for the timetable's own tasks (which end at once), so nothing
+    /// of it outlives this call; runs already started finish under the task tracker. Returns its
+    /// platforms and the instant from which no job of it fires any more.
+    async fn stop(mut self) -> (Platforms, DateTime<Utc>) {
+        self.stop.cancel();
+        while let Some(r) = self.jobs.join_next().await {
+            if let Err(e) = r
+                && e.is_panic()
+            {
+                error!(error = %e, "a timetable job panicked");
+            }
         }
+        (self.platforms, Utc::now())
     }
 }
 
@@ -338,6 +437,9 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                 config.main_file.display()
             )
         })?;
+    // Before anything touches the database's work (the outbox recovery below would reset the
+    // other daemon's pushes in flight).
+    let _daemon_lock = DaemonLock::acquire(store.path())?;
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
@@ -353,9 +455,13 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     }
     let heartbeat = Heartbeat::new();
     let mut table = Timetable::start(
-        &config, &heartbeat, &locks, &redactor, &store, &cancel, &tracker,
-    )
-    .await?;
+        build_platforms(&config, &redactor, &cancel, &locks),
+        Utc::now(),
+        &heartbeat,
+        &store,
+        &cancel,
+        &tracker,
+    );
     let (platforms_tx, platforms_rx) = tokio::sync::watch::channel(table.platforms.clone());
     if let Some(addr) = config.daemon.metrics_listen {
         crate::telemetry::metrics::serve(
@@ -420,18 +526,20 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                     Ok(new) => {
                         warn_daemon_changes(&current, &new);
-                        let next = Timetable::start(
-                            &new, &heartbeat, &locks, &redactor, &store, &cancel, &tracker,
-                        )
-                        .await?;
-                        let old = std::mem::replace(&mut table, next);
+                        let platforms = build_platforms(&new, &redactor, &cancel, &locks);
+                        // The old jobs end before the new ones begin, and the new ones take
+                        // over from that instant: across a reload no fire time runs twice and
+                        // none is lost.
+                        let (old, since) = table.stop().await;
+                        table = Timetable::start(
+                            platforms, since, &heartbeat, &store, &cancel, &tracker,
+                        );
                         let added: Vec<&String> = table
                             .platforms
                             .keys()
-                            .filter(|k| !old.platforms.contains_key(*k))
+                            .filter(|k| !old.contains_key(*k))
                             .collect();
                         let removed: Vec<&String> = old
-                            .platforms
                             .keys()
                             .filter(|k| !table.platforms.contains_key(*k))
                             .collect();
@@ -446,7 +554,6 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                             );
                         }
                         let _ = platforms_tx.send(table.platforms.clone());
-                        old.stop().await;
                         current = new;
                     }
                 }
@@ -527,34 +634,6 @@ impl Signals {
     }
 }
 
-async fn add_job(
-    sched: &mut JobScheduler,
-    p: &Arc<Platform>,
-    kind: PassKind,
-    schedule: &str,
-    store: &Store,
-    cancel: &CancellationToken,
-    tracker: &TaskTracker,
-) -> anyhow::Result<()> {
-    let (p2, store, cancel, tracker) = (p.clone(), store.clone(), cancel.clone(), tracker.clone());
-    let job = Job::new_async(schedule, move |_id, _lock| {
-        p2.trigger(kind, &store, &cancel, &tracker);
-        Box::pin(async {})
-    })
-    .with_context(|| {
-        format!(
-            "platform {}: schedule {schedule:?} in {}",
-            p.cfg.name,
-            p.cfg.file.display()
-        )
-    })?;
-    sched
-        .add(job)
-        .await
-        .context("adding a job to the scheduler")?;
-    Ok(())
-}
-
 /// Drains the outbox every `push_interval`. One loop, so drains never overlap; a drain that
 /// runs long simply delays the next tick (missed ticks are skipped, not bunched).
 async fn push_loop(
@@ -595,7 +674,7 @@ async fn push_loop(
     }
 }
 
-/// Pings systemd's watchdog at half its interval, but only while the cron scheduler ticks and
+/// Pings systemd's watchdog at half its interval, but only while the timetable ticks and
 /// the database writer is alive: a stuck timetable or a wedged writer (disk gone, a syscall that
 /// never returns) stops the pings and systemd restarts us. A writer that answers with errors
 /// (read-only file, full disk, another program's lock) is alive: a restart would not fix any of
