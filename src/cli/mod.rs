@@ -99,7 +99,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Per platform: last run, outcome, cursor, orders stored, open orders, outbox
+    /// Per platform: last run and when, orders stored, open orders, outbox; a failing one's error
     Status {
         /// One JSON document, with full RFC 3339 timestamps and the cursor
         #[arg(long)]
