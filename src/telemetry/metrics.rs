@@ -215,8 +215,8 @@ impl Metrics {
             // Counters that may stay at zero exist from the start, so a dashboard shows 0
             // rather than no data, and the first increment reads as an increase.
             let p = labels(&[("platform", n)]);
-            self.retries.get_or_create(&p);
-            self.rate_limit_waits.get_or_create(&p);
+            let _ = self.retries.get_or_create(&p);
+            let _ = self.rate_limit_waits.get_or_create(&p);
         }
     }
 
