@@ -6,7 +6,6 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -98,14 +97,11 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
         println!("{}", json!({ "platforms": rows }));
         return Ok(());
     }
-    print!(
-        "{}",
-        status_table(&rows, chrono::Utc::now(), terminal_width())
-    );
+    print!("{}", status_table(&rows, Utc::now(), terminal_width()));
     Ok(())
 }
 
-/// The columns of the `status` table; KIND goes first when the width is short.
+/// The columns of the `status` table; KIND is left out where the terminal is too narrow for all.
 const STATUS_COLUMNS: [(&str, Align); 8] = [
     ("PLATFORM", Align::Left),
     ("KIND", Align::Left),
@@ -187,7 +183,7 @@ fn status_table(rows: &[PlatformStatus], now: DateTime<Utc>, width: usize) -> St
             continue;
         };
         if !r.enabled {
-            out.push_str("    disabled in its platform file (enabled = false): not scheduled\n");
+            out.push_str("    disabled (enabled = false): not scheduled\n");
         }
         let Some(run) = r.last_run.as_ref().filter(|run| run.outcome != "ok") else {
             continue;
