@@ -4,6 +4,7 @@
 
 mod demo;
 mod doctor;
+pub mod generate;
 mod query;
 
 use std::io::Write as _;
@@ -57,20 +58,28 @@ pub enum Command {
         no_reconcile: bool,
     },
     /// Drain the due outbox entries once (all enabled platforms, or the named ones), then exit
-    Push { names: Vec<String> },
+    Push {
+        /// Platforms to push for (default: every enabled one)
+        names: Vec<String>,
+    },
     /// Queue a status transition for an order (it only queues: `push` or the daemon sends it)
     Transition {
+        /// The platform
         name: String,
         /// The order id or the order number
         order: String,
         /// The canonical target status (or `invoice`, where the platform has it)
         status: String,
+        /// The shipment's tracking (AWB) number, for `shipped`
         #[arg(long)]
         tracking_number: Option<String>,
+        /// The carrier's name, for `shipped`
         #[arg(long)]
         carrier: Option<String>,
+        /// Why, for `cancelled` or `rejected`
         #[arg(long)]
         reason: Option<String>,
+        /// Who took the parcel, for `delivered`
         #[arg(long)]
         received_by: Option<String>,
         /// Act on these items only (Akinon); repeat for several
@@ -87,16 +96,19 @@ pub enum Command {
         /// Only entries in this state (pending, in_flight, done, failed, cancelled)
         #[arg(long)]
         state: Option<String>,
+        /// One JSON document instead of the table
         #[arg(long)]
         json: bool,
     },
-    /// Per platform: last run, outcome, cursor, orders stored, open orders, outbox
+    /// Per platform: last run and when, orders stored, open orders, outbox; a failing one's error
     Status {
+        /// One JSON document, with full RFC 3339 timestamps and the cursor
         #[arg(long)]
         json: bool,
     },
     /// List stored orders
     Orders {
+        /// Only this platform's orders
         #[arg(long)]
         platform: Option<String>,
         /// Canonical status
@@ -105,14 +117,17 @@ pub enum Command {
         /// At most this many, newest first
         #[arg(long, default_value_t = 100)]
         limit: u32,
+        /// One JSON document instead of the table
         #[arg(long)]
         json: bool,
     },
     /// One order with its items, its change history and its outbox entries
     Order {
+        /// The platform
         name: String,
         /// The order id or the order number
         order: String,
+        /// One JSON document instead of the text
         #[arg(long)]
         json: bool,
     },
@@ -124,11 +139,13 @@ pub enum Command {
         /// Keep waiting for new events
         #[arg(long)]
         follow: bool,
+        /// JSON: one document, or with --follow one document per line as events arrive
         #[arg(long)]
         json: bool,
     },
     /// Live check of each platform: DNS, TCP, TLS/HTTP, credentials, one page, clock skew
     Doctor {
+        /// Platforms to check (default: every enabled one)
         names: Vec<String>,
         /// JSON even on a terminal (it is the default when stdout is not a terminal)
         #[arg(long)]
@@ -143,14 +160,29 @@ pub enum Command {
         #[arg(long, default_value_t = 3000)]
         orders: usize,
     },
+    /// Print the man page or a shell completion script, or write them all under --out DIR
+    Generate {
+        /// Which one to print
+        #[arg(value_enum, conflicts_with = "out")]
+        what: Option<generate::Asset>,
+        /// Write man/ordersync.1 and completions/* under this folder
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Put a failed or cancelled entry back in the queue with a fresh attempt budget
-    Retry { id: i64 },
+    Retry {
+        /// The entry's id (the first column of `ordersync outbox`)
+        id: i64,
+    },
     /// Do not send a pending or failed entry
-    Cancel { id: i64 },
+    Cancel {
+        /// The entry's id (the first column of `ordersync outbox`)
+        id: i64,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -227,6 +259,7 @@ impl Command {
             | Command::Events { .. }
             | Command::Doctor { .. } => true,
             Command::Outbox { action, .. } => action.is_none(),
+            Command::Generate { out, .. } => out.is_none(),
             Command::Run
             | Command::Sync { .. }
             | Command::Push { .. }
@@ -441,6 +474,7 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             crate::telemetry::init("info", config::LogFormat::Text);
             runtime()?.block_on(demo::run(*duration, *orders))
         }
+        Command::Generate { what, out } => generate::run(*what, out.as_deref()),
     }
 }
 

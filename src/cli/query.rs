@@ -2,8 +2,10 @@
 //! connection (WAL lets them run beside the daemon) and print a table, or one stable JSON
 //! document with `--json`.
 
+use std::io::Write;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
@@ -95,36 +97,187 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
         println!("{}", json!({ "platforms": rows }));
         return Ok(());
     }
-    println!(
-        "{:<20} {:<12} {:<16} {:<20} {:>8} {:>6} {:>8} {:>7}  CURSOR",
-        "PLATFORM", "KIND", "LAST RUN", "AT", "ORDERS", "OPEN", "PENDING", "FAILED"
-    );
-    for r in &rows {
-        let (outcome, at) = match &r.last_run {
-            Some(run) => (
-                format!("{} {}", run.kind, run.outcome),
-                run.started_at.clone(),
-            ),
-            None => ("never".to_string(), "-".to_string()),
+    print!("{}", status_table(&rows, Utc::now(), terminal_width()));
+    Ok(())
+}
+
+/// The columns of the `status` table; KIND is left out where the terminal is too narrow for all.
+const STATUS_COLUMNS: [(&str, Align); 8] = [
+    ("PLATFORM", Align::Left),
+    ("KIND", Align::Left),
+    ("LAST RUN", Align::Left),
+    ("WHEN", Align::Left),
+    ("ORDERS", Align::Right),
+    ("OPEN", Align::Right),
+    ("PENDING", Align::Right),
+    ("FAILED", Align::Right),
+];
+
+/// The table people read: ages instead of timestamps, counts right-aligned under their
+/// headings, and under a platform whose last run did not succeed, its last success and its
+/// error wrapped between words. Values are never cut: a column is as wide as its widest value.
+fn status_table(rows: &[PlatformStatus], now: DateTime<Utc>, width: usize) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let (outcome, when) = match &r.last_run {
+                Some(run) => (
+                    format!("{} {}", run.kind, run.outcome),
+                    age(now, &run.started_at),
+                ),
+                None => ("never".to_string(), "-".to_string()),
+            };
+            vec![
+                r.platform.clone(),
+                r.kind.clone(),
+                outcome,
+                when,
+                r.orders.to_string(),
+                r.open_orders.to_string(),
+                r.outbox_pending.to_string(),
+                r.outbox_failed.to_string(),
+            ]
+        })
+        .collect();
+    let header: Vec<String> = STATUS_COLUMNS.iter().map(|(h, _)| h.to_string()).collect();
+    let widths: Vec<usize> = (0..STATUS_COLUMNS.len())
+        .map(|c| {
+            std::iter::once(&header)
+                .chain(&cells)
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let table_width = |columns: &[usize]| -> usize {
+        (0..columns.len())
+            .map(|n| widths[columns[n]] + if n > 0 { gap(columns, n).len() } else { 0 })
+            .sum()
+    };
+    let mut columns: Vec<usize> = (0..STATUS_COLUMNS.len()).collect();
+    if table_width(&columns) > width {
+        columns.retain(|&c| STATUS_COLUMNS[c].0 != "KIND");
+    }
+    let mut out = String::new();
+    for (i, row) in std::iter::once(&header).chain(&cells).enumerate() {
+        let mut line = String::new();
+        for (n, &c) in columns.iter().enumerate() {
+            if n > 0 {
+                line.push_str(gap(&columns, n));
+            }
+            let pad = widths[c] - row[c].chars().count();
+            match STATUS_COLUMNS[c].1 {
+                Align::Left => {
+                    line.push_str(&row[c]);
+                    line.push_str(&" ".repeat(pad));
+                }
+                Align::Right => {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(&row[c]);
+                }
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        let Some(r) = i.checked_sub(1).map(|i| &rows[i]) else {
+            continue;
         };
-        println!(
-            "{:<20} {:<12} {:<16} {:<20} {:>8} {:>6} {:>8} {:>7}  {}{}",
-            r.platform,
-            r.kind,
-            truncate(&outcome, 16),
-            truncate(&at, 20),
-            r.orders,
-            r.open_orders,
-            r.outbox_pending,
-            r.outbox_failed,
-            r.cursor.as_deref().unwrap_or("-"),
-            if r.enabled { "" } else { "  (disabled)" }
-        );
-        if let Some(err) = r.last_run.as_ref().and_then(|run| run.error.as_deref()) {
-            println!("    last error: {err}");
+        if !r.enabled {
+            out.push_str("    disabled (enabled = false): not scheduled\n");
+        }
+        let Some(run) = r.last_run.as_ref().filter(|run| run.outcome != "ok") else {
+            continue;
+        };
+        let success = r
+            .last_success_at
+            .as_deref()
+            .map_or_else(|| "never".to_string(), |t| age(now, t));
+        out.push_str(&format!("    last success: {success}\n"));
+        if let Some(err) = run.error.as_deref() {
+            out.push_str(&wrap("    last error:   ", err, width));
         }
     }
-    Ok(())
+    out
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Two spaces between columns, one between two right-aligned counts (their headings already
+/// stand apart).
+fn gap(columns: &[usize], n: usize) -> &'static str {
+    match (
+        STATUS_COLUMNS[columns[n - 1]].1,
+        STATUS_COLUMNS[columns[n]].1,
+    ) {
+        (Align::Right, Align::Right) => " ",
+        _ => "  ",
+    }
+}
+
+/// `text` after `lead`, wrapped between words to `width`, continuation lines indented under
+/// the text; a word longer than the line stays whole on a line of its own.
+fn wrap(lead: &str, text: &str, width: usize) -> String {
+    let indent = " ".repeat(lead.len());
+    let mut out = String::new();
+    let mut line = lead.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
+/// How long ago `at` (RFC 3339) was, in the largest unit that keeps it short; an unreadable
+/// value is shown whole.
+fn age(now: DateTime<Utc>, at: &str) -> String {
+    let Ok(then) = DateTime::parse_from_rfc3339(at) else {
+        return at.to_string();
+    };
+    let secs = (now - then.with_timezone(&Utc)).num_seconds();
+    let (n, future) = (secs.unsigned_abs(), secs < 0);
+    let amount = match n {
+        0 => return "just now".to_string(),
+        1..60 => format!("{n} s"),
+        60..3600 => format!("{} min", n / 60),
+        3600..172_800 => format!("{} h", n / 3600),
+        _ => format!("{} d", n / 86_400),
+    };
+    if future {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+/// Columns to fit: stdout's terminal, else `COLUMNS`, else 100.
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills the winsize we own, or fails and leaves it zeroed.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0
+    {
+        return ws.ws_col.into();
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c: &usize| c > 0)
+        .unwrap_or(100)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -354,13 +507,18 @@ pub fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Resu
         let full_batch = batch.len() == 1000;
         for e in batch {
             last = e.id;
-            if follow {
-                // One JSON document per line while following, so a consumer can stream.
-                if json_out {
-                    println!("{}", serde_json::to_string(&e).map_err(Exit::failure)?);
-                } else {
-                    print_event(&e);
+            if follow && json_out {
+                // One JSON document per line, flushed, so `| jq` sees each event as it comes.
+                let mut out = std::io::stdout().lock();
+                let line = serde_json::to_string(&e).map_err(Exit::failure)? + "\n";
+                match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
+                    Ok(()) => {}
+                    // The reader is gone (`| head`): nothing is left to follow for.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    Err(e) => return Err(Exit::failure(e)),
                 }
+            } else if follow {
+                print_event(&e);
             } else if json_out {
                 all.push(e);
             } else {
@@ -414,4 +572,43 @@ pub fn outbox(conn: &Connection, state: Option<&str>, json_out: bool) -> Result<
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_use_the_largest_unit_that_keeps_them_short() {
+        let now = DateTime::parse_from_rfc3339("2026-12-02T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for (at, want) in [
+            ("2026-12-02T11:59:59.600Z", "just now"),
+            ("2026-12-02T11:59:01Z", "59 s ago"),
+            ("2026-12-02T11:59:00Z", "1 min ago"),
+            ("2026-12-02T11:00:01Z", "59 min ago"),
+            ("2026-12-02T11:00:00Z", "1 h ago"),
+            ("2026-11-30T12:00:01Z", "47 h ago"),
+            ("2026-11-30T12:00:00Z", "2 d ago"),
+            ("2026-12-02T14:00:00+02:00", "just now"),
+            ("2026-12-02T12:00:05Z", "in 5 s"),
+            ("yesterday-ish", "yesterday-ish"),
+        ] {
+            assert_eq!(age(now, at), want, "{at}");
+        }
+    }
+
+    #[test]
+    fn wrapping_breaks_between_words_and_keeps_a_long_word_whole() {
+        let text = wrap(
+            "  x: ",
+            "aaa bbb /a/very/long/path/that/does/not/fit ccc",
+            14,
+        );
+        assert_eq!(
+            text,
+            "  x: aaa bbb\n     /a/very/long/path/that/does/not/fit\n     ccc\n"
+        );
+    }
 }

@@ -46,6 +46,10 @@ pub struct Metrics {
     outbox: Family<Labels, Gauge>,
     last_success: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     unwatched: Family<Labels, Gauge>,
+    /// With `last_success`, tells alerting whether a platform's latest run failed, however
+    /// seldom it runs (a failed-runs counter that steps once reads as no increase).
+    last_failure: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    database_fault: Gauge,
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -75,6 +79,8 @@ impl Metrics {
             outbox: Family::default(),
             last_success: Family::default(),
             unwatched: Family::default(),
+            last_failure: Family::default(),
+            database_fault: Gauge::default(),
             successes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -130,6 +136,16 @@ impl Metrics {
             m.last_success.clone(),
         );
         registry.register(
+            "last_failure_timestamp_seconds",
+            "Unix time of each platform's last failed run",
+            m.last_failure.clone(),
+        );
+        registry.register(
+            "database_fault",
+            "1 while the database refuses writes (/health says why), else 0",
+            m.database_fault.clone(),
+        );
+        registry.register(
             "reconcile_unwatched_orders",
             "Open orders placed before reconcile_horizon, which reconcile does not re-read",
             m.unwatched.clone(),
@@ -160,6 +176,11 @@ impl Metrics {
         self.fetched.get_or_create(&p).inc_by(run.fetched);
         self.created.get_or_create(&p).inc_by(run.created);
         self.changed.get_or_create(&p).inc_by(run.changed);
+        if outcome == "failed" {
+            self.last_failure
+                .get_or_create(&p)
+                .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
         if outcome == "ok" {
             let now = Utc::now();
             self.last_success
@@ -197,7 +218,7 @@ impl Metrics {
             .inc();
     }
 
-    /// Starts the health clock of the platforms the daemon now runs.
+    /// Starts the health clock of the platforms the daemon now runs, and their counters.
     pub fn watch_platforms<'a>(&self, names: impl Iterator<Item = &'a str>) {
         let now = Utc::now();
         let mut s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,6 +226,11 @@ impl Metrics {
         s.retain(|k, _| names.contains(&k.as_str()));
         for n in names {
             s.entry(n.to_string()).or_insert(now);
+            // Counters that may stay at zero exist from the start, so a dashboard shows 0
+            // rather than no data, and the first increment reads as an increase.
+            let p = labels(&[("platform", n)]);
+            let _ = self.retries.get_or_create(&p);
+            let _ = self.rate_limit_waits.get_or_create(&p);
         }
     }
 
@@ -274,6 +300,7 @@ async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
         })
         .await;
     let m = metrics();
+    m.database_fault.set(i64::from(s.store.fault().is_some()));
     if let Ok(rows) = depth {
         for state in ["pending", "in_flight", "done", "failed", "cancelled"] {
             let n = rows.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
