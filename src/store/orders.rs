@@ -239,6 +239,7 @@ fn confirm_push(
     };
     tx.prepare_cached(
         "UPDATE outbox SET confirmed_at = ?2, state = 'done', outcome_unknown = 0,
+             claimed_by = NULL, claim_token = NULL, claimed_until = NULL,
              updated_at = CASE WHEN state = 'done' THEN updated_at ELSE ?2 END
          WHERE id = ?1",
     )?
