@@ -52,6 +52,10 @@ pub enum Fault {
     /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
     /// path as above) holds an object where the platform writes a scalar.
     RecordWrongType(&'static str),
+    /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
+    /// path as above) holds this text, whatever it held before (or added, if it had none): a
+    /// value of the right type in a form the platform never documented.
+    RecordText(&'static str, &'static str),
 }
 
 impl Fault {
@@ -65,6 +69,7 @@ impl Fault {
                 | Fault::DuplicateRecord
                 | Fault::RecordWithout(_)
                 | Fault::RecordWrongType(_)
+                | Fault::RecordText(..)
         )
     }
 }
@@ -147,7 +152,7 @@ pub fn rewrite_body(fault: &Fault, body: &[u8]) -> Option<(Vec<u8>, Option<&'sta
             out.insert_str(r.end, &copy);
             Some((out.into_bytes(), None))
         }
-        Fault::RecordWithout(path) | Fault::RecordWrongType(path) => {
+        Fault::RecordWithout(path) | Fault::RecordWrongType(path) | Fault::RecordText(path, _) => {
             let text = std::str::from_utf8(body).ok()?;
             let (_, records) = records(text)?;
             let r = target(&records)?;
@@ -155,6 +160,9 @@ pub fn rewrite_body(fault: &Fault, body: &[u8]) -> Option<(Vec<u8>, Option<&'sta
             let edited = match fault {
                 Fault::RecordWithout(_) => edit(&mut record, path, |obj, key| {
                     obj.remove(key);
+                }),
+                Fault::RecordText(_, text) => edit(&mut record, path, |obj, key| {
+                    obj.insert(key.to_owned(), Value::String((*text).to_owned()));
                 }),
                 _ => edit(&mut record, path, |obj, key| {
                     obj.insert(key.to_owned(), wrong_type());
@@ -280,6 +288,22 @@ mod tests {
         assert!(wrong["data"]["orders"][1]["id"].is_object());
         assert_eq!(wrong["data"]["orders"][0]["id"], 1);
         assert!(rewrite_body(&Fault::RecordWithout("nope.id"), PAGE.as_bytes()).is_none());
+
+        let text: Value = serde_json::from_str(&rewritten(Fault::RecordText(
+            "order.createdAt",
+            "27/05/2019",
+        )))
+        .unwrap();
+        assert_eq!(
+            text["data"]["orders"][1]["order"]["createdAt"],
+            "27/05/2019"
+        );
+        assert_eq!(text["data"]["orders"][1]["order"]["order_id"], "B");
+        assert!(
+            text["data"]["orders"][0]["order"]
+                .get("createdAt")
+                .is_none()
+        );
     }
 
     #[test]

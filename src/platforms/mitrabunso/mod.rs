@@ -162,9 +162,11 @@ impl Mitrabunso {
                 Some(reason) => Err(reason),
                 None => serde_json::from_str::<wire::Record>(raw.get()).map_err(|e| e.to_string()),
             };
-            match read {
-                Ok(w) => {
-                    let order = map::to_canonical(w, &self.status_map, self.zone);
+            let mapped = read.and_then(|w| {
+                map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
+            });
+            match mapped {
+                Ok(order) => {
                     // Offsets shift when orders arrive during a scan, so one order can come
                     // twice; the store would take it as unchanged anyway, this just saves work.
                     if ids.insert(order.order_id.clone()) {
@@ -180,6 +182,7 @@ impl Mitrabunso {
                         position,
                         reason: e,
                         raw: raw.get().to_string(),
+                        order_id: super::lenient::record_id(raw.get(), "/order/order_id"),
                     });
                 }
             }

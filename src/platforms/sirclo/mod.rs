@@ -204,11 +204,13 @@ impl Sirclo {
                 Some(reason) => Err(reason),
                 None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
             };
-            match read {
-                Ok(w) => page.orders.push(Incoming::new(
-                    map::to_canonical(w, &self.status_map, self.zone),
-                    raw.get().to_string(),
-                )),
+            let mapped = read.and_then(|w| {
+                map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
+            });
+            match mapped {
+                Ok(order) => page
+                    .orders
+                    .push(Incoming::new(order, raw.get().to_string())),
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
                     warn!(platform = %self.http.platform(), position = %position, error = %e,
@@ -217,6 +219,7 @@ impl Sirclo {
                         position,
                         reason: e,
                         raw: raw.get().to_string(),
+                        order_id: lenient::record_id(raw.get(), "/id"),
                     });
                 }
             }
