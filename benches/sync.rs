@@ -165,7 +165,7 @@ fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
         for raw in &list.data {
             let order: wire::Order = serde_json::from_str(raw.get()).context("order record")?;
             orders.push(Incoming::new(
-                map::to_canonical(order, &status_map, zone),
+                map::to_canonical(order, &status_map, zone).context("order record")?,
                 raw.get().to_string(),
             ));
         }

@@ -24,13 +24,18 @@ struct Fixture {
 
 impl Fixture {
     async fn synced(orders: usize) -> Fixture {
+        Self::synced_with(orders, "").await
+    }
+
+    /// With `keys` added to the platform's table.
+    async fn synced_with(orders: usize, keys: &str) -> Fixture {
         let shop = Shop::open("shop-ro", orders).await;
         let setup = Setup::new();
         setup.add_platform_file(
             "shop-ro.toml",
-            &shop.platform_toml(
-                "[platforms.shop-ro.retry]\nmax_attempts = 4\ninitial_interval = \"10s\"\nmax_interval = \"10m\"",
-            ),
+            &shop.platform_toml(&format!(
+                "{keys}\n[platforms.shop-ro.retry]\nmax_attempts = 4\ninitial_interval = \"10s\"\nmax_interval = \"10m\""
+            )),
         );
         ordersync::cli::sync(setup.config(), &[], false, false)
             .await
@@ -397,7 +402,15 @@ async fn a_refused_push_fails_at_once_with_the_platforms_text_and_others_still_g
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() {
-    let f = Fixture::synced(200).await;
+    // A crashed holder's entries come back once its lease runs out: two request timeouts plus
+    // the database's busy timeout, kept short here.
+    let f = Fixture::synced_with(200, "timeout = \"1s\"").await;
+    let main = std::fs::read_to_string(f.setup.main_file()).unwrap();
+    std::fs::write(
+        f.setup.main_file(),
+        format!("{main}busy_timeout = \"500ms\"\n"),
+    )
+    .unwrap();
     let before = f.order_in("awaiting", 0);
     let after = f.order_in("awaiting", 1);
     let id_before = f
@@ -421,6 +434,15 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
         "the row was claimed before the crash"
     );
     assert_eq!(f.requests_to(&format!("/api/v2/orders/{before}/")).len(), 0);
+    // Another process cannot tell a stopped holder from a slow one while its lease runs.
+    let out = setup.ordersync(&["push"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.row(id_before).0, "in_flight", "left to its holder");
+    assert!(
+        f.requests_to(&format!("/api/v2/orders/{before}"))
+            .is_empty()
+    );
+    wait_out_lease(&f, id_before);
 
     let id_after = f
         .queue(after, status(Status::Cancelled), Params::default(), false)
@@ -429,6 +451,7 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     // recording either outcome.
     crash("after_send");
     assert_eq!(f.row(id_after).0, "in_flight");
+    wait_out_lease(&f, id_after);
 
     let out = setup.ordersync(&["push"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -488,4 +511,235 @@ async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
             .len(),
         1
     );
+}
+
+/// Waits (against a deadline) until the lease on in-flight entry `id` has run out.
+fn wait_out_lease(f: &Fixture, id: i64) {
+    let until: String = f
+        .setup
+        .db()
+        .query_row(
+            "SELECT claimed_until FROM outbox WHERE id = ?1 AND state = 'in_flight'",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(&until)
+        .unwrap()
+        .to_utc();
+    let deadline = Utc::now() + chrono::Duration::seconds(10);
+    assert!(until < deadline, "a lease of seconds here, not {until}");
+    while Utc::now() <= until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A pid no process has: a child's, after it exited and was reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// The read-backs (`GET /api/v2/orders/{id}`) and the cancels (`PATCH …/cancelled`) `order` saw.
+fn reads_and_cancels(f: &Fixture, order: u64) -> (usize, usize) {
+    let path = format!("/api/v2/orders/{order}");
+    let requests = f.requests_to(&path);
+    let reads = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path_and_query == path)
+        .count();
+    let cancels = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path_and_query == format!("{path}/cancelled"))
+        .count();
+    (reads, cancels)
+}
+
+/// Leaves entry `id` in flight as a holder with this pid, claim token and lease end left it.
+fn hold(f: &Fixture, id: i64, pid: u32, token: Option<&str>, until: Option<chrono::DateTime<Utc>>) {
+    let until = until.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    f.setup
+        .db()
+        .execute(
+            "UPDATE outbox SET state = 'in_flight', claimed_by = ?2, claim_token = ?3,
+                 claimed_until = ?4
+             WHERE id = ?1",
+            rusqlite::params![id, pid, token, until],
+        )
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_a_crashed_process_left_in_flight_are_recovered_though_we_reuse_its_pid() {
+    // PID 1 in a container: the restarted daemon has the very pid its killed predecessor
+    // claimed with, so "is the holder alive?" answers yes, about ourselves.
+    let f = Fixture::synced(200).await;
+    let landed = f.order_in("awaiting", 0);
+    let lost = f.order_in("awaiting", 1);
+    let before_upgrade = f.order_in("awaiting", 2);
+    let [id_landed, id_lost, id_before_upgrade] = [landed, lost, before_upgrade].map(|order| {
+        f.queue(order, status(Status::Cancelled), Params::default(), false)
+            .unwrap()
+    });
+    // The crashed process claimed all three; its request for `landed` reached the platform, the
+    // others never left. Its lease ran out a minute ago.
+    f.shop.sim.set_status(landed, "cancelled");
+    let pid = std::process::id();
+    let expired = Some(Utc::now() - chrono::Duration::minutes(1));
+    let old_token = Some("5f0c7a1e9b2d4c6e8a0f1b3d5c7e9a2b");
+    hold(&f, id_landed, pid, old_token, expired);
+    hold(&f, id_lost, pid, old_token, expired);
+    // A claim an ordersync without leases made: a pid and nothing else.
+    hold(&f, id_before_upgrade, pid, None, None);
+
+    // One tick of the daemon's push loop: recover, then drain.
+    let (store, platforms) = (f.store(), f.platforms());
+    let recovered = store
+        .write(|c| outbox::recover_in_flight(c, Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(recovered, 3, "every entry comes back to the queue");
+    let report = outbox::drain_once(&store, &platforms, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.already_applied, report.sent, report.done),
+        (1, 2, 3),
+        "{report:?}"
+    );
+    for id in [id_landed, id_lost, id_before_upgrade] {
+        assert_eq!(f.row(id).0, "done");
+    }
+    let (reads, cancels) = reads_and_cancels(&f, landed);
+    assert!(reads >= 1 && cancels == 0, "read back, not sent again");
+    for order in [lost, before_upgrade] {
+        let (reads, cancels) = reads_and_cancels(&f, order);
+        assert!(reads >= 1 && cancels == 1, "read back, then sent once");
+    }
+    let claims: i64 = f
+        .setup
+        .db()
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE claim_token IS NOT NULL OR claimed_by IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(claims, 0, "finished entries hold no claim");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_runs_out() {
+    // The holders run in other pid namespaces (other containers on the same volume): their pids
+    // mean nothing here, one looks dead and the other is ours.
+    let f = Fixture::synced(200).await;
+    let (a, b) = (f.order_in("awaiting", 0), f.order_in("awaiting", 1));
+    let [id_a, id_b] = [a, b].map(|order| {
+        f.queue(order, status(Status::Cancelled), Params::default(), false)
+            .unwrap()
+    });
+    let now = Utc::now();
+    let until = now + chrono::Duration::minutes(10);
+    let theirs = Some("c3a91f0e7d5b4a2c8e6f0d1b3a5c7e9f");
+    hold(&f, id_a, dead_pid(), theirs, Some(until));
+    hold(&f, id_b, std::process::id(), theirs, Some(until));
+
+    let (store, platforms) = (f.store(), f.platforms());
+    let recovered = store
+        .write(move |c| outbox::recover_in_flight(c, now))
+        .await
+        .unwrap();
+    assert_eq!(recovered, 0, "the holder is still at work");
+    let report = outbox::drain_once(&store, &platforms, now).await.unwrap();
+    assert_eq!(report.sent + report.already_applied, 0, "{report:?}");
+    assert_eq!(
+        (f.row(id_a).0, f.row(id_b).0),
+        ("in_flight".into(), "in_flight".into())
+    );
+    assert_eq!(reads_and_cancels(&f, a), (0, 0));
+    assert_eq!(reads_and_cancels(&f, b), (0, 0));
+
+    // The holder stopped renewing: once its lease ends, the entries are read back and sent.
+    let later = until + chrono::Duration::seconds(1);
+    let recovered = store
+        .write(move |c| outbox::recover_in_flight(c, later))
+        .await
+        .unwrap();
+    assert_eq!(recovered, 2);
+    let report = outbox::drain_once(&store, &platforms, later).await.unwrap();
+    assert_eq!((report.sent, report.done), (2, 2), "{report:?}");
+    for order in [a, b] {
+        let (reads, cancels) = reads_and_cancels(&f, order);
+        assert!(reads >= 1 && cancels == 1, "read back, then sent once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_longer_than_its_lease_renews_it_and_keeps_its_entries() {
+    // Lease: two 1 s request timeouts plus a 200 ms busy timeout. Eight pushes of 400 ms each,
+    // one after another, outlast it.
+    let f = Fixture::synced_with(200, "timeout = \"1s\"").await;
+    let orders: Vec<u64> = (0..8).map(|i| f.order_in("awaiting", i)).collect();
+    let ids: Vec<i64> = orders
+        .iter()
+        .map(|o| {
+            f.queue(*o, status(Status::Cancelled), Params::default(), false)
+                .unwrap()
+        })
+        .collect();
+    let store =
+        ordersync::store::Store::open_with(&f.setup.db_path(), Duration::from_millis(200)).unwrap();
+    let platforms = f.platforms();
+    f.shop
+        .sim
+        .faults()
+        .push_n(Fault::Slow(Duration::from_millis(400)), orders.len());
+
+    // Another process's view while the drain runs: it recovers whatever lease it finds run out.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, db) = (stop.clone(), f.setup.db_path());
+        std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            let (mut recovered, mut leases) = (0, std::collections::BTreeSet::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                recovered += outbox::recover_in_flight(&conn, Utc::now()).unwrap();
+                let mut stmt = conn
+                    .prepare("SELECT claimed_until FROM outbox WHERE state = 'in_flight'")
+                    .unwrap();
+                leases.extend(
+                    stmt.query_map([], |r| r.get::<_, String>(0))
+                        .unwrap()
+                        .map(Result::unwrap),
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (recovered, leases)
+        })
+    };
+    let started = std::time::Instant::now();
+    let report = outbox::drain_once(&store, &platforms, Utc::now())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (recovered, leases) = watcher.join().unwrap();
+
+    assert!(
+        took > Duration::from_millis(2200),
+        "outlasts one lease: {took:?}"
+    );
+    assert_eq!(recovered, 0, "nothing was taken from the running drain");
+    assert!(leases.len() >= 3, "the lease was renewed: {leases:?}");
+    assert_eq!((report.sent, report.done), (8, 8), "{report:?}");
+    for (order, id) in orders.iter().zip(&ids) {
+        assert_eq!(f.row(*id).0, "done");
+        assert_eq!(
+            reads_and_cancels(&f, *order),
+            (0, 1),
+            "sent once, never read back"
+        );
+    }
 }

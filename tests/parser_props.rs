@@ -225,23 +225,17 @@ fn parse_page(kind: &str, text: &str) -> Outcome {
         let raw = raw.get();
         let ok = match kind {
             "merchantpro" => serde_json::from_str::<merchantpro::wire::Order>(raw)
-                .map(|w| merchantpro::map::to_canonical(w, &map, zone()))
-                .is_ok(),
+                .is_ok_and(|w| merchantpro::map::to_canonical(w, &map, zone()).is_ok()),
             "sirclo" => serde_json::from_str::<sirclo::wire::Order>(raw)
-                .map(|w| sirclo::map::to_canonical(w, &map, zone()))
-                .is_ok(),
+                .is_ok_and(|w| sirclo::map::to_canonical(w, &map, zone()).is_ok()),
             "akinon" => serde_json::from_str::<akinon::wire::Order>(raw)
-                .map(|w| akinon::map::to_canonical(w, &[], &map, zone()))
-                .is_ok(),
+                .is_ok_and(|w| akinon::map::to_canonical(w, &[], &map, zone()).is_ok()),
             "mitrabunso" => serde_json::from_str::<mitrabunso::wire::Record>(raw)
-                .map(|w| mitrabunso::map::to_canonical(w, &map, zone()))
-                .is_ok(),
-            _ => serde_json::from_str::<epixel::wire::Order>(raw)
-                .map(|w| {
-                    let items = epixel::wire::parse_items(raw).ok();
-                    epixel::map::to_canonical(w, items, &map, zone())
-                })
-                .is_ok(),
+                .is_ok_and(|w| mitrabunso::map::to_canonical(w, &map, zone()).is_ok()),
+            _ => serde_json::from_str::<epixel::wire::Order>(raw).is_ok_and(|w| {
+                let items = epixel::wire::parse_items(raw).ok();
+                epixel::map::to_canonical(w, items, &map, zone()).is_ok()
+            }),
         };
         if ok {
             out.orders += 1;

@@ -493,7 +493,8 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
             return Err(unknown_platform(&config, n));
         }
     }
-    let store = Store::open(&config.daemon.database)?;
+    // The daemon's busy timeout: it is part of the lease this run's claims hold.
+    let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)?;
     store
         .write(|c| outbox::recover_in_flight(c, chrono::Utc::now()))
         .await?;

@@ -1,13 +1,15 @@
 //! The write side: status transitions queued in the `outbox` table and delivered to the
 //! platforms. The table is the whole state — a row is written before any request, its retry
 //! schedule (`attempts`, `next_attempt_at`) lives in it, and so does the fact that an attempt's
-//! outcome is unknown — so delivery survives restarts and crashes. [`drain_once`] is the worker
+//! outcome is unknown — so delivery survives restarts and crashes. A claimed entry is held under
+//! a lease its drain renews while it works: another process never takes live work, and a stopped
+//! process's entries come back once its lease runs out. [`drain_once`] is the worker
 //! as one step function: the daemon calls it every `push_interval`, `ordersync push` once, and
 //! tests call it with the clock they choose.
 
 mod model;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -257,24 +259,38 @@ fn explain_state(conn: &Connection, id: i64, rule: &str) -> String {
     }
 }
 
-/// Entries left `in_flight` by a process that is gone (killed mid-push): whether they reached
+/// Entries left `in_flight` by a holder that is gone (killed mid-push): whether they reached
 /// the platform is unknown, so they go back to the queue marked for a read-back before any
-/// resend. Entries held by a live process (the daemon while `ordersync push` runs, or the
-/// other way round) are left to it.
+/// resend. A holder is gone when its lease ran out: a live one renews its lease while it works
+/// (the daemon while `ordersync push` runs, or the other way round), so its entries are left to
+/// it, whatever its pid. A pid proves nothing here: a restarted container's daemon is PID 1 like
+/// the one killed before it, and another container's processes have pids of their own.
 pub fn recover_in_flight(conn: &Connection, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut n = conn.execute(
+        "UPDATE outbox SET state = 'pending', outcome_unknown = 1, next_attempt_at = ?1,
+             updated_at = ?1, claimed_by = NULL, claim_token = NULL, claimed_until = NULL
+         WHERE state = 'in_flight' AND claim_token IS NOT NULL
+           AND (claimed_until IS NULL OR claimed_until <= ?2)",
+        params![ts(now), lease_ts(now)],
+    )?;
+    // Claims an ordersync without leases made (before an upgrade): a pid is all they carry. Ours
+    // cannot be one (this process claims with its token), so under our pid it is a
+    // predecessor's.
     let holders: Vec<Option<i64>> = conn
-        .prepare("SELECT DISTINCT claimed_by FROM outbox WHERE state = 'in_flight'")?
+        .prepare(
+            "SELECT DISTINCT claimed_by FROM outbox
+             WHERE state = 'in_flight' AND claim_token IS NULL",
+        )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    let mut n = 0;
     for holder in holders {
-        if holder.is_some_and(process_alive) {
+        if holder.is_some_and(other_process_alive) {
             continue;
         }
         n += conn.execute(
             "UPDATE outbox SET state = 'pending', outcome_unknown = 1, next_attempt_at = ?1,
-                 updated_at = ?1, claimed_by = NULL
-             WHERE state = 'in_flight' AND claimed_by IS ?2",
+                 updated_at = ?1, claimed_by = NULL, claimed_until = NULL
+             WHERE state = 'in_flight' AND claim_token IS NULL AND claimed_by IS ?2",
             params![ts(now), holder],
         )?;
     }
@@ -287,13 +303,81 @@ pub fn recover_in_flight(conn: &Connection, now: DateTime<Utc>) -> Result<usize,
     Ok(n)
 }
 
-fn process_alive(pid: i64) -> bool {
+fn other_process_alive(pid: i64) -> bool {
     if pid == std::process::id() as i64 {
-        return true;
+        return false;
     }
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// This process's claim token, drawn once: 128 random bits, so no two processes share one,
+/// however their pids are reused.
+fn claim_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+/// How long a claim holds without renewal: one push request to its timeout, as long again for
+/// its wait on the rate limit and the read-back before it, and a write waiting out another
+/// program's lock. A drain renews its claims every third of this while it works, so the lease
+/// bounds only how long a stopped holder's entries wait, not how long a drain may take.
+pub fn lease(timeout: Duration, busy_timeout: Duration) -> Duration {
+    timeout * 2 + busy_timeout
+}
+
+/// Lease times in one fixed-width form, so SQLite compares them as text in time order (`ts`
+/// drops whole-second milliseconds, and `…05Z` sorts after `…05.500Z`).
+fn lease_ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One drain's claims on one platform: renewed while the drain works, and checked before it
+/// sends, so an entry taken over after a stall (a suspended process, a lease run out) is not
+/// sent by both holders.
+struct Claims<'a> {
+    store: &'a Store,
+    platform: String,
+    /// The drain's clock (`now` of [`drain_once`]) when it claimed, and the monotonic instant
+    /// then: later lease ends are on the drain's clock, which tests choose.
+    claimed_at: DateTime<Utc>,
+    started: tokio::time::Instant,
+    lease: Duration,
+}
+
+impl Claims<'_> {
+    /// Extends the lease of every entry of the platform this process holds; returns their ids.
+    async fn renew(&self) -> Result<HashSet<i64>, StoreError> {
+        let elapsed = TimeDelta::from_std(self.started.elapsed()).unwrap_or(TimeDelta::MAX);
+        let lease = TimeDelta::from_std(self.lease).unwrap_or(TimeDelta::MAX);
+        let until = lease_ts(self.claimed_at + elapsed + lease);
+        let platform = self.platform.clone();
+        self.store
+            .write(move |c| {
+                let held = c
+                    .prepare_cached(
+                        "UPDATE outbox SET claimed_until = ?3
+                         WHERE platform = ?1 AND state = 'in_flight' AND claim_token = ?2
+                         RETURNING id",
+                    )?
+                    .query_map(params![platform, claim_token(), until], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(held)
+            })
+            .await
+    }
+
+    /// Renews every third of the lease, for as long as the drain runs (it is dropped with it).
+    async fn keep(&self) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            if let Err(e) = self.renew().await {
+                warn!(platform = %self.platform, error = %e,
+                      "cannot renew the lease on outbox entries being pushed; will try again");
+            }
+        }
+    }
 }
 
 /// The delay before attempt `attempts + 1`, after `attempts` failures: jittered exponential
@@ -380,11 +464,34 @@ async fn drain_platform(
     now: DateTime<Utc>,
 ) -> Result<DrainReport, StoreError> {
     let name = p.cfg.name.clone();
-    let entries = store.write(move |c| claim_due(c, &name, now)).await?;
-    let mut report = DrainReport::default();
+    let lease = lease(p.cfg.timeout, store.busy_timeout());
+    let entries = store
+        .write(move |c| claim_due(c, &name, now, lease))
+        .await?;
     if entries.is_empty() {
-        return Ok(report);
+        return Ok(DrainReport::default());
     }
+    let claims = Claims {
+        store,
+        platform: p.cfg.name.clone(),
+        claimed_at: now,
+        started: tokio::time::Instant::now(),
+        lease,
+    };
+    tokio::select! {
+        r = push_claimed(store, p, entries, &claims, now) => r,
+        never = claims.keep() => match never {},
+    }
+}
+
+async fn push_claimed(
+    store: &Store,
+    p: &Platform,
+    entries: Vec<Entry>,
+    claims: &Claims<'_>,
+    now: DateTime<Utc>,
+) -> Result<DrainReport, StoreError> {
+    let mut report = DrainReport::default();
     let mut to_send = Vec::with_capacity(entries.len());
     for e in entries {
         if !e.outcome_unknown {
@@ -423,6 +530,19 @@ async fn drain_platform(
     if to_send.is_empty() {
         return Ok(report);
     }
+    // The read-backs may have taken long: send only what is still ours.
+    let held = claims.renew().await?;
+    to_send.retain(|e| {
+        let ours = held.contains(&e.id);
+        if !ours {
+            warn!(platform = %e.platform, order = %e.order_id, action = %e.action, entry = e.id,
+                  "not sending: this process's lease on the entry ran out and another process took it over");
+        }
+        ours
+    });
+    if to_send.is_empty() {
+        return Ok(report);
+    }
     crash_point("before_send");
     let outcomes = match p.connector.push(&to_send).await {
         Some(o) => o,
@@ -448,7 +568,9 @@ fn claim_due(
     conn: &mut Connection,
     platform: &str,
     now: DateTime<Utc>,
+    lease: Duration,
 ) -> Result<Vec<Entry>, StoreError> {
+    let until = lease_ts(now + TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX));
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now_s = ts(now);
     let rows: Vec<(i64, String, String, String, u32, bool)> = {
@@ -504,9 +626,12 @@ fn claim_due(
             |r| r.get(0),
         )?;
         let items: Vec<StoredItem> = order.items(&tx)?;
+        // `claimed_by` only informs people reading the table; the token and the lease decide.
         tx.execute(
-            "UPDATE outbox SET state = 'in_flight', updated_at = ?2, claimed_by = ?3 WHERE id = ?1",
-            params![id, now_s, std::process::id()],
+            "UPDATE outbox SET state = 'in_flight', updated_at = ?2, claimed_by = ?3,
+                 claim_token = ?4, claimed_until = ?5
+             WHERE id = ?1",
+            params![id, now_s, std::process::id(), claim_token(), until],
         )?;
         entries.push(Entry {
             id,
@@ -582,12 +707,13 @@ async fn finish(
     };
     crate::telemetry::metrics::metrics().push(&e.platform, state);
     let id = e.id;
-    store
+    let recorded = store
         .write(move |c| {
-            c.execute(
+            let changed = c.execute(
                 "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,
-                     last_error = ?5, outcome_unknown = ?6, updated_at = ?7, claimed_by = NULL
-                 WHERE id = ?1 AND state = 'in_flight' AND claimed_by = ?8",
+                     last_error = ?5, outcome_unknown = ?6, updated_at = ?7, claimed_by = NULL,
+                     claim_token = NULL, claimed_until = NULL
+                 WHERE id = ?1 AND state = 'in_flight' AND claim_token = ?8",
                 params![
                     id,
                     state,
@@ -596,12 +722,29 @@ async fn finish(
                     last_error,
                     unknown,
                     now_s,
-                    std::process::id()
+                    claim_token()
                 ],
             )?;
-            Ok(())
+            if changed == 1 {
+                return Ok(None);
+            }
+            let now_state: Option<String> = c
+                .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            Ok(Some(now_state))
         })
-        .await
+        .await?;
+    match recorded {
+        None => {}
+        // A sync saw the target status and completed it meanwhile.
+        Some(Some(s)) if s == "done" => {}
+        Some(now_state) => {
+            warn!(platform = %e.platform, order = %e.order_id, action = %e.action, entry = id,
+                  outcome = state, now = now_state.as_deref().unwrap_or("deleted"),
+                  "outcome not recorded: this process's lease on the entry ran out and it was taken over (the new holder reads the order back before any resend)");
+        }
+    }
+    Ok(())
 }
 
 /// Test hook: `FAILPOINT_ORDERSYNC_PUSH=before_send|after_send` kills the process (SIGKILL) at

@@ -137,6 +137,49 @@ pub fn damaged_record(repaired: bool, raw: &str) -> Option<String> {
     })
 }
 
+/// A time field holding a form no platform document shows (epoch seconds or milliseconds,
+/// `dd/mm/yyyy`, a word). Guessing could store a wrong instant, and storing no time would hide
+/// the record from every window and report that reads by time, so its record is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} {value:?} is not a time this platform documents (RFC 3339, or YYYY-MM-DD HH:MM:SS \
+     read in the platform's `timezone`); the record is stored once the platform sends a time"
+)]
+pub struct BadTime {
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// A record's time field: absent, null or blank is no time; a documented form (see
+/// [`parse_time`]) is its instant; anything else is [`BadTime`].
+pub fn time_field(
+    field: &'static str,
+    value: Option<&str>,
+    naive_zone: FixedOffset,
+) -> Result<Option<DateTime<Utc>>, BadTime> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => parse_time(v, naive_zone).map(Some).ok_or_else(|| BadTime {
+            field,
+            value: v.to_string(),
+        }),
+    }
+}
+
+/// The order id of a record that could not be read, at `pointer` in its raw JSON, read as
+/// [`id`] reads it: so a reject can be cleared once the order is stored. `None` when the record
+/// has no usable id there, or one holding a replaced byte (U+FFFD), which cannot be trusted.
+pub fn record_id(raw: &str, pointer: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let id = match v.pointer(pointer)? {
+        serde_json::Value::String(s) => s.trim().to_string(),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => return None,
+    };
+    (!id.is_empty() && !id.contains('\u{FFFD}')).then_some(id)
+}
+
 /// A time as platforms write it: RFC 3339 with an offset, or a naive `YYYY-MM-DD HH:MM:SS[.f]`
 /// (also with `T`) read in `naive_zone`.
 pub fn parse_time(s: &str, naive_zone: FixedOffset) -> Option<DateTime<Utc>> {
@@ -234,5 +277,53 @@ mod tests {
             "2021-01-02T00:00:00+00:00"
         );
         assert!(parse_time("yesterday", utc7).is_none());
+    }
+
+    #[test]
+    fn a_time_field_in_an_undocumented_form_names_the_field_and_the_value() {
+        let utc7 = FixedOffset::east_opt(7 * 3600).unwrap();
+        assert_eq!(time_field("createdAt", None, utc7), Ok(None));
+        assert_eq!(time_field("createdAt", Some("  "), utc7), Ok(None));
+        assert_eq!(
+            time_field("createdAt", Some("2021-01-02 07:00:00"), utc7)
+                .unwrap()
+                .map(|t| t.to_rfc3339()),
+            Some("2021-01-02T00:00:00+00:00".to_string())
+        );
+        for bad in ["1733140000", "1733140000000", "27/05/2019", "2022-02-30"] {
+            let e = time_field("date_created", Some(bad), utc7).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "date_created \"{bad}\" is not a time this platform documents"
+                )),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rejected_records_id_is_read_where_it_is_usable() {
+        assert_eq!(
+            record_id(r#"{"id": 7, "total": {}}"#, "/id").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            record_id(r#"{"id": " A-1 "}"#, "/id").as_deref(),
+            Some("A-1")
+        );
+        assert_eq!(
+            record_id(r#"{"order": {"order_id": "x9"}}"#, "/order/order_id").as_deref(),
+            Some("x9")
+        );
+        for raw in [
+            r#"{"id": {"x": 1}}"#,
+            r#"{"id": ""}"#,
+            r#"{"id": 1.5}"#,
+            r#"{"total": 1}"#,
+            "{\"id\": \"1\u{FFFD}\"}",
+            "not json",
+        ] {
+            assert_eq!(record_id(raw, "/id"), None, "{raw}");
+        }
     }
 }

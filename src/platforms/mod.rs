@@ -42,12 +42,19 @@ pub struct Page {
 /// A record that could not be read, put aside for `rejects` and logged. Every secret the
 /// platform's client knows is hidden in it first: a platform that echoes the request into a
 /// record must not get the credentials stored, or logged, with it.
-pub(crate) fn reject(http: &HttpClient, position: &str, reason: &str, raw: &str) -> RejectRecord {
+pub(crate) fn reject(
+    http: &HttpClient,
+    position: &str,
+    reason: &str,
+    raw: &str,
+    order_id: Option<String>,
+) -> RejectRecord {
     let redactor = http.redactor();
     let reject = RejectRecord {
         position: redactor.redact(position),
         reason: redactor.redact(reason),
         raw: redactor.redact(raw),
+        order_id,
     };
     tracing::warn!(platform = %http.platform(), position = %reject.position, error = %reject.reason,
                    "malformed order record skipped (kept in rejects)");

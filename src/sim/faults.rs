@@ -64,6 +64,10 @@ pub enum Fault {
     /// path as above) holds an object echoing the request's headers, credentials included: a
     /// record a client rejects while it carries the client's secrets.
     RecordEchoingRequest(&'static str),
+    /// 200 with the normal page, but in one record (the 2nd, or the only one) this field (dotted
+    /// path as above) holds this text, whatever it held before (or added, if it had none): a
+    /// value of the right type in a form the platform never documented.
+    RecordText(&'static str, &'static str),
 }
 
 impl Fault {
@@ -79,6 +83,7 @@ impl Fault {
                 | Fault::RecordWrongType(_)
                 | Fault::EchoRequest
                 | Fault::RecordEchoingRequest(_)
+                | Fault::RecordText(..)
         )
     }
 
@@ -175,6 +180,11 @@ pub fn rewrite_body(fault: &Fault, body: &[u8]) -> Option<(Vec<u8>, Option<&'sta
         Fault::RecordWrongType(path) => rewrite_record(body, |record| {
             edit(record, path, |obj, key| {
                 obj.insert(key.to_owned(), wrong_type());
+            })
+        }),
+        Fault::RecordText(path, text) => rewrite_record(body, |record| {
+            edit(record, path, |obj, key| {
+                obj.insert(key.to_owned(), Value::String((*text).to_owned()));
             })
         }),
         _ => None,
@@ -354,6 +364,22 @@ mod tests {
         assert!(wrong["data"]["orders"][1]["id"].is_object());
         assert_eq!(wrong["data"]["orders"][0]["id"], 1);
         assert!(rewrite_body(&Fault::RecordWithout("nope.id"), PAGE.as_bytes()).is_none());
+
+        let text: Value = serde_json::from_str(&rewritten(Fault::RecordText(
+            "order.createdAt",
+            "27/05/2019",
+        )))
+        .unwrap();
+        assert_eq!(
+            text["data"]["orders"][1]["order"]["createdAt"],
+            "27/05/2019"
+        );
+        assert_eq!(text["data"]["orders"][1]["order"]["order_id"], "B");
+        assert!(
+            text["data"]["orders"][0]["order"]
+                .get("createdAt")
+                .is_none()
+        );
     }
 
     #[test]

@@ -640,6 +640,79 @@ mod tests {
     }
 
     #[test]
+    fn a_reject_naming_its_order_is_kept_once_and_cleared_when_the_order_is_stored() {
+        use crate::platforms::model::{Order, Status};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        drop(Store::open(&path).unwrap());
+        let mut conn = open_connection(&path, false).unwrap();
+        let reject = |position: &str, order_id: Option<&str>| RejectRecord {
+            position: position.to_string(),
+            reason: "createdAt \"1733140000\" is not a time this platform documents".into(),
+            raw: "{}".into(),
+            order_id: order_id.map(str::to_string),
+        };
+        let order = Order {
+            order_id: "7".into(),
+            number: "7".into(),
+            status: Status::Pending,
+            platform_status: "new".into(),
+            placed_at: None,
+            updated_at: None,
+            currency: None,
+            total: None,
+            customer_name: None,
+            tracking_number: None,
+            items: Vec::new(),
+        };
+        let mut page = |orders: Vec<Incoming>, rejects: Vec<RejectRecord>| {
+            let tx = conn.transaction().unwrap();
+            apply_page(
+                &tx,
+                &PageWrite {
+                    platform: "shop".into(),
+                    orders,
+                    rejects,
+                    observed_at: Utc::now(),
+                    checkpoint: None,
+                },
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        };
+        // Pages shift between passes: the same bad record is read at another position.
+        page(
+            Vec::new(),
+            vec![reject("GET /o?page=1 record 1", Some("7"))],
+        );
+        page(
+            Vec::new(),
+            vec![
+                reject("GET /o?page=1 record 2", Some("7")),
+                reject("GET /o?page=1 record 3", None),
+            ],
+        );
+        let rows = |conn: &Connection| -> Vec<(Option<String>, String)> {
+            conn.prepare("SELECT order_id, position FROM rejects ORDER BY id")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let check = open_connection(&path, true).unwrap();
+        assert_eq!(
+            rows(&check),
+            [
+                (Some("7".into()), "GET /o?page=1 record 2".into()),
+                (None, "GET /o?page=1 record 3".into())
+            ]
+        );
+        page(vec![Incoming::new(order, "{\"id\":7}".into())], Vec::new());
+        assert_eq!(rows(&check), [(None, "GET /o?page=1 record 3".into())]);
+    }
+
+    #[test]
     fn an_order_is_found_by_its_id_before_another_order_by_its_number() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");

@@ -3,7 +3,7 @@
 //! parse of the stored row) and by field comparison second, so an order re-read unchanged costs
 //! one indexed lookup and one small update, and writes no event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -43,6 +43,9 @@ pub struct RejectRecord {
     pub position: String,
     pub reason: String,
     pub raw: String,
+    /// The order the record is for, where it names one readably: a later good read of that
+    /// order clears the reject.
+    pub order_id: Option<String>,
 }
 
 /// Everything one page commits, atomically.
@@ -100,8 +103,20 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
     let mut out = PageOutcome::default();
     let now = ts(page.observed_at);
     let platform = page.platform.as_str();
+    // Orders whose record was rejected before: storing one now clears its reject. Read once per
+    // page (there are few), so the common page pays one query, not one per order.
+    let mut rejected: HashSet<String> = tx
+        .prepare_cached(
+            "SELECT order_id FROM rejects WHERE platform = ?1 AND order_id IS NOT NULL",
+        )?
+        .query_map(params![platform], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     for inc in &page.orders {
         let o = &inc.order;
+        if rejected.remove(&o.order_id) {
+            tx.prepare_cached("DELETE FROM rejects WHERE platform = ?1 AND order_id = ?2")?
+                .execute(params![platform, o.order_id])?;
+        }
         // Most re-reads change nothing, so the first look reads only what decides that, without
         // allocating; the full row is read only for an order that moved.
         let seen = tx
@@ -185,20 +200,33 @@ pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome,
         }
     }
     for r in &page.rejects {
-        // Overlapping passes re-read a bad record many times: keep one row per record and
-        // position, with the time it was last seen.
-        let seen_again = tx
-            .prepare_cached(
-                "UPDATE rejects SET received_at = ?4, reason = ?5
-                 WHERE platform = ?1 AND position = ?2 AND raw = ?3",
-            )?
-            .execute(params![platform, r.position, r.raw, now, r.reason])?;
+        // Overlapping passes re-read a bad record many times: keep one row per order (its
+        // latest bad record, wherever it was read) or, for a record naming no order, per record
+        // and position, with the time it was last seen.
+        let seen_again = match &r.order_id {
+            Some(order_id) => tx
+                .prepare_cached(
+                    "UPDATE rejects SET received_at = ?3, position = ?4, reason = ?5, raw = ?6
+                     WHERE platform = ?1 AND order_id = ?2",
+                )?
+                .execute(params![
+                    platform, order_id, now, r.position, r.reason, r.raw
+                ])?,
+            None => tx
+                .prepare_cached(
+                    "UPDATE rejects SET received_at = ?4, reason = ?5
+                     WHERE platform = ?1 AND position = ?2 AND raw = ?3 AND order_id IS NULL",
+                )?
+                .execute(params![platform, r.position, r.raw, now, r.reason])?,
+        };
         if seen_again == 0 {
             tx.prepare_cached(
-                "INSERT INTO rejects (platform, received_at, position, reason, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO rejects (platform, received_at, position, reason, raw, order_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![platform, now, r.position, r.reason, r.raw])?;
+            .execute(params![
+                platform, now, r.position, r.reason, r.raw, r.order_id
+            ])?;
         }
         out.rejected += 1;
     }
@@ -239,6 +267,7 @@ fn confirm_push(
     };
     tx.prepare_cached(
         "UPDATE outbox SET confirmed_at = ?2, state = 'done', outcome_unknown = 0,
+             claimed_by = NULL, claim_token = NULL, claimed_until = NULL,
              updated_at = CASE WHEN state = 'done' THEN updated_at ELSE ?2 END
          WHERE id = ?1",
     )?

@@ -168,4 +168,15 @@ SELECT f.platform, f.order_id, f.number, f.status, f.platform_status, f.placed_a
     f.last_seen_at, f.last_changed_at, r.raw
 FROM order_fields f JOIN order_raw r ON r.id = f.id;
 "#,
+    // 5: an in-flight entry is held by a lease, not by a process id: a pid is reused (PID 1 of a
+    // restarted container is the predecessor's pid) and means nothing across pid namespaces.
+    // `claimed_by` is still written, for people reading the table. A reject remembers the order
+    // it was for, where the record named one, so a later good read of that order clears it.
+    r#"
+-- The claiming process's random token, and when its claim lapses unless renewed.
+ALTER TABLE outbox ADD COLUMN claim_token TEXT;
+ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+ALTER TABLE rejects ADD COLUMN order_id TEXT;
+CREATE INDEX rejects_by_order ON rejects (platform, order_id);
+"#,
 ];

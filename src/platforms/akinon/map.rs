@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::FixedOffset;
+use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 
 use super::wire;
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 use crate::platforms::model::{Item, Order, Status};
 
@@ -41,13 +41,15 @@ pub struct RawItem {
 
 /// Maps an order and its items. `items` may come in any order and hold one item twice (pages
 /// that shifted while being read); the result is sorted by item id and deduplicated, so the
-/// same platform state always gives the same order and the same raw text.
+/// same platform state always gives the same order and the same raw text. `Err` when a time is
+/// in a form the platform does not document: the record is rejected.
 pub fn to_canonical(
     o: wire::Order,
     items: &[RawItem],
     status_map: &BTreeMap<String, Status>,
     zone: FixedOffset,
-) -> Order {
+) -> Result<Order, BadTime> {
+    let (placed_at, updated_at) = times(&o, zone)?;
     let nonempty = |s: Option<String>| s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let platform_status = o.status.clone().unwrap_or_default().trim().to_string();
     let lines: Vec<Item> = items
@@ -71,20 +73,34 @@ pub fn to_canonical(
         let first = numbers.next()?;
         numbers.all(|n| n == first).then_some(first)
     });
-    let updated = o.updated_at.as_deref().or(o.modified_date.as_deref());
-    Order {
+    Ok(Order {
         number: nonempty(o.number.clone()).unwrap_or_else(|| o.id.clone()),
         status: map_status(status_map, &platform_status, builtin_status),
         platform_status,
-        placed_at: o.date_placed.as_deref().and_then(|s| parse_time(s, zone)),
-        updated_at: updated.and_then(|s| parse_time(s, zone)),
+        placed_at,
+        updated_at,
         currency: nonempty(o.currency).map(|c| c.to_ascii_uppercase()),
         total: o.amount,
         customer_name: None,
         tracking_number: tracking,
         items: lines,
         order_id: o.id,
-    }
+    })
+}
+
+/// The order's placed and updated times (`updated_at`, or the `modified_date` other Akinon
+/// endpoints write). `Err` when one is in a form the platform does not document.
+#[allow(clippy::type_complexity)]
+pub fn times(
+    o: &wire::Order,
+    zone: FixedOffset,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), BadTime> {
+    let placed_at = time_field("date_placed", o.date_placed.as_deref(), zone)?;
+    let updated_at = match (&o.updated_at, &o.modified_date) {
+        (Some(t), _) => time_field("updated_at", Some(t), zone)?,
+        (None, t) => time_field("modified_date", t.as_deref(), zone)?,
+    };
+    Ok((placed_at, updated_at))
 }
 
 /// Sorts by item id and keeps the last copy of an item read twice.
@@ -173,7 +189,7 @@ mod tests {
             ),
             item(r#"{"id":"b2","order":"e8","sku":"SP-B","status":800,"price":"29.00"}"#),
         ]);
-        let c = to_canonical(o, &items, &BTreeMap::new(), utc());
+        let c = to_canonical(o, &items, &BTreeMap::new(), utc()).unwrap();
         assert_eq!((c.order_id.as_str(), c.number.as_str()), ("e8", "45243493"));
         assert_eq!(
             (c.status, c.platform_status.as_str()),
@@ -199,14 +215,17 @@ mod tests {
     #[test]
     fn unknown_statuses_are_kept_and_status_map_overrides_the_table() {
         let o = order(r#"{"id":"x","number":"1","status":450}"#);
-        let c = to_canonical(o.clone(), &[], &BTreeMap::new(), utc());
+        let c = to_canonical(o.clone(), &[], &BTreeMap::new(), utc()).unwrap();
         assert_eq!(
             (c.status, c.platform_status.as_str()),
             (Status::Unknown, "450")
         );
         let map = BTreeMap::from([("450".to_string(), Status::Processing)]);
-        assert_eq!(to_canonical(o, &[], &map, utc()).status, Status::Processing);
-        let c = to_canonical(order(r#"{"id":"y"}"#), &[], &BTreeMap::new(), utc());
+        assert_eq!(
+            to_canonical(o, &[], &map, utc()).unwrap().status,
+            Status::Processing
+        );
+        let c = to_canonical(order(r#"{"id":"y"}"#), &[], &BTreeMap::new(), utc()).unwrap();
         assert_eq!((c.number.as_str(), c.status), ("y", Status::Unknown));
     }
 

@@ -32,7 +32,7 @@ use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{self, parse_time};
 use crate::store::{Incoming, RejectRecord};
 use map::RawItem;
 
@@ -254,9 +254,40 @@ impl Akinon {
 
     // ---- pages ---------------------------------------------------------------------------
 
-    fn reject(&self, position: &str, index: usize, reason: String, raw: String) -> RejectRecord {
+    /// `order_id`: the order the record is for, if it names one (item records do not: a bad
+    /// item does not keep its order from being stored).
+    fn reject(
+        &self,
+        position: &str,
+        index: usize,
+        reason: String,
+        raw: String,
+        order_id: Option<String>,
+    ) -> RejectRecord {
         let position = format!("{position} record {index}");
-        super::reject(&self.http, &position, &reason, &raw)
+        super::reject(&self.http, &position, &reason, &raw, order_id)
+    }
+
+    /// An order record as read, if its times are in forms the platform documents (checked
+    /// before its items are fetched); else its reject.
+    fn dated(
+        &self,
+        position: &str,
+        index: usize,
+        read: Result<wire::Order, String>,
+        raw: String,
+    ) -> Result<(wire::Order, String), RejectRecord> {
+        let checked = read.and_then(|o| match map::times(&o, self.zone) {
+            Ok(_) => Ok(o),
+            Err(bad) => Err(bad.to_string()),
+        });
+        match checked {
+            Ok(o) => Ok((o, raw)),
+            Err(reason) => {
+                let id = lenient::record_id(&raw, "/id");
+                Err(self.reject(position, index, reason, raw, id))
+            }
+        }
     }
 
     /// The token of the page after `current`, from the page's `next` link. Only the link's query
@@ -307,11 +338,9 @@ impl Akinon {
         };
         let mut orders = Vec::with_capacity(list.records.len());
         for (i, rec) in list.records.into_iter().enumerate() {
-            match rec.read {
-                Ok(o) => orders.push((o, rec.raw)),
-                Err(reason) => page
-                    .rejects
-                    .push(self.reject(&position, i, reason, rec.raw)),
+            match self.dated(&position, i, rec.read, rec.raw) {
+                Ok(order) => orders.push(order),
+                Err(reject) => page.rejects.push(reject),
             }
         }
         self.complete(orders, &mut page).await?;
@@ -342,7 +371,7 @@ impl Akinon {
                 // An item that names no order can be attached nowhere: this is its only report.
                 Err(reason) => page
                     .rejects
-                    .push(self.reject(&position, i, reason, rec.raw)),
+                    .push(self.reject(&position, i, reason, rec.raw, None)),
             }
         }
         let next = self.next_token(token, list.next, had_records);
@@ -357,12 +386,12 @@ impl Akinon {
             let found = self.get_list::<wire::Order>(&t).await?;
             let position = self.position(&t);
             for (i, rec) in found.records.into_iter().enumerate() {
-                match rec.read {
-                    Ok(o) if o.id == id => orders.push((o, rec.raw)),
-                    Ok(_) => {}
-                    Err(reason) => page
-                        .rejects
-                        .push(self.reject(&position, i, reason, rec.raw)),
+                if rec.read.as_ref().is_ok_and(|o| o.id != id) {
+                    continue;
+                }
+                match self.dated(&position, i, rec.read, rec.raw) {
+                    Ok(order) => orders.push(order),
+                    Err(reject) => page.rejects.push(reject),
                 }
             }
         }
@@ -434,8 +463,18 @@ impl Akinon {
         for (o, raw) in orders {
             let items = map::settle_items(found.remove(&o.id).unwrap_or_default());
             let raw = map::raw_with_items(&raw, o.has_order_items, &items);
-            let order = map::to_canonical(o, &items, &self.status_map, self.zone);
-            page.orders.push(Incoming::new(order, raw));
+            let id = o.id.clone();
+            match map::to_canonical(o, &items, &self.status_map, self.zone) {
+                Ok(order) => page.orders.push(Incoming::new(order, raw)),
+                // Not reached: the times were checked when the record was read.
+                Err(bad) => page.rejects.push(self.reject(
+                    &format!("order {id}"),
+                    0,
+                    bad.to_string(),
+                    raw,
+                    Some(id),
+                )),
+            }
         }
         Ok(())
     }
@@ -539,7 +578,7 @@ impl Akinon {
                         let ours = serde_json::from_str::<wire::ItemOrder>(&rec.raw)
                             .map_or(true, |r| wanted.contains(r.order.as_str()));
                         if ours {
-                            rejects.push(self.reject(&position, i, reason, rec.raw));
+                            rejects.push(self.reject(&position, i, reason, rec.raw, None));
                         }
                     }
                 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::FixedOffset;
+use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::wire;
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 use crate::platforms::model::{Item, Order, Status};
 
@@ -36,13 +36,15 @@ pub fn builtin_status(s: &str) -> Option<Status> {
 }
 
 /// `items` is `None` while the order's details could not be read: the order is stored without
-/// lines rather than not at all.
+/// lines rather than not at all. `Err` when a time is in a form the platform does not document:
+/// the record is rejected.
 pub fn to_canonical(
     w: wire::Order,
     items: Option<Vec<wire::Item>>,
     status_map: &BTreeMap<String, Status>,
     zone: FixedOffset,
-) -> Order {
+) -> Result<Order, BadTime> {
+    let (placed_at, updated_at) = times(&w, zone)?;
     let platform_status = w.status.unwrap_or_default();
     let nonempty = |s: Option<String>| s.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let items = items
@@ -63,19 +65,32 @@ pub fn to_canonical(
             }
         })
         .collect();
-    Order {
+    Ok(Order {
         order_id: w.id,
         number: w.order_number,
         status: map_status(status_map, &platform_status, builtin_status),
         platform_status,
-        placed_at: w.created.as_deref().and_then(|s| parse_time(s, zone)),
-        updated_at: w.modified.as_deref().and_then(|s| parse_time(s, zone)),
+        placed_at,
+        updated_at,
         currency: nonempty(w.currency_code),
         total: w.order_total,
         customer_name: w.data.as_ref().and_then(customer_name),
         tracking_number: None,
         items,
-    }
+    })
+}
+
+/// The order's created and modified times. `Err` when one is in a form the platform does not
+/// document.
+#[allow(clippy::type_complexity)]
+pub fn times(
+    w: &wire::Order,
+    zone: FixedOffset,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), BadTime> {
+    Ok((
+        time_field("created", w.created.as_deref(), zone)?,
+        time_field("modified", w.modified.as_deref(), zone)?,
+    ))
 }
 
 /// The order's address name, as create-order takes it (`address.address_first_name`, …).
@@ -120,7 +135,7 @@ mod tests {
         let o: wire::Order =
             serde_json::from_str(r#"{"id":1,"order_number":100001,"status":"Refund Requested"}"#)
                 .unwrap();
-        let c = to_canonical(o, None, &BTreeMap::new(), utc());
+        let c = to_canonical(o, None, &BTreeMap::new(), utc()).unwrap();
         assert_eq!(
             (c.status, c.platform_status.as_str()),
             (Status::Unknown, "Refund Requested")
@@ -155,7 +170,7 @@ mod tests {
                  "status":"Delivered"}]"#,
         )
         .unwrap();
-        let c = to_canonical(o, Some(items), &BTreeMap::new(), utc());
+        let c = to_canonical(o, Some(items), &BTreeMap::new(), utc()).unwrap();
         assert_eq!((c.order_id.as_str(), c.number.as_str()), ("42", "100123"));
         assert_eq!(c.total.unwrap().to_string(), "59.8");
         assert_eq!(c.currency.as_deref(), Some("USD"));

@@ -277,30 +277,36 @@ impl Epixel {
         let (text, repaired) = super::lenient::body_text(&resp.body);
         let list: wire::ListPage<'_> =
             serde_json::from_str(&text).map_err(|e| format!("not an order list: {e}"))?;
-        let records =
-            list.data
-                .orders
-                .iter()
-                .enumerate()
-                .map(|(i, raw)| {
-                    let read = match super::lenient::damaged_record(repaired, raw.get()) {
-                        Some(reason) => Err(reason),
-                        None => serde_json::from_str::<wire::Order>(raw.get())
-                            .map_err(|e| e.to_string()),
-                    };
-                    match read {
-                        Ok(order) => Ok(Listed {
-                            order,
-                            raw: raw.get().to_owned(),
+        let records = list
+            .data
+            .orders
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                // Times are checked here, before the order's details are asked for.
+                let read = match super::lenient::damaged_record(repaired, raw.get()) {
+                    Some(reason) => Err(reason),
+                    None => serde_json::from_str::<wire::Order>(raw.get())
+                        .map_err(|e| e.to_string())
+                        .and_then(|o| match map::times(&o, self.zone) {
+                            Ok(_) => Ok(o),
+                            Err(bad) => Err(bad.to_string()),
                         }),
-                        Err(reason) => Err(RejectRecord {
-                            position: format!("{position} record {i}"),
-                            reason,
-                            raw: raw.get().to_owned(),
-                        }),
-                    }
-                })
-                .collect();
+                };
+                match read {
+                    Ok(order) => Ok(Listed {
+                        order,
+                        raw: raw.get().to_owned(),
+                    }),
+                    Err(reason) => Err(RejectRecord {
+                        position: format!("{position} record {i}"),
+                        reason,
+                        raw: raw.get().to_owned(),
+                        order_id: super::lenient::record_id(raw.get(), "/id"),
+                    }),
+                }
+            })
+            .collect();
         Ok(ListRead {
             records,
             count: list.data.orders.len(),
@@ -400,24 +406,40 @@ impl Epixel {
                             position,
                             reason,
                             raw,
+                            order_id: Some(r.order.id.clone()),
                         },
                     );
                     continue;
                 }
                 None => None,
             };
-            page.orders.push(Incoming::new(
-                map::to_canonical(r.order, items, &self.status_map, self.zone),
-                raw,
-            ));
+            let id = r.order.id.clone();
+            match map::to_canonical(r.order, items, &self.status_map, self.zone) {
+                Ok(order) => page.orders.push(Incoming::new(order, raw)),
+                // Not reached: the times were checked when the list was read.
+                Err(bad) => self.reject(
+                    page,
+                    RejectRecord {
+                        position: format!("order {id}"),
+                        reason: bad.to_string(),
+                        raw,
+                        order_id: Some(id),
+                    },
+                ),
+            }
         }
         Ok(())
     }
 
     /// `r` as read, before redaction: [`super::reject`] hides the secrets.
     fn reject(&self, page: &mut Page, r: RejectRecord) {
-        page.rejects
-            .push(super::reject(&self.http, &r.position, &r.reason, &r.raw));
+        page.rejects.push(super::reject(
+            &self.http,
+            &r.position,
+            &r.reason,
+            &r.raw,
+            r.order_id,
+        ));
     }
 
     /// The list records of one page, first occurrence of each id only, with the rejects put

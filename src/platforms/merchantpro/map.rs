@@ -7,7 +7,7 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 use crate::platforms::model::{Item, Order, Status};
 
@@ -24,11 +24,14 @@ pub fn builtin_status(s: &str) -> Option<Status> {
     })
 }
 
+/// `Err` when a time is in a form the platform does not document: the record is rejected.
 pub fn to_canonical(
     w: wire::Order,
     status_map: &BTreeMap<String, Status>,
     zone: FixedOffset,
-) -> Order {
+) -> Result<Order, BadTime> {
+    let placed_at = time_field("date_created", w.date_created.as_deref(), zone)?;
+    let updated_at = time_field("date_modified", w.date_modified.as_deref(), zone)?;
     let platform_status = w.shipping_status.unwrap_or_default();
     let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
     let items = w
@@ -48,17 +51,17 @@ pub fn to_canonical(
             status: None,
         })
         .collect();
-    Order {
+    Ok(Order {
         number: w.id.clone(),
         order_id: w.id,
         status: map_status(status_map, &platform_status, builtin_status),
         platform_status,
-        placed_at: w.date_created.as_deref().and_then(|s| parse_time(s, zone)),
-        updated_at: w.date_modified.as_deref().and_then(|s| parse_time(s, zone)),
+        placed_at,
+        updated_at,
         currency: nonempty(w.currency),
         total: w.total_amount,
         customer_name: nonempty(w.billing_name).or(nonempty(w.shipping_name)),
         tracking_number: nonempty(w.shipping_awb),
         items,
-    }
+    })
 }

@@ -203,15 +203,22 @@ impl MerchantPro {
                 Some(reason) => Err(reason),
                 None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
             };
-            match read {
-                Ok(w) => page.orders.push(Incoming::new(
-                    map::to_canonical(w, &self.status_map, self.zone),
-                    raw.get().to_string(),
-                )),
+            let mapped = read.and_then(|w| {
+                map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
+            });
+            match mapped {
+                Ok(order) => page
+                    .orders
+                    .push(Incoming::new(order, raw.get().to_string())),
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    page.rejects
-                        .push(super::reject(&self.http, &position, &e, raw.get()));
+                    page.rejects.push(super::reject(
+                        &self.http,
+                        &position,
+                        &e,
+                        raw.get(),
+                        lenient::record_id(raw.get(), "/id"),
+                    ));
                 }
             }
         }
@@ -391,8 +398,14 @@ impl MerchantPro {
                         .map_err(|e| format!("not an order: {e}"))?;
                     let w: wire::Order = serde_json::from_value(v.clone())
                         .map_err(|e| format!("not an order: {e}"))?;
-                    let o = map::to_canonical(w, &self.status_map, self.zone);
-                    Ok((o.status, v.get("invoice").is_some_and(|i| !i.is_null())))
+                    // Only the status is read back: an odd time elsewhere in the record
+                    // must not keep the entry from completing.
+                    let status = crate::platforms::map_status(
+                        &self.status_map,
+                        w.shipping_status.as_deref().unwrap_or_default(),
+                        map::builtin_status,
+                    );
+                    Ok((status, v.get("invoice").is_some_and(|i| !i.is_null())))
                 },
             )
             .await?;

@@ -10,7 +10,7 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 use crate::platforms::model::{Item, Order, Status};
 
@@ -30,20 +30,24 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+/// `Err` when a time is in a form the platform does not document: the record is rejected.
 pub fn to_canonical(
     w: wire::Record,
     status_map: &BTreeMap<String, Status>,
     zone: FixedOffset,
-) -> Order {
+) -> Result<Order, BadTime> {
     let platform_status = w.status.unwrap_or_default();
-    let time = |s: &Option<String>| s.as_deref().and_then(|s| parse_time(s, zone));
-    let placed_at = time(&w.created_at);
+    let placed_at = time_field("createdAt", w.created_at.as_deref(), zone)?;
     // The record has no "modified" time; the latest lifecycle stamp is the last thing the
     // platform says happened to the order.
-    let updated_at = [placed_at, time(&w.processed_at), time(&w.sent_at)]
-        .into_iter()
-        .flatten()
-        .max();
+    let updated_at = [
+        placed_at,
+        time_field("processedAt", w.processed_at.as_deref(), zone)?,
+        time_field("sentAt", w.sent_at.as_deref(), zone)?,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
     let items = w
         .details
         .unwrap_or_default()
@@ -68,7 +72,7 @@ pub fn to_canonical(
         })
         .collect();
     let order_id = w.order.order_id;
-    Order {
+    Ok(Order {
         number: nonempty(w.updated_invoice)
             .or(nonempty(w.order.invoice))
             .unwrap_or_else(|| order_id.clone()),
@@ -84,7 +88,7 @@ pub fn to_canonical(
         customer_name: w.customer.and_then(|c| nonempty(c.name)),
         tracking_number: nonempty(w.updated_awb).or(nonempty(w.order.awb)),
         items,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +112,8 @@ mod tests {
             ),
             &BTreeMap::new(),
             utc7(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (o.number.as_str(), o.tracking_number.as_deref()),
             ("INV-1b", Some("JP2"))
@@ -120,7 +125,8 @@ mod tests {
             ),
             &BTreeMap::new(),
             utc7(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (o.number.as_str(), o.tracking_number.as_deref()),
             ("INV-1", Some("JP1"))
@@ -129,7 +135,8 @@ mod tests {
             record(r#"{"order":{"order_id":"a","invoice":"","awb":""},"status":"NEW"}"#),
             &BTreeMap::new(),
             utc7(),
-        );
+        )
+        .unwrap();
         assert_eq!(
             (o.number.as_str(), o.tracking_number),
             ("a", None),
@@ -141,7 +148,7 @@ mod tests {
     fn statuses_follow_the_spec_table_the_config_and_keep_unknown_ones() {
         let map = |s: &str, overrides: &BTreeMap<String, Status>| {
             let json = format!(r#"{{"order":{{"order_id":"a"}},"status":"{s}"}}"#);
-            let o = to_canonical(record(&json), overrides, utc7());
+            let o = to_canonical(record(&json), overrides, utc7()).unwrap();
             (o.status, o.platform_status)
         };
         let none = BTreeMap::new();
@@ -165,7 +172,7 @@ mod tests {
     fn times_are_read_in_the_configured_zone_and_the_latest_stamp_is_the_update() {
         let json = r#"{"order":{"order_id":"a"},"status":"SENT","createdAt":"2022-09-20 05:36:50",
                        "processedAt":"2022-09-21 08:00:00","sentAt":"2022-09-21 07:00:00"}"#;
-        let o = to_canonical(record(json), &BTreeMap::new(), utc7());
+        let o = to_canonical(record(json), &BTreeMap::new(), utc7()).unwrap();
         assert_eq!(
             o.placed_at.unwrap().to_rfc3339(),
             "2022-09-19T22:36:50+00:00"
@@ -175,7 +182,7 @@ mod tests {
             "2022-09-21T01:00:00+00:00"
         );
         let utc = FixedOffset::east_opt(0).unwrap();
-        let o = to_canonical(record(json), &BTreeMap::new(), utc);
+        let o = to_canonical(record(json), &BTreeMap::new(), utc).unwrap();
         assert_eq!(
             o.placed_at.unwrap().to_rfc3339(),
             "2022-09-20T05:36:50+00:00"
@@ -192,7 +199,7 @@ mod tests {
             ),
             &BTreeMap::new(),
             utc7(),
-        );
+        ).unwrap();
         assert_eq!(o.total, Some(Decimal::from(105000)));
         assert_eq!(o.currency, None);
         let items: Vec<_> = o

@@ -179,9 +179,11 @@ impl Mitrabunso {
                 Some(reason) => Err(reason),
                 None => serde_json::from_str::<wire::Record>(raw.get()).map_err(|e| e.to_string()),
             };
-            match read {
-                Ok(w) => {
-                    let order = map::to_canonical(w, &self.status_map, self.zone);
+            let mapped = read.and_then(|w| {
+                map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
+            });
+            match mapped {
+                Ok(order) => {
                     // Offsets shift when orders arrive during a scan, so one order can come
                     // twice; the store would take it as unchanged anyway, this just saves work.
                     if ids.insert(order.order_id.clone()) {
@@ -191,8 +193,13 @@ impl Mitrabunso {
                 }
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    page.rejects
-                        .push(super::reject(&self.http, &position, &e, raw.get()));
+                    page.rejects.push(super::reject(
+                        &self.http,
+                        &position,
+                        &e,
+                        raw.get(),
+                        super::lenient::record_id(raw.get(), "/order/order_id"),
+                    ));
                 }
             }
         }

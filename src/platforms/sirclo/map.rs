@@ -9,7 +9,7 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
-use crate::platforms::lenient::parse_time;
+use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 use crate::platforms::model::{Item, Order, Status};
 
@@ -26,35 +26,38 @@ pub fn builtin_status(s: &str) -> Option<Status> {
     })
 }
 
+/// The document's `order_date` example: Go's layout string, not a date. A record carrying it
+/// has no order date of its own.
+const GO_LAYOUT: &str = "2006-01-02T15:04:05Z07:00";
+
+/// `Err` when a time is in a form the platform does not document: the record is rejected.
 pub fn to_canonical(
     w: wire::Order,
     status_map: &BTreeMap<String, Status>,
     zone: FixedOffset,
-) -> Order {
+) -> Result<Order, BadTime> {
     let nonempty = |s: Option<String>| s.filter(|v| !v.trim().is_empty());
     let platform_status = w.status.unwrap_or_default();
-    let created_at = w.created_at.as_deref().and_then(|s| parse_time(s, zone));
-    Order {
+    let created_at = time_field("createdAt", w.created_at.as_deref(), zone)?;
+    let order_date = w.order_date.as_deref().filter(|d| d.trim() != GO_LAYOUT);
+    // Without an order date of its own, the record's creation time is the next best thing.
+    let placed_at = time_field("order_date", order_date, zone)?.or(created_at);
+    let updated_at = time_field("updatedAt", w.updated_at.as_deref(), zone)?;
+    Ok(Order {
         number: nonempty(w.order_number)
             .or(nonempty(w.order_id))
             .unwrap_or_else(|| w.id.clone()),
         order_id: w.id,
         status: map_status(status_map, &platform_status, builtin_status),
         platform_status,
-        // The document's own `order_date` is a Go layout placeholder, not a date: when a record
-        // carries one that does not parse, the record's creation time is the next best thing.
-        placed_at: w
-            .order_date
-            .as_deref()
-            .and_then(|s| parse_time(s, zone))
-            .or(created_at),
-        updated_at: w.updated_at.as_deref().and_then(|s| parse_time(s, zone)),
+        placed_at,
+        updated_at,
         currency: nonempty(w.currency_code),
         total: w.total,
         customer_name: nonempty(w.delivery_name),
         tracking_number: nonempty(w.airwaybill_number),
         items: items(w.line_items.unwrap_or_default()),
-    }
+    })
 }
 
 /// Items keyed by SIRCLO's item id. The document calls that id "id of the product", so one
@@ -93,7 +96,7 @@ mod tests {
     }
 
     fn read(json: &str) -> Order {
-        to_canonical(serde_json::from_str(json).unwrap(), &BTreeMap::new(), utc())
+        to_canonical(serde_json::from_str(json).unwrap(), &BTreeMap::new(), utc()).unwrap()
     }
 
     #[test]
@@ -146,7 +149,10 @@ mod tests {
         let mut overrides = BTreeMap::new();
         overrides.insert("returned_to_seller".to_string(), Status::Returned);
         let w = serde_json::from_str(r#"{"id": 5, "status": "returned_to_seller"}"#).unwrap();
-        assert_eq!(to_canonical(w, &overrides, utc()).status, Status::Returned);
+        assert_eq!(
+            to_canonical(w, &overrides, utc()).unwrap().status,
+            Status::Returned
+        );
     }
 
     #[test]
@@ -170,7 +176,7 @@ mod tests {
         )
         .unwrap();
         let plus7 = FixedOffset::east_opt(7 * 3600).unwrap();
-        let o = to_canonical(w, &BTreeMap::new(), plus7);
+        let o = to_canonical(w, &BTreeMap::new(), plus7).unwrap();
         assert_eq!(
             o.placed_at.unwrap().to_rfc3339(),
             "2025-03-01T03:00:00+00:00"

@@ -206,15 +206,22 @@ impl Sirclo {
                 Some(reason) => Err(reason),
                 None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
             };
-            match read {
-                Ok(w) => page.orders.push(Incoming::new(
-                    map::to_canonical(w, &self.status_map, self.zone),
-                    raw.get().to_string(),
-                )),
+            let mapped = read.and_then(|w| {
+                map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
+            });
+            match mapped {
+                Ok(order) => page
+                    .orders
+                    .push(Incoming::new(order, raw.get().to_string())),
                 Err(e) => {
                     let position = format!("GET {position} record {i}");
-                    page.rejects
-                        .push(super::reject(&self.http, &position, &e, raw.get()));
+                    page.rejects.push(super::reject(
+                        &self.http,
+                        &position,
+                        &e,
+                        raw.get(),
+                        lenient::record_id(raw.get(), "/id"),
+                    ));
                 }
             }
         }

@@ -490,7 +490,8 @@ impl Sirclo {
     async fn read_back(&self, e: &Entry) -> Result<Status, HttpError> {
         let placed = serde_json::from_str::<wire::Order>(&e.order.raw)
             .ok()
-            .and_then(|w| map::to_canonical(w, &self.status_map, self.zone).placed_at);
+            .and_then(|w| map::to_canonical(w, &self.status_map, self.zone).ok())
+            .and_then(|o| o.placed_at);
         if let Some(placed) = placed {
             let window = Window {
                 from: placed - READ_BACK_MARGIN,
