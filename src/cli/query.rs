@@ -36,6 +36,8 @@ struct PlatformStatus {
     pass_in_progress: bool,
     orders: u64,
     open_orders: u64,
+    /// Open orders placed before `reconcile_horizon`, which reconcile does not re-read.
+    unwatched_open_orders: u64,
     outbox_pending: u64,
     outbox_failed: u64,
 }
@@ -71,6 +73,14 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
             |r| r.get(0),
         )?;
         let state = store::load_pass_state(&conn, name)?;
+        let unwatched_open_orders = match p
+            .reconcile_horizon
+            .and_then(|h| chrono::TimeDelta::from_std(h).ok())
+            .and_then(|h| Utc::now().checked_sub_signed(h))
+        {
+            Some(cap) => store::watched_orders(&conn, name, None, Some(cap))?.beyond_cap,
+            None => 0,
+        };
         let count = |sql: &str| -> Result<u64, Exit> {
             Ok(conn.query_row(sql, params![name], |r| r.get::<_, i64>(0))? as u64)
         };
@@ -87,6 +97,7 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
                 "SELECT count(*) FROM orders WHERE platform = ?1 AND status NOT IN
                  ('delivered', 'cancelled', 'returned', 'rejected')",
             )?,
+            unwatched_open_orders,
             outbox_pending: count(
                 "SELECT count(*) FROM outbox WHERE platform = ?1 AND state IN ('pending', 'in_flight')",
             )?,
@@ -184,6 +195,12 @@ fn status_table(rows: &[PlatformStatus], now: DateTime<Utc>, width: usize) -> St
         };
         if !r.enabled {
             out.push_str("    disabled (enabled = false): not scheduled\n");
+        }
+        if r.unwatched_open_orders > 0 {
+            out.push_str(&format!(
+                "    not re-read: {} open orders placed before reconcile_horizon\n",
+                r.unwatched_open_orders
+            ));
         }
         let Some(run) = r.last_run.as_ref().filter(|run| run.outcome != "ok") else {
             continue;
