@@ -302,7 +302,7 @@ impl Validator<'_> {
         Some(self.g.base_dir.join(text))
     }
 
-    /// A cron expression as the daemon's timetable parses it: seconds first. Five fields get
+    /// A cron expression as tokio-cron-scheduler parses it: seconds first. Five fields get
     /// `0` seconds prepended, because that is what a sysadmin used to crontab means.
     fn cron(&mut self, key: &str, value: &Value) -> Option<String> {
         let text = self.text(key, value)?;

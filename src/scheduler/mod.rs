@@ -1,12 +1,11 @@
 //! The daemon: its timetable (one cron job per enabled platform for the incremental pass and
-//! one for its reconcile pass, see [`cron`]), the signals that reload or stop it, the outbox push
+//! one for its reconcile pass, on tokio-cron-scheduler, see [`Timetable`]), the signals that reload or stop it, the outbox push
 //! loop, and what keeps runs apart. Sync and reconcile of one platform never overlap: a run due
 //! while the other kind is going waits for it and then runs; a run due while one of its own kind
 //! is still going (or already waiting) is skipped and logged, so ticks never pile up. Runs go
 //! to a task tracker that shutdown drains within `shutdown_grace`, and one daemon holds a
 //! database at a time ([`daemon_lock`]).
 
-mod cron;
 mod daemon_lock;
 mod flock;
 
@@ -16,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
-use tokio::task::JoinSet;
+use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
+use uuid::Uuid;
 
 pub use daemon_lock::{DaemonLock, DaemonLockError};
 
@@ -296,7 +295,7 @@ impl RunLocks {
 
 type Platforms = BTreeMap<String, Arc<Platform>>;
 
-/// Unix seconds of the timetable's last tick of its heartbeat job: the watchdog's proof that the
+/// Unix seconds of the scheduler's last tick of its heartbeat job: the watchdog's proof that the
 /// timetable itself is alive, not only the process.
 #[derive(Clone)]
 struct Heartbeat(Arc<std::sync::atomic::AtomicI64>);
@@ -305,10 +304,6 @@ impl Heartbeat {
     const EVERY: &'static str = "*/10 * * * * *";
     /// Three missed beats: the scheduler is stuck.
     const STALE_AFTER_SECS: i64 = 35;
-
-    fn schedule() -> croner::Cron {
-        cron::parse(Self::EVERY).expect("the heartbeat's schedule is valid")
-    }
 
     fn new() -> Heartbeat {
         Heartbeat(Arc::new(std::sync::atomic::AtomicI64::new(
@@ -328,28 +323,105 @@ impl Heartbeat {
     }
 }
 
-/// The running timetable of one configuration: a task per cron job, all ended by `stop`.
+/// The scheduler's broadcast channels need room for a few events per job: with hundreds of
+/// platforms due in the same second a smaller one makes its listeners lag (an activation lost
+/// that way is a skipped run).
+fn channel_size(platforms: usize) -> usize {
+    (platforms * 8).max(200)
+}
+
+/// The daemon's timetable: one `JobScheduler` for the daemon's whole life, holding the heartbeat
+/// and the current configuration's jobs. A reload swaps the jobs, never the scheduler: the
+/// crate's `shutdown()` only stops its ticker and leaves its worker tasks (and through them
+/// every job's closure, so every platform's HTTP client) waiting forever on channels their own
+/// context keeps open, so a scheduler per configuration leaked a few hundred KiB per reload.
+/// `remove()` takes a job out of the in-memory stores and drops its closure, which holds the
+/// only scheduler-side reference to its `Platform`.
 struct Timetable {
+    sched: JobScheduler,
+    /// What the channels were sized for at start; they cannot grow afterwards.
+    channel: usize,
     platforms: Platforms,
-    stop: CancellationToken,
-    jobs: JoinSet<()>,
+    /// The current configuration's jobs (not the heartbeat, which lives as long as `sched`).
+    jobs: Vec<Uuid>,
 }
 
 impl Timetable {
-    /// Schedules `platforms` (and the heartbeat) from the fire times after `since`.
-    fn start(
+    /// Starts the scheduler with the heartbeat and `platforms`' jobs.
+    async fn start(
         platforms: Platforms,
-        since: DateTime<Utc>,
         heartbeat: &Heartbeat,
         store: &Store,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
-    ) -> Timetable {
+    ) -> anyhow::Result<Timetable> {
+        let channel = channel_size(platforms.len());
+        let sched = JobScheduler::new_with_channel_size(channel)
+            .await
+            .context("starting the scheduler")?;
+        let hb = heartbeat.clone();
+        sched
+            .add(
+                Job::new_async(Heartbeat::EVERY, move |_id, _sched| {
+                    hb.beat();
+                    Box::pin(async {})
+                })
+                .context("the scheduler's heartbeat job")?,
+            )
+            .await
+            .context("adding the heartbeat job")?;
+        heartbeat.beat();
         let mut table = Timetable {
+            sched,
+            channel,
             platforms: Platforms::new(),
-            stop: cancel.child_token(),
-            jobs: JoinSet::new(),
+            jobs: Vec::new(),
         };
+        table.add_jobs(platforms, store, cancel, tracker).await;
+        table
+            .sched
+            .start()
+            .await
+            .context("starting the scheduler")?;
+        Ok(table)
+    }
+
+    /// Puts `platforms` in place of the current configuration and returns the old one. The old
+    /// jobs are removed before the new ones are added, and a new job's first fire time is the
+    /// first after it is added: across a reload no fire time runs twice.
+    async fn replace(
+        &mut self,
+        platforms: Platforms,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Platforms {
+        for id in std::mem::take(&mut self.jobs) {
+            if let Err(e) = self.sched.remove(&id).await {
+                error!(job = %id, error = ?e, "removing a job of the previous configuration from the scheduler");
+            }
+        }
+        let old = std::mem::take(&mut self.platforms);
+        let wanted = channel_size(platforms.len());
+        if wanted > self.channel {
+            warn!(
+                platforms = platforms.len(),
+                channel = self.channel,
+                wanted,
+                "the scheduler's channels were sized for fewer platforms at start; restart the daemon to resize them (until then, platforms due in the same second may see runs skipped)"
+            );
+        }
+        self.add_jobs(platforms, store, cancel, tracker).await;
+        old
+    }
+
+    async fn add_jobs(
+        &mut self,
+        platforms: Platforms,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         for p in platforms.values() {
             let mut kinds = vec![(PassKind::Incremental, p.cfg.schedule.as_str())];
             if let Some(rs) = &p.cfg.reconcile_schedule
@@ -358,70 +430,42 @@ impl Timetable {
                 kinds.push((PassKind::Reconcile, rs.as_str()));
             }
             for (kind, expr) in kinds {
+                let (p2, store, cancel, tracker) =
+                    (p.clone(), store.clone(), cancel.clone(), tracker.clone());
                 // Validation parses schedules the same way; this is only a second line of
                 // defence, and like any platform that cannot be set up it stops no other.
-                let schedule = match cron::parse(expr) {
-                    Ok(s) => s,
+                let job = match Job::new_async(expr, move |_id, _sched| {
+                    p2.trigger(kind, &store, &cancel, &tracker);
+                    Box::pin(async {})
+                }) {
+                    Ok(job) => job,
                     Err(e) => {
                         error!(platform = %p.cfg.name, file = %p.cfg.file.display(), run = kind.as_str(),
-                               error = %e, "invalid schedule {expr:?}: this run is not scheduled");
+                               error = ?e, "invalid schedule {expr:?}: this run is not scheduled");
                         continue;
                     }
                 };
-                let what = format!(
-                    "platform {}: the {} schedule {expr:?} in {}",
-                    p.cfg.name,
-                    kind.as_str(),
-                    p.cfg.file.display()
-                );
-                let (p, store, cancel, tracker) =
-                    (p.clone(), store.clone(), cancel.clone(), tracker.clone());
-                table.add(what, schedule, since, move || {
-                    p.trigger(kind, &store, &cancel, &tracker);
-                });
+                if let Err(e) = self.add(job).await {
+                    error!(platform = %p.cfg.name, run = kind.as_str(), error = ?e,
+                           "the scheduler refused the job: this run is not scheduled");
+                }
             }
         }
-        let hb = heartbeat.clone();
-        table.add(
-            "the timetable's heartbeat".into(),
-            Heartbeat::schedule(),
-            since,
-            move || hb.beat(),
-        );
-        heartbeat.beat();
         crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
-        table.platforms = platforms;
-        table
+        self.platforms = platforms;
     }
 
-    fn add(
-        &mut self,
-        what: String,
-        schedule: croner::Cron,
-        since: DateTime<Utc>,
-        fire: impl FnMut() + Send + 'static,
-    ) {
-        let stop = self.stop.clone();
-        self.jobs.spawn(async move {
-            if let Err(e) = cron::every(&schedule, since, Utc::now, &stop, fire).await {
-                error!(error = %e, "{what} has no further fire time: nothing more runs on it until the schedule is changed and reloaded");
-            }
-        });
+    /// Adds a job of the current configuration (removed at the next `replace`).
+    async fn add(&mut self, job: Job) -> Result<(), tokio_cron_scheduler::JobSchedulerError> {
+        self.jobs.push(self.sched.add(job).await?);
+        Ok(())
     }
 
-    /// Stops scheduling and waits for the timetable's own tasks (which end at once), so nothing
-    /// of it outlives this call; runs already started finish under the task tracker. Returns its
-    /// platforms and the instant from which no job of it fires any more.
-    async fn stop(mut self) -> (Platforms, DateTime<Utc>) {
-        self.stop.cancel();
-        while let Some(r) = self.jobs.join_next().await {
-            if let Err(e) = r
-                && e.is_panic()
-            {
-                error!(error = %e, "a timetable job panicked");
-            }
+    /// Stops scheduling; runs already started finish under the task tracker.
+    async fn stop(mut self) {
+        if let Err(e) = self.sched.shutdown().await {
+            warn!(error = ?e, "scheduler shutdown");
         }
-        (self.platforms, Utc::now())
     }
 }
 
@@ -456,12 +500,12 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let heartbeat = Heartbeat::new();
     let mut table = Timetable::start(
         build_platforms(&config, &redactor, &cancel, &locks),
-        Utc::now(),
         &heartbeat,
         &store,
         &cancel,
         &tracker,
-    );
+    )
+    .await?;
     let (platforms_tx, platforms_rx) = tokio::sync::watch::channel(table.platforms.clone());
     if let Some(addr) = config.daemon.metrics_listen {
         crate::telemetry::metrics::serve(
@@ -527,13 +571,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                     Ok(new) => {
                         warn_daemon_changes(&current, &new);
                         let platforms = build_platforms(&new, &redactor, &cancel, &locks);
-                        // The old jobs end before the new ones begin, and the new ones take
-                        // over from that instant: across a reload no fire time runs twice and
-                        // none is lost.
-                        let (old, since) = table.stop().await;
-                        table = Timetable::start(
-                            platforms, since, &heartbeat, &store, &cancel, &tracker,
-                        );
+                        let old = table.replace(platforms, &store, &cancel, &tracker).await;
                         let added: Vec<&String> = table
                             .platforms
                             .keys()
@@ -717,5 +755,53 @@ async fn watchdog(
                 "database writer has finished no job for {progress_window:?}; withholding the watchdog ping"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_drops_the_previous_configurations_jobs_and_what_they_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let mut table = Timetable::start(
+            Platforms::new(),
+            &Heartbeat::new(),
+            &store,
+            &cancel,
+            &tracker,
+        )
+        .await
+        .unwrap();
+        // Stands for the Platform (and its HTTP client) a job's closure holds.
+        let held = Arc::new(());
+        let watch = Arc::downgrade(&held);
+        let job = Job::new_async("0 0 3 * * *", move |_id, _sched| {
+            let _ = &held;
+            Box::pin(async {})
+        })
+        .unwrap();
+        table.add(job).await.unwrap();
+        assert!(watch.upgrade().is_some(), "the scheduler holds the job");
+
+        table
+            .replace(Platforms::new(), &store, &cancel, &tracker)
+            .await;
+        // The scheduler's stores forget a removed job on their own tasks, a moment after
+        // `remove` returns.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while watch.upgrade().is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            watch.strong_count(),
+            0,
+            "the previous configuration's job closure is still held after the reload"
+        );
+        assert!(table.jobs.is_empty());
+        table.stop().await;
     }
 }

@@ -24,7 +24,13 @@ pub fn under_journald() -> bool {
 pub fn init(level: &str, format: LogFormat) {
     // `daemon.log_level` (or ORDERSYNC_DAEMON__LOG_LEVEL) is the one knob; config validation
     // has already rejected a filter that does not parse.
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The scheduler crate narrates its own bookkeeping at info; only its problems matter here.
+    if !level.contains("tokio_cron_scheduler")
+        && let Ok(d) = "tokio_cron_scheduler=warn".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
