@@ -314,6 +314,7 @@ impl Engine<'_> {
             platform: &self.cfg.name,
             window,
             store: self.store,
+            exhaustive: false,
         };
         let mut report = PassReport::default();
         let mut seen = std::collections::HashSet::from([token.clone()]);
@@ -446,6 +447,7 @@ impl Engine<'_> {
             platform: &self.cfg.name,
             window,
             store: self.store,
+            exhaustive: false,
         };
         let mut token = src.first_token(&window);
         let mut seen = std::collections::HashSet::from([token.clone()]);
