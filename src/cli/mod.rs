@@ -5,6 +5,7 @@
 mod demo;
 mod doctor;
 mod query;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,6 +131,17 @@ pub enum Command {
     Doctor {
         names: Vec<String>,
         /// JSON even on a terminal (it is the default when stdout is not a terminal)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the store with what each platform lists now: missing, changed and extra orders
+    Verify {
+        /// Platforms to verify (default: every enabled one)
+        names: Vec<String>,
+        /// Write missing and changed orders through the normal write path (with their events);
+        /// extra orders are reported, never deleted
+        #[arg(long)]
+        repair: bool,
         #[arg(long)]
         json: bool,
     },
@@ -377,6 +389,22 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             }
             crate::telemetry::init("warn", config.daemon.log_format);
             runtime()?.block_on(doctor::run(config, names, *json))
+        }
+        Command::Verify {
+            names,
+            repair,
+            json,
+        } => {
+            let config = load_config(&cli)?;
+            // As for `sync`: on a terminal the progress bars say what the info lines would.
+            let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let level = if bars {
+                "warn"
+            } else {
+                config.daemon.log_level.as_str()
+            };
+            crate::telemetry::init(level, config.daemon.log_format);
+            runtime()?.block_on(verify::run(config, names, *repair, *json, bars))
         }
         Command::Demo { duration, orders } => {
             crate::telemetry::init("info", config::LogFormat::Text);

@@ -45,6 +45,8 @@ pub struct Metrics {
     pushes: Family<Labels, Counter>,
     outbox: Family<Labels, Gauge>,
     last_success: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Orders the last verify of each platform found drifted, by kind of drift.
+    drift: Family<Labels, Gauge>,
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -73,6 +75,7 @@ impl Metrics {
             pushes: Family::default(),
             outbox: Family::default(),
             last_success: Family::default(),
+            drift: Family::default(),
             successes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -126,6 +129,11 @@ impl Metrics {
             "last_success_timestamp_seconds",
             "Unix time of each platform's last successful sync",
             m.last_success.clone(),
+        );
+        registry.register(
+            "drift_orders",
+            "Orders the last verify found missing, changed (and not repaired) or extra",
+            m.drift.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -181,6 +189,16 @@ impl Metrics {
         self.pushes
             .get_or_create(&labels(&[("platform", platform), ("outcome", outcome)]))
             .inc();
+    }
+
+    /// The drift a verify of `platform` left: missing and changed orders it did not repair,
+    /// and stored orders the platform no longer lists.
+    pub fn record_verify(&self, platform: &str, missing: u64, changed: u64, extra: u64) {
+        for (drift, n) in [("missing", missing), ("changed", changed), ("extra", extra)] {
+            self.drift
+                .get_or_create(&labels(&[("platform", platform), ("drift", drift)]))
+                .set(n as i64);
+        }
     }
 
     /// Starts the health clock of the platforms the daemon now runs.
