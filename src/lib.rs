@@ -12,3 +12,4 @@ pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod verify;

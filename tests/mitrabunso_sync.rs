@@ -584,7 +584,13 @@ async fn a_second_sync_of_a_large_sent_shop_reads_one_sent_page_and_one_of_overl
 
     let mark = account.sim.request_count();
     sync(&setup).await.unwrap();
-    let second = account.requests_since(mark);
+    // The reconcile's look-ups of orders sent within final_watch (`q=`, at most 200 a pass)
+    // come on top of the scans; their own test counts them.
+    let second: Vec<RecordedRequest> = account
+        .requests_since(mark)
+        .into_iter()
+        .filter(|r| !r.path_and_query.contains("q="))
+        .collect();
     assert_eq!(
         lists(&second, "SENT"),
         2,

@@ -58,6 +58,9 @@ _ordersync() {
             ordersync,transition)
                 cmd="ordersync__subcmd__transition"
                 ;;
+            ordersync,verify)
+                cmd="ordersync__subcmd__verify"
+                ;;
             ordersync__subcmd__help,check)
                 cmd="ordersync__subcmd__help__subcmd__check"
                 ;;
@@ -100,6 +103,9 @@ _ordersync() {
             ordersync__subcmd__help,transition)
                 cmd="ordersync__subcmd__help__subcmd__transition"
                 ;;
+            ordersync__subcmd__help,verify)
+                cmd="ordersync__subcmd__help__subcmd__verify"
+                ;;
             ordersync__subcmd__help__subcmd__outbox,cancel)
                 cmd="ordersync__subcmd__help__subcmd__outbox__subcmd__cancel"
                 ;;
@@ -131,7 +137,7 @@ _ordersync() {
 
     case "${cmd}" in
         ordersync)
-            opts="-h -V --config --help --version run check sync push transition outbox status orders order events doctor demo generate help"
+            opts="-h -V --config --help --version run check sync push transition outbox status orders order events doctor verify demo generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,7 +261,7 @@ _ordersync() {
             return 0
             ;;
         ordersync__subcmd__help)
-            opts="run check sync push transition outbox status orders order events doctor demo generate help"
+            opts="run check sync push transition outbox status orders order events doctor verify demo generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -479,6 +485,20 @@ _ordersync() {
             return 0
             ;;
         ordersync__subcmd__help__subcmd__transition)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -753,6 +773,24 @@ _ordersync() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__verify)
+            opts="-h --repair --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -172,6 +172,7 @@ async fn check(cfg: &PlatformConfig, store: &Store) -> Report {
                     platform: &cfg.name,
                     window,
                     store,
+                    exhaustive: false,
                 };
                 let page = with_source!(&p.connector, s => {
                     let token = s.first_token(&window);

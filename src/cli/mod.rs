@@ -6,6 +6,7 @@ mod demo;
 mod doctor;
 pub mod generate;
 mod query;
+mod verify;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -151,6 +152,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the store with what each platform lists now: missing, changed and extra orders
+    Verify {
+        /// Platforms to verify (default: every enabled one)
+        names: Vec<String>,
+        /// Write missing and changed orders through the normal write path (with their events);
+        /// extra orders are reported, never deleted
+        #[arg(long)]
+        repair: bool,
+        /// One JSON document instead of the table
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon against built-in simulated platforms with a throw-away database
     Demo {
         /// Stop after this long (e.g. "60s"); default: until Ctrl-C
@@ -260,6 +273,7 @@ impl Command {
             | Command::Doctor { .. } => true,
             Command::Outbox { action, .. } => action.is_none(),
             Command::Generate { out, .. } => out.is_none(),
+            Command::Verify { repair, .. } => !repair,
             Command::Run
             | Command::Sync { .. }
             | Command::Push { .. }
@@ -469,6 +483,22 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             }
             crate::telemetry::init("warn", config.daemon.log_format);
             runtime()?.block_on(doctor::run(config, names, *json))
+        }
+        Command::Verify {
+            names,
+            repair,
+            json,
+        } => {
+            let config = load_config(&cli)?;
+            // As for `sync`: on a terminal the progress bars say what the info lines would.
+            let bars = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let level = if bars {
+                "warn"
+            } else {
+                config.daemon.log_level.as_str()
+            };
+            crate::telemetry::init(level, config.daemon.log_format);
+            runtime()?.block_on(verify::run(config, names, *repair, *json, bars))
         }
         Command::Demo { duration, orders } => {
             crate::telemetry::init("info", config::LogFormat::Text);

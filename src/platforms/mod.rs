@@ -93,6 +93,10 @@ pub struct PassCtx<'a> {
     pub platform: &'a str,
     pub window: Window,
     pub store: &'a Store,
+    /// Read every order the listing holds and take no shortcut from what is stored (`verify`):
+    /// a kind that stops at known orders or reuses stored details would otherwise hide the very
+    /// drift being measured. Sync passes leave it `false`.
+    pub exhaustive: bool,
 }
 
 /// What the sync engine needs from a platform. Tokens are opaque text the engine stores as the

@@ -7,7 +7,7 @@
 //! database at a time ([`daemon_lock`]).
 
 mod daemon_lock;
-mod flock;
+pub(crate) mod flock;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,8 +14,12 @@
 //! `created_at`/`updated_at` filters work.
 //!
 //! Built for volume: each record's JSON is rendered once (again only when it changes) and pages
-//! are concatenated; orders are kept in placement order and items in order of their orders, so
-//! placed-time filters are binary searches and an order's items are one contiguous range.
+//! are concatenated; the listing keeps the live orders in placement order, so placed-time
+//! filters are binary searches, and an order's items are one contiguous range.
+//!
+//! For the drift tests (`verify`), the back office can also do what a sync cannot see: change a
+//! status without moving `updated_at`, place orders last touched in the past, and delete
+//! orders.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -169,9 +173,13 @@ struct AuthState {
 
 #[derive(Default)]
 struct Shop {
-    /// In placement order (`date_placed` never decreases).
+    /// In the order they were added (deleted ones stay, out of the listing).
     orders: Vec<SimOrder>,
-    /// In the order of their orders; each order's items are contiguous.
+    /// Indexes of the live orders in placement order (ties in the order they were added): the
+    /// listing, which also orders the item list. `orders`' own order too, unless orders were
+    /// placed backdated.
+    listing: Vec<usize>,
+    /// In the order of their orders' addition; each order's items are contiguous.
     items: Vec<SimItem>,
     by_id: HashMap<String, usize>,
     by_number: HashMap<String, usize>,
@@ -180,6 +188,7 @@ struct Shop {
 
 struct SimOrder {
     rec: OrderRecord,
+    deleted: bool,
     /// Microseconds since the epoch.
     placed: i64,
     created: i64,
@@ -315,9 +324,8 @@ impl AkinonSim {
             let index = shop.orders.len() as u64;
             let now = now_micros();
             let placed = shop
-                .orders
-                .last()
-                .map_or(now, |last| now.max(last.placed + 1_000_000));
+                .newest()
+                .map_or(now, |newest| now.max(newest + 1_000_000));
             let mut rng = SimRng::for_record(seed, index);
             let mut generated = generate(&mut rng, index, placed, placed);
             generated.make_new();
@@ -327,20 +335,77 @@ impl AkinonSim {
         ids
     }
 
-    /// Order ids, in placement order.
+    /// Moves order `id` and every one of its items to `status` without moving their update
+    /// times: a change no `updated_at` filter shows.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn set_status_quietly(&self, id: &str, status: u16) {
+        let mut shop = self.write();
+        let index = *shop
+            .by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("the Akinon simulator has no order {id}"));
+        for item in shop.orders[index].items.clone() {
+            let it = &mut shop.items[item];
+            let updated = it.updated;
+            it.set_status(status, updated);
+            it.updated = updated;
+        }
+        let o = &mut shop.orders[index];
+        let updated = o.updated;
+        o.set_status(status, updated);
+        o.updated = updated;
+    }
+
+    /// Places `n` orders at `placed` (one second apart), last touched then, where the
+    /// placement-ordered listing puts them: among the old orders, and older than any
+    /// `updated_at__gte` a sync has moved past. Returns their ids.
+    pub fn add_backdated_orders(&self, n: usize, placed: DateTime<Utc>) -> Vec<String> {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            let index = shop.orders.len() as u64;
+            let at = placed.timestamp() * 1_000_000 + k as i64 * 1_000_000;
+            let mut rng = SimRng::for_record(seed, index);
+            let generated = generate(&mut rng, index, at, at);
+            ids.push(generated.order.id.clone());
+            shop.push(generated);
+        }
+        ids
+    }
+
+    /// Deletes order `id` with its items: they leave both lists, and its items can no longer be
+    /// rejected.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn delete_order(&self, id: &str) {
+        let mut shop = self.write();
+        let index = *shop
+            .by_id
+            .get(id)
+            .unwrap_or_else(|| panic!("the Akinon simulator has no order {id}"));
+        shop.orders[index].deleted = true;
+        shop.listing.retain(|&i| i != index);
+    }
+
+    /// Live order ids, in placement order.
     pub fn order_ids(&self) -> Vec<String> {
-        self.read()
-            .orders
+        let shop = self.read();
+        shop.listing
             .iter()
-            .map(|o| o.rec.id.clone())
+            .map(|&i| shop.orders[i].rec.id.clone())
             .collect()
     }
 
-    /// Every order with its items, in placement order.
+    /// Every live order with its items, in placement order.
     pub fn truth(&self) -> Vec<TruthOrder> {
         let shop = self.read();
-        shop.orders
+        shop.listing
             .iter()
+            .map(|&i| &shop.orders[i])
             .map(|o| {
                 let mut items: Vec<TruthItem> = shop.items[o.items.clone()]
                     .iter()
@@ -481,14 +546,32 @@ impl Shop {
         self.by_id.insert(g.order.id.clone(), index);
         self.by_number.insert(g.order.number.clone(), index);
         let json = render(&g.order);
+        let at = self
+            .listing
+            .partition_point(|&i| self.orders[i].placed <= g.placed);
+        self.listing.insert(at, index);
         self.orders.push(SimOrder {
             rec: g.order,
+            deleted: false,
             placed: g.placed,
             created: g.placed,
             updated: g.updated,
             items: first_item..self.items.len(),
             json,
         });
+    }
+
+    /// Where live order `index` is in the listing.
+    fn position_of(&self, index: usize) -> Option<usize> {
+        let key = (self.orders[index].placed, index);
+        self.listing
+            .binary_search_by(|&i| (self.orders[i].placed, i).cmp(&key))
+            .ok()
+    }
+
+    /// When the newest live order was placed.
+    fn newest(&self) -> Option<i64> {
+        self.listing.last().map(|&i| self.orders[i].placed)
     }
 }
 
@@ -1105,21 +1188,26 @@ fn push_corrupted(out: &mut String, record: &str) {
 async fn list_orders(State(sim): State<AkinonSim>, req: Request) -> ApiResult {
     let q = ListQuery::parse(req.uri(), OrderFilter::parse)?;
     let shop = sim.read();
-    let orders = &shop.orders;
-    let mut range = 0..orders.len();
+    let (orders, listing) = (&shop.orders, &shop.listing);
+    // Positions in the listing.
+    let mut range = 0..listing.len();
     for f in &q.filters {
         match f {
-            OrderFilter::DatePlaced(c, t) => c.narrow(&mut range, |i| orders[i].placed, *t),
+            OrderFilter::DatePlaced(c, t) => {
+                c.narrow(&mut range, |p| orders[listing[p]].placed, *t)
+            }
             OrderFilter::Number(n) => {
-                range = match shop.by_number.get(n) {
-                    Some(&i) if range.contains(&i) => i..i + 1,
+                range = match shop.by_number.get(n).and_then(|&i| shop.position_of(i)) {
+                    Some(p) if range.contains(&p) => p..p + 1,
                     _ => 0..0,
                 }
             }
             _ => {}
         }
     }
-    let matches: Vec<usize> = range
+    let matches: Vec<usize> = listing[range]
+        .iter()
+        .copied()
         .filter(|&i| q.filters.iter().all(|f| f.matches(&orders[i])))
         .collect();
     let paged = paginate(matches.len(), q.page, q.limit, sim.inner.max_page_size)?;
@@ -1135,28 +1223,26 @@ async fn list_orders(State(sim): State<AkinonSim>, req: Request) -> ApiResult {
 async fn list_items(State(sim): State<AkinonSim>, req: Request) -> ApiResult {
     let q = ListQuery::parse(req.uri(), ItemFilter::parse)?;
     let shop = sim.read();
-    let orders = &shop.orders;
-    let mut order_range = 0..orders.len();
+    let (orders, listing) = (&shop.orders, &shop.listing);
+    // Positions in the listing.
+    let mut order_range = 0..listing.len();
     for f in &q.filters {
         match f {
             ItemFilter::OrderDatePlaced(c, t) => {
-                c.narrow(&mut order_range, |i| orders[i].placed, *t)
+                c.narrow(&mut order_range, |p| orders[listing[p]].placed, *t)
             }
             ItemFilter::OrderNumber(n) => {
-                order_range = match shop.by_number.get(n) {
-                    Some(&i) if order_range.contains(&i) => i..i + 1,
+                order_range = match shop.by_number.get(n).and_then(|&i| shop.position_of(i)) {
+                    Some(p) if order_range.contains(&p) => p..p + 1,
                     _ => 0..0,
                 }
             }
             _ => {}
         }
     }
-    let item_range = if order_range.is_empty() {
-        0..0
-    } else {
-        orders[order_range.start].items.start..orders[order_range.end - 1].items.end
-    };
-    let matches: Vec<usize> = item_range
+    let matches: Vec<usize> = listing[order_range]
+        .iter()
+        .flat_map(|&o| orders[o].items.clone())
         .filter(|&i| {
             let item = &shop.items[i];
             q.filters
@@ -1207,6 +1293,7 @@ async fn reject_item(
     let index = *shop
         .item_by_id
         .get(&id)
+        .filter(|&&i| !shop.orders[shop.items[i].order].deleted)
         .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Not found."))?;
     let status = shop.items[index].rec.status;
     match status {

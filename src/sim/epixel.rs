@@ -15,7 +15,12 @@
 //!
 //! Built for volume like the MerchantPro simulator: each order's list record and details are
 //! rendered once (again only when the order changes) and pages are concatenated from them;
-//! orders live in a `Vec` in creation order, so an id or an order number is its own index.
+//! orders live in a `Vec` in id order, so an id or an order number is its own index, and the
+//! listing keeps the live ones in creation order.
+//!
+//! For the drift tests (`verify`), the back office can also do what a sync would not expect:
+//! change a status without moving `modified`, place orders created in the past, and delete
+//! orders.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -149,12 +154,17 @@ struct Tokens {
 }
 
 struct Shop {
-    /// In creation order; the order with id `FIRST_ID + i` is at index `i`.
+    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
+    /// at index `i`.
     orders: Vec<StoredOrder>,
+    /// Indexes of the live orders in creation order (ties in id order): the listing, read from
+    /// its end. Id order too, unless orders were placed backdated.
+    listing: Vec<usize>,
 }
 
 struct StoredOrder {
     created: DateTime<FixedOffset>,
+    deleted: bool,
     state: OrderState,
     facts: Facts,
     /// The list record.
@@ -221,7 +231,10 @@ impl EpixelSim {
                     revoke_after: None,
                 }),
                 login_attempts: AtomicUsize::new(0),
-                shop: RwLock::new(Shop { orders }),
+                shop: RwLock::new(Shop {
+                    listing: (0..orders.len()).collect(),
+                    orders,
+                }),
             }),
         }
     }
@@ -277,33 +290,91 @@ impl EpixelSim {
         for _ in 0..n {
             let index = shop.orders.len() as u64;
             let now = shop_now();
-            let created = shop.orders.last().map_or(now, |last| {
-                now.max(last.created + chrono::Duration::seconds(1))
-            });
+            let created = shop
+                .newest()
+                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)));
             let g = generate(seed, index);
             let state = OrderState {
                 status: "Pending".to_owned(),
                 modified: created,
             };
-            shop.orders.push(StoredOrder::new(g, created, state));
+            shop.place(StoredOrder::new(g, created, state));
             ids.push(FIRST_ID + index);
         }
         ids
     }
 
-    /// Every order id, oldest first.
+    /// Sets an order's status text (its lines' too) without moving `modified`, as a back
+    /// office writing the database directly would.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn set_status_quietly(&self, id: u64, status: &str) {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the Epixel simulator has no order {id}"));
+        let order = &mut shop.orders[index];
+        let state = OrderState {
+            status: status.to_owned(),
+            modified: order.state.modified,
+        };
+        order.restate(seed, index as u64, state);
+    }
+
+    /// Places `n` orders created at `created` (one second apart, not modified since), where
+    /// the creation-ordered listing puts them: deep in the list, among the old orders. Returns
+    /// their ids.
+    pub fn add_backdated_orders(&self, n: usize, created: DateTime<Utc>) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            let index = shop.orders.len() as u64;
+            let created = created.with_timezone(&shop_tz()).trunc_subsecs(6)
+                + chrono::Duration::seconds(k as i64);
+            let g = generate(seed, index);
+            let state = OrderState {
+                status: g.status.to_owned(),
+                modified: created,
+            };
+            shop.place(StoredOrder::new(g, created, state));
+            ids.push(FIRST_ID + index);
+        }
+        ids
+    }
+
+    /// Deletes order `id`: it leaves the list, and its details are refused as for an unknown
+    /// order number.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn delete_order(&self, id: u64) {
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the Epixel simulator has no order {id}"));
+        shop.orders[index].deleted = true;
+        shop.listing.retain(|&i| i != index);
+    }
+
+    /// Every live order id, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        (0..self.read().orders.len() as u64)
-            .map(|i| FIRST_ID + i)
+        let shop = self.read();
+        (0..shop.orders.len())
+            .filter(|&i| !shop.orders[i].deleted)
+            .map(|i| FIRST_ID + i as u64)
             .collect()
     }
 
-    /// Every order, id ascending.
+    /// Every live order, id ascending.
     pub fn truth(&self) -> Vec<TruthOrder> {
         let shop = self.read();
         shop.orders
             .iter()
             .enumerate()
+            .filter(|(_, o)| !o.deleted)
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 order_number: number_of(i as u64).to_string(),
@@ -371,9 +442,10 @@ fn item_id(index: u64, line: u64) -> u64 {
 }
 
 impl Shop {
+    /// The index of live order `id`.
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        (index < self.orders.len()).then_some(index)
+        self.live(index)
     }
 
     fn index_of_number(&self, number: u64) -> Option<usize> {
@@ -382,7 +454,26 @@ impl Shop {
             return None;
         }
         let index = usize::try_from(offset / NUMBER_STEP).ok()?;
-        (index < self.orders.len()).then_some(index)
+        self.live(index)
+    }
+
+    fn live(&self, index: usize) -> Option<usize> {
+        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
+    }
+
+    /// When the newest live order was created.
+    fn newest(&self) -> Option<DateTime<FixedOffset>> {
+        self.listing.last().map(|&i| self.orders[i].created)
+    }
+
+    /// Adds a new order (the next id) at its place in the listing.
+    fn place(&mut self, order: StoredOrder) {
+        let index = self.orders.len();
+        let at = self
+            .listing
+            .partition_point(|&i| self.orders[i].created <= order.created);
+        self.orders.push(order);
+        self.listing.insert(at, index);
     }
 }
 
@@ -398,6 +489,7 @@ impl StoredOrder {
         let (json, details) = render(&g, created, &state);
         StoredOrder {
             created,
+            deleted: false,
             state,
             facts,
             json,
@@ -412,10 +504,19 @@ impl StoredOrder {
         // Strictly later than before, so a client comparing `modified` sees every change even
         // when two land within the same microsecond.
         let modified = shop_now().max(self.state.modified + chrono::Duration::microseconds(1));
-        self.state = OrderState {
-            status: status.to_owned(),
-            modified,
-        };
+        self.restate(
+            seed,
+            index,
+            OrderState {
+                status: status.to_owned(),
+                modified,
+            },
+        );
+    }
+
+    /// Takes `state` as it is and re-renders.
+    fn restate(&mut self, seed: u64, index: u64, state: OrderState) {
+        self.state = state;
         let g = generate(seed, index);
         (self.json, self.details) = render(&g, self.created, &self.state);
     }
@@ -645,7 +746,7 @@ async fn list_orders(State(sim): State<EpixelSim>, req: Request) -> ApiResult {
     let q = ListQuery::parse(&query_pairs(req.uri())?)?;
     let now = shop_now();
     let shop = sim.read();
-    let orders = &shop.orders;
+    let (orders, listing) = (&shop.orders, &shop.listing);
     let matches = |i: usize| {
         let o = &orders[i];
         q.order_number.is_none_or(|n| number_of(i as u64) == n)
@@ -655,16 +756,18 @@ async fn list_orders(State(sim): State<EpixelSim>, req: Request) -> ApiResult {
     let filtered = q.order_number.is_some() || q.period.is_some() || q.category.is_some();
     // Newest first; without filters the page is a plain range, with no scan.
     let page: Vec<usize> = if filtered {
-        (0..orders.len())
+        listing
+            .iter()
             .rev()
+            .copied()
             .filter(|&i| matches(i))
             .skip(q.offset)
             .take(q.limit)
             .collect()
     } else {
-        let end = orders.len().saturating_sub(q.offset);
+        let end = listing.len().saturating_sub(q.offset);
         let start = end.saturating_sub(q.limit);
-        (start..end).rev().collect()
+        listing[start..end].iter().rev().copied().collect()
     };
     let mut body = String::with_capacity(page.len() * 900 + 256);
     body.push_str(r#"{"status_code":200,"errors":{},"data":{"orders":["#);

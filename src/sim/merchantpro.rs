@@ -4,8 +4,12 @@
 //! the server itself are the shared pieces of [`super`].
 //!
 //! Built for volume: every order's JSON is rendered once into a `String` (again only when that
-//! order changes) and pages are built by concatenation; orders live in a `Vec` in creation order,
-//! so date filters are binary searches and an id is its own index.
+//! order changes) and pages are built by concatenation; orders live in a `Vec` in id order, so an
+//! id is its own index, and the listing keeps the live ones in creation order, so date filters
+//! are binary searches.
+//!
+//! For the drift tests (`verify`), the back office can also do what a sync cannot see: change a
+//! status without moving `date_modified`, place orders created in the past, and delete orders.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -132,14 +136,18 @@ pub enum Paging {
 }
 
 struct Shop {
-    /// In creation order, which is both `date_created` order and id order; the order with id
-    /// `FIRST_ID + i` is at index `i`.
+    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
+    /// at index `i`.
     orders: Vec<StoredOrder>,
+    /// Indexes of the live orders in `date_created` order (ties in id order): the listing. Id
+    /// order too, unless orders were placed backdated.
+    listing: Vec<usize>,
     next_invoice: u64,
 }
 
 struct StoredOrder {
     created: DateTime<FixedOffset>,
+    deleted: bool,
     /// `created`'s calendar day in the shop's zone, what `created_after`/`created_before` compare.
     day: NaiveDate,
     state: OrderState,
@@ -203,6 +211,7 @@ impl MerchantProSim {
                 faults: Faults::default(),
                 log: RequestLog::default(),
                 shop: RwLock::new(Shop {
+                    listing: (0..orders.len()).collect(),
                     orders,
                     next_invoice: FIRST_NEW_INVOICE,
                 }),
@@ -269,9 +278,9 @@ impl MerchantProSim {
         for _ in 0..n {
             let index = shop.orders.len() as u64;
             let now = shop_now();
-            let created = shop.orders.last().map_or(now, |last| {
-                now.max(last.created + chrono::Duration::seconds(1))
-            });
+            let created = shop
+                .newest()
+                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)));
             let generated = generate(seed, index, created);
             let state = OrderState {
                 shipping_status: "awaiting".to_owned(),
@@ -280,25 +289,83 @@ impl MerchantProSim {
                 date_modified: created,
                 invoice: None,
             };
-            shop.orders
-                .push(StoredOrder::from_generated(generated, created, state));
+            shop.place(StoredOrder::from_generated(generated, created, state));
             ids.push(FIRST_ID + index);
         }
         ids
     }
 
+    /// Sets `shipping_status` as the back office would, without moving `date_modified`: a
+    /// change no filter and no update time shows.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn set_status_quietly(&self, id: u64, shipping_status: &str) {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the MerchantPro simulator has no order {id}"));
+        let order = &mut shop.orders[index];
+        let mut state = order.state.clone();
+        state.shipping_status = shipping_status.to_owned();
+        order.restate(seed, index as u64, state);
+    }
+
+    /// Places `n` confirmed orders created at `created` (one second apart, not modified since),
+    /// where the creation-date listing puts them: among the old orders, before any
+    /// `created_after` a sync has moved past. Returns their ids.
+    pub fn add_backdated_orders(&self, n: usize, created: DateTime<Utc>) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            let index = shop.orders.len() as u64;
+            let created = created.with_timezone(&shop_tz()).trunc_subsecs(0)
+                + chrono::Duration::seconds(k as i64);
+            let generated = generate(seed, index, created);
+            let state = OrderState {
+                shipping_status: "confirmed".to_owned(),
+                payment_status: "awaiting",
+                shipping_awb: None,
+                date_modified: created,
+                invoice: None,
+            };
+            shop.place(StoredOrder::from_generated(generated, created, state));
+            ids.push(FIRST_ID + index);
+        }
+        ids
+    }
+
+    /// Deletes order `id`: it leaves the listing, and reads and updates no longer find it.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn delete_order(&self, id: u64) {
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the MerchantPro simulator has no order {id}"));
+        shop.orders[index].deleted = true;
+        shop.listing.retain(|&i| i != index);
+    }
+
+    /// Live order ids, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        (0..self.read().orders.len() as u64)
-            .map(|i| FIRST_ID + i)
+        let shop = self.read();
+        (0..shop.orders.len())
+            .filter(|&i| !shop.orders[i].deleted)
+            .map(|i| FIRST_ID + i as u64)
             .collect()
     }
 
-    /// Every order, id ascending.
+    /// Every live order, id ascending.
     pub fn truth(&self) -> Vec<TruthOrder> {
         let shop = self.read();
         shop.orders
             .iter()
             .enumerate()
+            .filter(|(_, o)| !o.deleted)
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 shipping_status: o.state.shipping_status.clone(),
@@ -349,9 +416,33 @@ impl MerchantProSim {
 }
 
 impl Shop {
+    /// The index of live order `id`.
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        (index < self.orders.len()).then_some(index)
+        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
+    }
+
+    /// Where live order `index` is in the listing.
+    fn position_of(&self, index: usize) -> Option<usize> {
+        let key = (self.orders[index].created, index);
+        self.listing
+            .binary_search_by(|&i| (self.orders[i].created, i).cmp(&key))
+            .ok()
+    }
+
+    /// When the newest live order was created.
+    fn newest(&self) -> Option<DateTime<FixedOffset>> {
+        self.listing.last().map(|&i| self.orders[i].created)
+    }
+
+    /// Adds a new order (the next id) at its place in the listing.
+    fn place(&mut self, order: StoredOrder) {
+        let index = self.orders.len();
+        let at = self
+            .listing
+            .partition_point(|&i| self.orders[i].created <= order.created);
+        self.orders.push(order);
+        self.listing.insert(at, index);
     }
 }
 
@@ -374,6 +465,7 @@ impl StoredOrder {
         let (json, items) = render(&mut generated, &state);
         StoredOrder {
             created,
+            deleted: false,
             day: created.date_naive(),
             state,
             facts,
@@ -396,6 +488,11 @@ impl StoredOrder {
         // even when two land within the same second.
         state.date_modified =
             shop_now().max(self.state.date_modified + chrono::Duration::seconds(1));
+        self.restate(seed, index, state);
+    }
+
+    /// Takes `state` as it is and re-renders.
+    fn restate(&mut self, seed: u64, index: u64, state: OrderState) {
         let mut generated = generate(seed, index, self.created);
         let (json, items) = render(&mut generated, &state);
         self.json = json;
@@ -772,20 +869,23 @@ async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResu
     let q = ListQuery::parse(&query_pairs(uri)?)?;
 
     let shop = sim.read();
-    let orders = &shop.orders;
+    let (orders, listing) = (&shop.orders, &shop.listing);
     let lo = q
         .created_after
-        .map_or(0, |d| orders.partition_point(|o| o.day < d));
+        .map_or(0, |d| listing.partition_point(|&i| orders[i].day < d));
     let hi = q
         .created_before
-        .map_or(orders.len(), |d| orders.partition_point(|o| o.day < d))
+        .map_or(listing.len(), |d| {
+            listing.partition_point(|&i| orders[i].day < d)
+        })
         .max(lo);
-    // The matching positions, ascending; `None` while every position in lo..hi matches, which
-    // keeps the common unfiltered page free of any scan.
+    // The matching positions in the listing, ascending; `None` while every position in lo..hi
+    // matches, which keeps the common unfiltered page free of any scan.
     let mut positions: Option<Vec<usize>> = q.ids.as_ref().map(|ids| {
         let mut p: Vec<usize> = ids
             .iter()
             .filter_map(|&id| shop.index_of(id))
+            .filter_map(|i| shop.position_of(i))
             .filter(|p| (lo..hi).contains(p))
             .collect();
         p.sort_unstable();
@@ -796,7 +896,7 @@ async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResu
         let matches = |p: &usize| {
             q.filters
                 .iter()
-                .all(|(f, v)| orders[*p].field_value(*f) == v.as_str())
+                .all(|(f, v)| orders[listing[*p]].field_value(*f) == v.as_str())
         };
         positions = Some(match positions {
             Some(p) => p.into_iter().filter(matches).collect(),
@@ -832,7 +932,7 @@ async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResu
         if n > 0 {
             body.push(',');
         }
-        let record = orders[nth(k)].list_json(q.line_items);
+        let record = orders[listing[nth(k)]].list_json(q.line_items);
         let corrupt_this = corrupt && (n == 1 || (n == 0 && current == 1));
         push_record(&mut body, &record, q.fields.as_deref(), corrupt_this);
     }

@@ -157,12 +157,13 @@ struct Inner {
 }
 
 struct Account {
-    /// In creation order (deleted ones stay, out of every listing).
+    /// In the order they were added (deleted ones stay, out of every listing).
     orders: Vec<StoredOrder>,
     positions: HashMap<String, usize>,
-    /// Positions of the live orders, ascending (oldest first).
+    /// Positions of the live orders, oldest first (by `createdAt`, ties in the order they were
+    /// added): ascending positions, unless orders were placed backdated.
     live: Vec<usize>,
-    /// Positions of the live orders of each status, ascending.
+    /// Positions of the live orders of each status, ordered as `live`.
     by_status: HashMap<String, Vec<usize>>,
 }
 
@@ -372,9 +373,33 @@ impl MitrabunsoSim {
         for _ in 0..n {
             let index = account.orders.len();
             let now = platform_now();
-            let created = account.orders.last().map_or(now, |last| {
-                now.max(last.created + chrono::Duration::seconds(1))
-            });
+            let newest = account.live.last().map(|&p| account.orders[p].created);
+            let created =
+                newest.map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)));
+            let parts = generate(seed, index as u64, created);
+            let state = born(seed, index as u64, &parts, status, created, created);
+            ids.push(parts.id.clone());
+            account.push(StoredOrder::new(&parts, created, state));
+        }
+        ids
+    }
+
+    /// Places `n` orders in `status` created at `created` (one second apart), where a listing
+    /// by creation date puts them: deep in the list among the old orders, past where a scan
+    /// that stops at known orders looks. Returns their ids.
+    pub fn add_backdated_orders(
+        &self,
+        n: usize,
+        created: DateTime<Utc>,
+        status: &str,
+    ) -> Vec<String> {
+        let seed = self.inner.seed;
+        let mut account = self.write();
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            let index = account.orders.len();
+            let created = created.with_timezone(&platform_tz()).trunc_subsecs(0)
+                + chrono::Duration::seconds(k as i64);
             let parts = generate(seed, index as u64, created);
             let state = born(seed, index as u64, &parts, status, created, created);
             ids.push(parts.id.clone());
@@ -457,43 +482,57 @@ impl MitrabunsoSim {
     }
 }
 
+/// Where order `p` belongs in a listing of `orders`' positions ordered by creation.
+fn listing_slot(orders: &[StoredOrder], list: &[usize], p: usize) -> Result<usize, usize> {
+    let key = (orders[p].created, p);
+    list.binary_search_by(|&q| (orders[q].created, q).cmp(&key))
+}
+
+fn list_insert(orders: &[StoredOrder], list: &mut Vec<usize>, p: usize) {
+    if let Err(i) = listing_slot(orders, list, p) {
+        list.insert(i, p);
+    }
+}
+
+fn list_remove(orders: &[StoredOrder], list: &mut Vec<usize>, p: usize) {
+    if let Ok(i) = listing_slot(orders, list, p) {
+        list.remove(i);
+    }
+}
+
 impl Account {
     fn push(&mut self, order: StoredOrder) {
         let p = self.orders.len();
         self.positions.insert(order.facts.id.clone(), p);
-        if order.state.deleted_at.is_none() {
-            self.live.push(p);
-            self.by_status
-                .entry(order.state.status.clone())
-                .or_default()
-                .push(p);
-        }
+        let status = order
+            .state
+            .deleted_at
+            .is_none()
+            .then(|| order.state.status.clone());
         self.orders.push(order);
+        if let Some(status) = status {
+            list_insert(&self.orders, &mut self.live, p);
+            list_insert(&self.orders, self.by_status.entry(status).or_default(), p);
+        }
     }
 
     /// Moves order `p` between listings (`None`: deleted) after a status change or deletion.
     fn relist(&mut self, p: usize, from: Option<&str>, to: Option<&str>) {
-        fn remove(list: &mut Vec<usize>, p: usize) {
-            if let Ok(i) = list.binary_search(&p) {
-                list.remove(i);
-            }
-        }
-        fn insert(list: &mut Vec<usize>, p: usize) {
-            if let Err(i) = list.binary_search(&p) {
-                list.insert(i, p);
-            }
-        }
         if let Some(from) = from
             && let Some(list) = self.by_status.get_mut(from)
         {
-            remove(list, p);
+            list_remove(&self.orders, list, p);
         }
         match to {
             Some(to) => {
-                insert(self.by_status.entry(to.to_owned()).or_default(), p);
-                insert(&mut self.live, p);
+                list_insert(
+                    &self.orders,
+                    self.by_status.entry(to.to_owned()).or_default(),
+                    p,
+                );
+                list_insert(&self.orders, &mut self.live, p);
             }
-            None => remove(&mut self.live, p),
+            None => list_remove(&self.orders, &mut self.live, p),
         }
     }
 }

@@ -8,9 +8,12 @@
 //! trailing zeros of the microseconds dropped (as Postgres prints them), `order_date` in +07:00
 //! or `Z`.
 //!
-//! Built for volume: every order's JSON is rendered once (again only when it changes); orders
-//! are kept in order-date order, so the `since`/`until` filter is two binary searches and a page
-//! is a concatenation of ready strings.
+//! Built for volume: every order's JSON is rendered once (again only when it changes); the
+//! listing keeps the live orders in order-date order, so the `since`/`until` filter is two
+//! binary searches and a page is a concatenation of ready strings.
+//!
+//! For the drift tests (`verify`), the back office can also do what a sync cannot see: change a
+//! status without moving `updatedAt`, place orders dated in the past, and delete orders.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -154,12 +157,17 @@ struct Inner {
 }
 
 struct Shop {
-    /// In order-date order, which is also id order.
+    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
+    /// at index `i`.
     orders: Vec<StoredOrder>,
+    /// Indexes of the live orders in order-date order (ties in id order): the listing. Id
+    /// order too, unless orders were placed backdated.
+    listing: Vec<usize>,
 }
 
 struct StoredOrder {
     placed: DateTime<Utc>,
+    deleted: bool,
     state: OrderState,
     facts: Facts,
     json: String,
@@ -225,7 +233,10 @@ impl SircloSim {
                 api_secret: opts.api_secret,
                 faults: Faults::default(),
                 log: RequestLog::default(),
-                shop: RwLock::new(Shop { orders }),
+                shop: RwLock::new(Shop {
+                    listing: (0..orders.len()).collect(),
+                    orders,
+                }),
                 page_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
             }),
         }
@@ -285,7 +296,7 @@ impl SircloSim {
             let index = shop.orders.len() as u64;
             // Never in the future: a list whose `until` is "now" must see an order placed now.
             let now = Utc::now().trunc_subsecs(0);
-            let placed = shop.orders.last().map_or(now, |last| now.max(last.placed));
+            let placed = shop.newest().map_or(now, |newest| now.max(newest));
             let generated = generate(seed, index, placed);
             let state = OrderState {
                 status: "pending".to_owned(),
@@ -294,25 +305,83 @@ impl SircloSim {
                 received_by: None,
                 cancel_reason: None,
             };
-            shop.orders
-                .push(StoredOrder::from_generated(generated, placed, state));
+            shop.place(StoredOrder::from_generated(generated, placed, state));
             ids.push(FIRST_ID + index);
         }
         ids
     }
 
+    /// Sets `status` as the back office would, without moving `updatedAt`: a change no filter
+    /// and no update time shows.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn set_status_quietly(&self, id: u64, platform_status: &str) {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the SIRCLO simulator has no order {id}"));
+        let order = &mut shop.orders[index];
+        let mut state = order.state.clone();
+        state.status = platform_status.to_owned();
+        order.restate(seed, index as u64, state);
+    }
+
+    /// Places `n` accepted orders dated `placed` (one second apart, last updated when they were
+    /// created), where the order-date listing puts them: among the old orders, out of reach of
+    /// a sync window that starts after them. Returns their ids.
+    pub fn add_backdated_orders(&self, n: usize, placed: DateTime<Utc>) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.write();
+        let mut ids = Vec::with_capacity(n);
+        for k in 0..n {
+            let index = shop.orders.len() as u64;
+            let placed = placed.trunc_subsecs(0) + chrono::Duration::seconds(k as i64);
+            let generated = generate(seed, index, placed);
+            let state = OrderState {
+                status: "accepted".to_owned(),
+                airwaybill: None,
+                updated: generated.created,
+                received_by: None,
+                cancel_reason: None,
+            };
+            shop.place(StoredOrder::from_generated(generated, placed, state));
+            ids.push(FIRST_ID + index);
+        }
+        ids
+    }
+
+    /// Deletes order `id`: it leaves the listing, and updates no longer find it.
+    ///
+    /// # Panics
+    /// If there is no order `id`.
+    pub fn delete_order(&self, id: u64) {
+        let mut shop = self.write();
+        let index = shop
+            .index_of(id)
+            .unwrap_or_else(|| panic!("the SIRCLO simulator has no order {id}"));
+        shop.orders[index].deleted = true;
+        shop.listing.retain(|&i| i != index);
+    }
+
+    /// Live order ids, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        (0..self.read().orders.len() as u64)
-            .map(|i| FIRST_ID + i)
+        let shop = self.read();
+        (0..shop.orders.len())
+            .filter(|&i| !shop.orders[i].deleted)
+            .map(|i| FIRST_ID + i as u64)
             .collect()
     }
 
-    /// Every order, id ascending (which is also order-date order).
+    /// Every live order, id ascending (which is also order-date order unless orders were
+    /// placed backdated).
     pub fn truth(&self) -> Vec<TruthOrder> {
         let shop = self.read();
         shop.orders
             .iter()
             .enumerate()
+            .filter(|(_, o)| !o.deleted)
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 number: o.facts.number.clone(),
@@ -395,9 +464,25 @@ impl SircloSim {
 }
 
 impl Shop {
+    /// The index of live order `id`.
     fn index_of(&self, id: u64) -> Option<usize> {
         let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        (index < self.orders.len()).then_some(index)
+        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
+    }
+
+    /// When the newest live order was placed.
+    fn newest(&self) -> Option<DateTime<Utc>> {
+        self.listing.last().map(|&i| self.orders[i].placed)
+    }
+
+    /// Adds a new order (the next id) at its place in the listing.
+    fn place(&mut self, order: StoredOrder) {
+        let index = self.orders.len();
+        let at = self
+            .listing
+            .partition_point(|&i| self.orders[i].placed <= order.placed);
+        self.orders.push(order);
+        self.listing.insert(at, index);
     }
 }
 
@@ -418,6 +503,7 @@ impl StoredOrder {
         let json = render(&mut generated.record, &state);
         StoredOrder {
             placed,
+            deleted: false,
             state,
             facts,
             json,
@@ -434,6 +520,11 @@ impl StoredOrder {
         // Strictly later than before, so every change shows in `updatedAt`'s text even when two
         // land within the same microsecond.
         state.updated = now_micros().max(self.state.updated + chrono::Duration::microseconds(1));
+        self.restate(seed, index, state);
+    }
+
+    /// Takes `state` as it is and re-renders.
+    fn restate(&mut self, seed: u64, index: u64, state: OrderState) {
         let mut generated = generate(seed, index, self.placed);
         self.json = render(&mut generated.record, &state);
         self.state = state;
@@ -576,9 +667,11 @@ async fn list_orders(
     let q = ListQuery::parse(req.uri())?;
 
     let shop = sim.read();
-    let orders = &shop.orders;
-    let lo = orders.partition_point(|o| o.placed < q.since);
-    let hi = orders.partition_point(|o| o.placed <= q.until).max(lo);
+    let (orders, listing) = (&shop.orders, &shop.listing);
+    let lo = listing.partition_point(|&i| orders[i].placed < q.since);
+    let hi = listing
+        .partition_point(|&i| orders[i].placed <= q.until)
+        .max(lo);
     let total = hi - lo;
     let from = (page_no - 1).saturating_mul(q.perpage).min(total);
     let cap = sim
@@ -591,7 +684,11 @@ async fn list_orders(
     let mut body =
         String::with_capacity(count * orders.first().map_or(0, |o| o.json.len() + 64) + 128);
     body.push_str(r#"{"data":["#);
-    for (n, order) in orders[lo + from..lo + to].iter().enumerate() {
+    for (n, order) in listing[lo + from..lo + to]
+        .iter()
+        .map(|&i| &orders[i])
+        .enumerate()
+    {
         if n > 0 {
             body.push(',');
         }

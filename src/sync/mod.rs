@@ -310,6 +310,7 @@ impl Engine<'_> {
             platform: &self.cfg.name,
             window,
             store: self.store,
+            exhaustive: false,
         };
         let mut report = PassReport::default();
         let mut seen = std::collections::HashSet::from([token.clone()]);
@@ -567,6 +568,7 @@ impl Engine<'_> {
             platform: &self.cfg.name,
             window,
             store: self.store,
+            exhaustive: false,
         };
         let mut token = src.first_token(&window);
         let mut seen = std::collections::HashSet::from([token.clone()]);

@@ -50,6 +50,8 @@ pub struct Metrics {
     /// seldom it runs (a failed-runs counter that steps once reads as no increase).
     last_failure: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     database_fault: Gauge,
+    /// Orders the last verify of each platform found drifted, by kind of drift.
+    drift: Family<Labels, Gauge>,
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -81,6 +83,7 @@ impl Metrics {
             unwatched: Family::default(),
             last_failure: Family::default(),
             database_fault: Gauge::default(),
+            drift: Family::default(),
             successes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -150,6 +153,11 @@ impl Metrics {
             "Open orders placed before reconcile_horizon, which reconcile does not re-read",
             m.unwatched.clone(),
         );
+        registry.register(
+            "drift_orders",
+            "Orders the last verify found missing, changed (and not repaired) or extra",
+            m.drift.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -216,6 +224,16 @@ impl Metrics {
         self.pushes
             .get_or_create(&labels(&[("platform", platform), ("outcome", outcome)]))
             .inc();
+    }
+
+    /// The drift a verify of `platform` left: missing and changed orders it did not repair,
+    /// and stored orders the platform no longer lists.
+    pub fn record_verify(&self, platform: &str, missing: u64, changed: u64, extra: u64) {
+        for (drift, n) in [("missing", missing), ("changed", changed), ("extra", extra)] {
+            self.drift
+                .get_or_create(&labels(&[("platform", platform), ("drift", drift)]))
+                .set(n as i64);
+        }
     }
 
     /// Starts the health clock of the platforms the daemon now runs, and their counters.

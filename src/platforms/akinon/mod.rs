@@ -14,6 +14,9 @@
 //! - `order-items/?updated_at__gte=…&page=…&limit=…`: items changed in the window. Their orders
 //!   that this pass has not stored yet changed only through a line; they are re-read (by
 //!   `number`, the only order filter that names one order) with all their items.
+//!
+//! An exhaustive pass (`verify`) is phase one alone: it reads every order in the window with all
+//! of its lines, so there is no line-only change left to look for.
 
 pub mod map;
 pub mod push;
@@ -344,10 +347,11 @@ impl Akinon {
             }
         }
         self.complete(orders, &mut page).await?;
-        page.next = Some(
-            self.next_token(token, list.next, had_records)
-                .unwrap_or_else(|| self.items_scan_token(&ctx.window)),
-        );
+        // The items phase only finds orders that changed through a line since the window's
+        // start; an exhaustive pass has just read every order with all of its lines.
+        page.next = self
+            .next_token(token, list.next, had_records)
+            .or_else(|| (!ctx.exhaustive).then(|| self.items_scan_token(&ctx.window)));
         Ok(page)
     }
 

@@ -1,10 +1,10 @@
 //! Epixel MLM commerce (`kind = "epixel"`): `GET …/commerce/all-orders/` paged with `limit` and
 //! `offset` while a page is full, with no filter at all, so every pass scans the whole list and
 //! finds changes by `modified`; the lines of an order come from `GET …/commerce/order-details/`,
-//! read only for orders that are new or whose `modified` (or status) moved. Every request
-//! carries `apikey` and `Authorization: Bearer`; the token is configured or obtained from
-//! `POST …/user/login/`, and obtained again once when the platform stops accepting it.
-//! Read-only: no push.
+//! read only for orders that are new or whose `modified` (or status) moved, and for every order
+//! in an exhaustive pass (`verify`), which trusts nothing stored. Every request carries `apikey`
+//! and `Authorization: Bearer`; the token is configured or obtained from `POST …/user/login/`,
+//! and obtained again once when the platform stops accepting it. Read-only: no push.
 
 pub mod map;
 pub mod wire;
@@ -477,11 +477,16 @@ impl Source for Epixel {
         let mut previous: HashMap<String, String> = HashMap::new();
         let mut unknown = Vec::new();
         {
-            let recent = self
+            let mut recent = self
                 .session
                 .recent
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
+            // What the last page of an earlier pass emitted is no reading of this one: an
+            // exhaustive pass reads every order's details afresh.
+            if ctx.exhaustive && offset == 0 {
+                recent.clear();
+            }
             // A platform that ignores `offset` (or `limit`) answers every page with the same
             // full page: without this the pass would never end. Real paging repeats at most
             // the few orders placed since the previous page.
@@ -503,7 +508,9 @@ impl Source for Epixel {
                 }
             }
         }
-        previous.extend(stored_raws(ctx.store, ctx.platform, unknown).await?);
+        if !ctx.exhaustive {
+            previous.extend(stored_raws(ctx.store, ctx.platform, unknown).await?);
+        }
         self.complete(records, &previous, &mut page).await?;
         *self
             .session
@@ -703,6 +710,7 @@ mod tests {
             platform: "epx",
             window: Window { from: now, to: now },
             store: &store,
+            exhaustive: false,
         };
         let first = src
             .fetch_page(&ctx, &src.first_token(&ctx.window))
@@ -717,6 +725,98 @@ mod tests {
             first.orders.iter().map(|o| &o.raw).collect::<Vec<_>>(),
             "and the repeat reuses the details it just read"
         );
+    }
+
+    #[tokio::test]
+    async fn an_exhaustive_pass_reads_details_the_store_already_holds() {
+        use axum::routing::get;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        const RECORD: &str =
+            r#"{"id":1,"order_number":11,"status":"Pending","modified":"2025-01-01T00:00:00Z"}"#;
+        const NOW: &str = r#"[{"id":5,"quantity":2}]"#;
+        const STORED: &str = r#"[{"id":5,"quantity":1}]"#;
+        let details_read = Arc::new(AtomicUsize::new(0));
+        let router = || {
+            let count = details_read.clone();
+            axum::Router::new()
+                .route(
+                    "/commerce/all-orders/",
+                    get(|| async {
+                        format!(
+                            r#"{{"status_code":200,"errors":{{}},"data":{{"orders":[{RECORD}],"filter_data":{{}}}}}}"#
+                        )
+                    }),
+                )
+                .route(
+                    "/commerce/order-details/",
+                    get(move || async move {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        format!(r#"{{"status_code":200,"errors":{{}},"data":{NOW}}}"#)
+                    }),
+                )
+        };
+        let (src, store, _running, _dir) = client(router(), 2).await;
+        // The order is stored at the same `modified` and status with other lines: only its
+        // details say so.
+        let first = src
+            .fetch_page(
+                &PassCtx {
+                    platform: "epx",
+                    window: Window {
+                        from: chrono::Utc::now(),
+                        to: chrono::Utc::now(),
+                    },
+                    store: &store,
+                    exhaustive: false,
+                },
+                &token(2, 0),
+            )
+            .await
+            .unwrap();
+        let stale = Incoming::new(
+            first.orders[0].order.clone(),
+            wire::stored_raw(RECORD, Some(STORED)),
+        );
+        store
+            .write(move |c| {
+                let tx = c.transaction()?;
+                crate::store::apply_page(
+                    &tx,
+                    &crate::store::PageWrite {
+                        platform: "epx".into(),
+                        orders: vec![stale],
+                        rejects: Vec::new(),
+                        observed_at: chrono::Utc::now(),
+                        checkpoint: None,
+                    },
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        for exhaustive in [false, true] {
+            // A client of its own each time: nothing read by an earlier pass to reuse.
+            let (src, _other_store, _running, _dir) = client(router(), 2).await;
+            let ctx = PassCtx {
+                platform: "epx",
+                window: Window { from: now, to: now },
+                store: &store,
+                exhaustive,
+            };
+            let before = details_read.load(Ordering::SeqCst);
+            let page = src.fetch_page(&ctx, &token(2, 0)).await.unwrap();
+            let read = details_read.load(Ordering::SeqCst) - before;
+            if exhaustive {
+                assert_eq!(read, 1, "an exhaustive pass reads the details again");
+                assert_eq!(page.orders[0].raw, wire::stored_raw(RECORD, Some(NOW)));
+            } else {
+                assert_eq!(read, 0, "a sync reuses the stored details");
+                assert_eq!(page.orders[0].raw, wire::stored_raw(RECORD, Some(STORED)));
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //!
 //! Every page token is self-contained (phase, offset and what the `SENT` scan has learnt), since
 //! the engine stores it as the checkpoint a killed pass resumes from.
+//!
+//! An exhaustive pass ([`PassCtx::exhaustive`], `verify`) reads the unfiltered listing from its
+//! head to its end instead: every order the account holds, whatever its status, and the
+//! listing's own `total`.
 
 pub mod map;
 pub mod wire;
@@ -223,6 +227,7 @@ impl Mitrabunso {
             ids,
             count,
             more,
+            total,
         })
     }
 
@@ -453,6 +458,20 @@ impl Mitrabunso {
         }
         Ok(listed.into_page(Some(cur)))
     }
+
+    /// One page of the unfiltered listing, for an exhaustive pass: no stop at known orders.
+    async fn full_scan(&self, offset: u64) -> Result<Page, HttpError> {
+        let listed = self.get_list(None, offset).await?;
+        let next = listed.more.then(|| Cursor {
+            list: List::All,
+            offset: offset + listed.count,
+            ..Cursor::default()
+        });
+        let total = listed.total;
+        let mut page = listed.into_page(next);
+        page.total = total;
+        Ok(page)
+    }
 }
 
 impl Source for Mitrabunso {
@@ -467,7 +486,14 @@ impl Source for Mitrabunso {
                   "unreadable checkpoint (from another version?); starting the pass over");
             Cursor::open(0, 0)
         });
+        if ctx.exhaustive {
+            // The pass's first token names the first open scan; an exhaustive pass reads the
+            // unfiltered listing from its head instead.
+            let offset = if cur.list == List::All { cur.offset } else { 0 };
+            return self.full_scan(offset).await;
+        }
         match cur.list {
+            List::All => self.full_scan(cur.offset).await,
             List::Open(i) => self.open_scan(i, cur.offset).await,
             List::Sent => self.sent_scan(ctx, cur).await,
             List::Elsewhere => self.elsewhere_scan(cur).await,
@@ -529,6 +555,8 @@ struct Listed {
     /// Records in `data`, rejected ones included: what the offset advances by.
     count: u64,
     more: bool,
+    /// How many orders the listing holds, where the platform says.
+    total: Option<u64>,
 }
 
 impl Listed {
@@ -622,6 +650,8 @@ enum List {
     Sent,
     /// The unfiltered listing, read for orders now in a status the scans do not list.
     Elsewhere,
+    /// The unfiltered listing, read whole (an exhaustive pass).
+    All,
 }
 
 /// Where a pass is, encoded as the page token (`list=NEW&offset=200`, …).
@@ -668,6 +698,7 @@ impl Cursor {
             List::Open(i) => OPEN_STATUSES[i],
             List::Sent => SENT,
             List::Elsewhere => "ANY",
+            List::All => "ALL",
         };
         s.append_pair("list", list);
         s.append_pair("offset", &self.offset.to_string());
@@ -702,6 +733,7 @@ impl Cursor {
                     list = Some(match value.as_ref() {
                         SENT => List::Sent,
                         "ANY" => List::Elsewhere,
+                        "ALL" => List::All,
                         other => List::Open(
                             OPEN_STATUSES
                                 .iter()
@@ -747,6 +779,12 @@ mod tests {
             Cursor::decode("list=NEW&offset=200").unwrap(),
             Cursor::open(1, 200)
         );
+        let all = Cursor {
+            list: List::All,
+            offset: 100,
+            ..Cursor::default()
+        };
+        assert_eq!(Cursor::decode(&all.encode()).unwrap(), all);
         assert!(Cursor::decode("list=CANCELLED&offset=0").is_err());
         assert!(Cursor::decode("offset=0").is_err());
         assert!(Cursor::decode("list=SENT&offset=-1").is_err());
