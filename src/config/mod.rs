@@ -267,6 +267,11 @@ pub struct PlatformConfig {
     /// are read again once the platform fixes them. A record bad for longer is left in
     /// `rejects` and reported.
     pub reject_hold: Duration,
+    /// When the daemon compares the store with the platform (`ordersync verify`); `None`
+    /// (the default): never on its own.
+    pub verify_schedule: Option<String>,
+    /// Whether the scheduled verify also repairs what it finds (through the change feed).
+    pub verify_repair: bool,
     /// A path prefix such as `/api/v1`: starts with `/`, no trailing `/`.
     pub api_prefix: Option<String>,
 }
@@ -295,6 +300,8 @@ impl PlatformConfig {
             reconcile_horizon: None,
             final_watch: DEFAULT_FINAL_WATCH,
             reject_hold: DEFAULT_REJECT_HOLD,
+            verify_schedule: None,
+            verify_repair: false,
             api_prefix: None,
         }
     }

@@ -47,6 +47,8 @@ const SHARED_PLATFORM_KEYS: &[&str] = &[
     "reconcile_horizon",
     "final_watch",
     "reject_hold",
+    "verify_schedule",
+    "verify_repair",
     "api_prefix",
 ];
 
@@ -78,6 +80,8 @@ struct Layer {
     reconcile_horizon: Option<Duration>,
     final_watch: Option<Duration>,
     reject_hold: Option<Duration>,
+    verify_schedule: Option<Option<String>>,
+    verify_repair: Option<bool>,
     api_prefix: Option<Option<String>>,
 }
 
@@ -520,6 +524,13 @@ impl Validator<'_> {
                         _ => self.cron(key, value).map(Some),
                     }
                 }
+                "verify_schedule" => {
+                    l.verify_schedule = match value {
+                        Value::String(_, s) if is_off(s) => Some(None),
+                        _ => self.cron(key, value).map(Some),
+                    }
+                }
+                "verify_repair" => l.verify_repair = self.boolean(key, value),
                 "backfill_from" => l.backfill_from = self.datetime(key, value),
                 "lookback" => l.lookback = self.duration(key, value),
                 "page_size" => l.page_size = self.u32_in(key, value, 1, 1000),
@@ -745,6 +756,14 @@ impl Validator<'_> {
                 .reject_hold
                 .or(defaults.reject_hold)
                 .unwrap_or(super::DEFAULT_REJECT_HOLD),
+            verify_schedule: own
+                .verify_schedule
+                .or_else(|| defaults.verify_schedule.clone())
+                .flatten(),
+            verify_repair: own
+                .verify_repair
+                .or(defaults.verify_repair)
+                .unwrap_or(false),
             api_prefix: own
                 .api_prefix
                 .or_else(|| defaults.api_prefix.clone())

@@ -191,6 +191,45 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// A scheduled verify (`verify_schedule`): compares the store with the platform, repairing
+    /// only when `verify_repair` says so. Skipped while the previous one is still going; it
+    /// waits for a sync or reconcile of the platform to end (they share the lock file).
+    fn trigger_verify(
+        self: &Arc<Self>,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        if cancel.is_cancelled() || self.auth_held(PassKind::Incremental) {
+            return;
+        }
+        if self
+            .slot
+            .verifying
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            warn!(platform = %self.cfg.name, run = "verify", "skipped: the previous verify of this platform is still going");
+            return;
+        }
+        let (me, store, cancel) = (self.clone(), store.clone(), cancel.clone());
+        tracker.spawn(async move {
+            let opts = crate::verify::VerifyOptions {
+                repair: me.cfg.verify_repair,
+            };
+            // The verify logs its own outcome and sets the drift gauges /health reads.
+            if let Err(e) =
+                crate::verify::verify_locked(&me.cfg, &me.connector, &store, opts, &cancel, None)
+                    .await
+            {
+                warn!(platform = %me.cfg.name, run = "verify", error = %e, "verify could not finish");
+            }
+            me.slot.verifying.store(false, Ordering::Release);
+        });
+    }
+}
+
 fn other(kind: PassKind) -> PassKind {
     match kind {
         PassKind::Incremental => PassKind::Reconcile,
@@ -206,6 +245,8 @@ struct RunSlot {
     lock: tokio::sync::Mutex<()>,
     /// Per kind (incremental, reconcile): a run of that kind is going or waiting for `lock`.
     claimed: [AtomicBool; 2],
+    /// A scheduled verify is going (or waiting for the platform's lock file).
+    verifying: AtomicBool,
 }
 
 /// A run of one kind, going or waiting, from its tick until it ends.
@@ -428,6 +469,25 @@ impl Timetable {
                 && p.needs_reconcile()
             {
                 kinds.push((PassKind::Reconcile, rs.as_str()));
+            }
+            if let Some(expr) = p.cfg.verify_schedule.as_deref() {
+                let (p2, store, cancel, tracker) =
+                    (p.clone(), store.clone(), cancel.clone(), tracker.clone());
+                match Job::new_async(expr, move |_id, _sched| {
+                    p2.trigger_verify(&store, &cancel, &tracker);
+                    Box::pin(async {})
+                }) {
+                    Ok(job) => {
+                        if let Err(e) = self.add(job).await {
+                            error!(platform = %p.cfg.name, run = "verify", error = ?e,
+                                   "the scheduler refused the job: verify is not scheduled");
+                        }
+                    }
+                    Err(e) => {
+                        error!(platform = %p.cfg.name, file = %p.cfg.file.display(), run = "verify",
+                                     error = ?e, "invalid verify_schedule {expr:?}: verify is not scheduled")
+                    }
+                }
             }
             for (kind, expr) in kinds {
                 let (p2, store, cancel, tracker) =

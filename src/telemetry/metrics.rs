@@ -52,6 +52,9 @@ pub struct Metrics {
     database_fault: Gauge,
     /// Orders the last verify of each platform found drifted, by kind of drift.
     drift: Family<Labels, Gauge>,
+    last_verify: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// For `/health`: the platforms whose last verify left missing or changed orders.
+    drifted: Mutex<BTreeMap<String, (u64, u64)>>,
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
@@ -84,6 +87,8 @@ impl Metrics {
             last_failure: Family::default(),
             database_fault: Gauge::default(),
             drift: Family::default(),
+            last_verify: Family::default(),
+            drifted: Mutex::new(BTreeMap::new()),
             successes: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -157,6 +162,11 @@ impl Metrics {
             "drift_orders",
             "Orders the last verify found missing, changed (and not repaired) or extra",
             m.drift.clone(),
+        );
+        registry.register(
+            "last_verify_timestamp_seconds",
+            "Unix time of each platform's last finished verify",
+            m.last_verify.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -234,6 +244,26 @@ impl Metrics {
                 .get_or_create(&labels(&[("platform", platform), ("drift", drift)]))
                 .set(n as i64);
         }
+        self.last_verify
+            .get_or_create(&labels(&[("platform", platform)]))
+            .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+        let mut d = self.drifted.lock().unwrap_or_else(|e| e.into_inner());
+        if missing + changed > 0 {
+            d.insert(platform.to_string(), (missing, changed));
+        } else {
+            d.remove(platform);
+        }
+    }
+
+    /// Platforms whose last verify left orders missing or changed: `(platform, missing,
+    /// changed)`.
+    pub fn drifted(&self) -> Vec<(String, u64, u64)> {
+        self.drifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, (m, c))| (p.clone(), *m, *c))
+            .collect()
     }
 
     /// Starts the health clock of the platforms the daemon now runs, and their counters.
@@ -242,6 +272,10 @@ impl Metrics {
         let mut s = self.successes.lock().unwrap_or_else(|e| e.into_inner());
         let names: Vec<&str> = names.collect();
         s.retain(|k, _| names.contains(&k.as_str()));
+        self.drifted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| names.contains(&k.as_str()));
         for n in names {
             s.entry(n.to_string()).or_insert(now);
             // Counters that may stay at zero exist from the start, so a dashboard shows 0
@@ -342,6 +376,17 @@ async fn health_handler(State(s): State<ServerState>) -> impl IntoResponse {
         stale
             .iter()
             .map(|(p, t)| format!("{p}: no successful sync since {}", crate::store::ts(*t))),
+    );
+    list.extend(
+        metrics()
+            .drifted()
+            .into_iter()
+            .map(|(p, missing, changed)| {
+                format!(
+                    "{p}: the last verify found {missing} missing and {changed} changed orders \
+             (`ordersync verify {p} --repair`, or verify_repair = true)"
+                )
+            }),
     );
     if list.is_empty() {
         (StatusCode::OK, "ok\n".to_string())
