@@ -431,7 +431,7 @@ async fn a_database_read_only_at_start_is_reported_and_writes_resume_once_it_is_
         run,
     };
     let path = db.display().to_string();
-    eventually(10, "ready", || sc.run.ready()).await;
+    eventually(30, "ready", || sc.run.ready()).await;
     eventually(10, "the read-only database reported at start", || {
         !sc.run
             .log_lines(&["is read-only to this process", &path, "writable"])
