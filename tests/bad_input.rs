@@ -30,7 +30,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use common::*;
 use ordersync::config::PlatformConfig;
-use ordersync::http::{MAX_BODY_BYTES, Redactor, RequestRetry};
+use ordersync::http::MAX_BODY_BYTES;
 use ordersync::platforms::{
     Connector, Reconcile, Source, akinon, epixel, merchantpro, mitrabunso, sirclo,
 };
@@ -130,7 +130,7 @@ impl Bench {
         let cfg = config.platform(kind.name()).unwrap().clone();
         let store = Store::open(&config.daemon.database).unwrap();
         let db = setup.db();
-        let connector = connector(&cfg);
+        let connector = common::fast_connector(&cfg, ATTEMPTS);
         Bench {
             kind,
             fleet,
@@ -315,21 +315,6 @@ impl Bench {
             .unwrap_or_else(|e| panic!("{:?}: the pass after the fault: {e}", self.kind));
         self.assert_matches_truth();
     }
-}
-
-/// The kind's connector with a fast retry policy; everything else as `Connector::new` builds it.
-fn connector(cfg: &PlatformConfig) -> Connector {
-    let fast = RequestRetry {
-        max_attempts: ATTEMPTS,
-        initial_interval: Duration::from_millis(5),
-        max_interval: Duration::from_millis(20),
-        retry_after_cap: Duration::from_secs(1),
-    };
-    let mut cfg = cfg.clone();
-    // No rate limit: the simulators answer as fast as they can.
-    cfg.max_requests_per_second = 0.0;
-    Connector::with_retry(&cfg, &Redactor::default(), CancellationToken::new(), fast)
-        .unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
 }
 
 /// Runs `scenario` for every kind at once (each on its own shop and database).

@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use ordersync::config::PlatformConfig;
-use ordersync::http::{Redactor, RequestRetry};
 use ordersync::platforms::Connector;
 use ordersync::sim::{Fault, Faults, akinon, epixel, merchantpro, mitrabunso, sirclo};
 use ordersync::store::Store;
@@ -584,22 +583,6 @@ impl Captured {
 /// Attempts per request in the echo test: a fault queued this many times fails the request.
 const ATTEMPTS: u32 = 3;
 
-/// The platform's connector as `Connector::new` builds it (the configured secrets and the
-/// credentials derived from them registered for redaction), with a fast retry policy.
-fn fast_connector(cfg: &PlatformConfig) -> Connector {
-    let fast = RequestRetry {
-        max_attempts: ATTEMPTS,
-        initial_interval: Duration::from_millis(5),
-        max_interval: Duration::from_millis(20),
-        retry_after_cap: Duration::from_secs(1),
-    };
-    let mut cfg = cfg.clone();
-    // No rate limit: the simulators answer as fast as they can.
-    cfg.max_requests_per_second = 0.0;
-    Connector::with_retry(&cfg, &Redactor::default(), CancellationToken::new(), fast)
-        .unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
-}
-
 /// One incremental pass, as the daemon runs it; the error as the CLI prints it.
 async fn incremental(
     cfg: &PlatformConfig,
@@ -641,7 +624,7 @@ async fn an_answer_echoing_the_credentials_leaks_no_piece_of_them() {
     ];
     for (name, faults, id_field) in platforms {
         let cfg = config.platform(name).unwrap();
-        let connector = fast_connector(cfg);
+        let connector = common::fast_connector(cfg, ATTEMPTS);
 
         faults.push_n(Fault::EchoRequest, ATTEMPTS as usize);
         let err = incremental(cfg, &store, &connector)

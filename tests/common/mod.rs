@@ -14,6 +14,30 @@ use ordersync::sim::RunningSim;
 use ordersync::sim::merchantpro::{MerchantProSim, SimOptions, TruthOrder};
 use rusqlite::Connection;
 
+/// The kind's connector as `Connector::new` builds it (every configured secret registered for
+/// redaction), with a fast retry policy of `attempts` tries and no rate limit: the simulators
+/// answer as fast as they can.
+pub fn fast_connector(
+    cfg: &ordersync::config::PlatformConfig,
+    attempts: u32,
+) -> ordersync::platforms::Connector {
+    let fast = ordersync::http::RequestRetry {
+        max_attempts: attempts,
+        initial_interval: std::time::Duration::from_millis(5),
+        max_interval: std::time::Duration::from_millis(20),
+        retry_after_cap: std::time::Duration::from_secs(1),
+    };
+    let mut cfg = cfg.clone();
+    cfg.max_requests_per_second = 0.0;
+    ordersync::platforms::Connector::with_retry(
+        &cfg,
+        &ordersync::http::Redactor::default(),
+        tokio_util::sync::CancellationToken::new(),
+        fast,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", cfg.name))
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_ordersync");
 
 pub struct Shop {
