@@ -262,6 +262,13 @@ async fn prometheus_scrapes_the_daemon_answers_every_dashboard_query_and_fires_t
     for (file, toml) in fleet.platform_files(extra) {
         let toml = if file.starts_with("demo-akinon") {
             toml.replace("demo-akinon-api-token", "revoked-akinon-token")
+        } else if file.starts_with("demo-epixel") {
+            // A shop nothing changes: its scheduled verify exports the drift gauges at 0, and
+            // the drift alert must stay quiet.
+            toml.replace(
+                "schedule = \"* * * * * *\"\n",
+                "schedule = \"* * * * * *\"\nverify_schedule = \"*/3 * * * * *\"\n",
+            )
         } else {
             toml
         };
