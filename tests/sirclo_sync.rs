@@ -727,3 +727,44 @@ async fn a_platform_that_caps_its_pages_fails_the_pass_naming_the_page_size_to_s
         "with the page size the platform serves, every order is read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_order_cancelled_within_final_watch_is_found_by_reconcile_with_one_event() {
+    // An order a day for 60 days, the newest ten days ago.
+    let acct = Account::open("sirclo-final", 60, chrono::Duration::days(1)).await;
+    let setup = acct.setup("");
+    sync(&setup).await.unwrap();
+    let db = setup.db();
+    let before = count(&db, "SELECT max(id) FROM order_events");
+    let completed = acct
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| {
+            t.status == "completed"
+                && since_of_order(t) > Utc::now() - chrono::Duration::days(25)
+                && since_of_order(t) < Utc::now() - chrono::Duration::days(10)
+        })
+        .expect("an order completed 10 to 25 days ago");
+    acct.sim.set_status(completed.id, "cancelled");
+
+    sync_without_reconcile(&setup).await.unwrap();
+    assert_eq!(
+        status_of(&db, "sirclo-final", completed.id).1,
+        "completed",
+        "the incremental pass filters on the order date and cannot see the change"
+    );
+    sync(&setup).await.unwrap();
+    assert_eq!(
+        status_of(&db, "sirclo-final", completed.id),
+        ("cancelled".to_string(), "cancelled".to_string())
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM order_events WHERE id > {before}")
+        ),
+        1,
+        "exactly one event: the status_changed of the corrected order"
+    );
+}
