@@ -555,6 +555,38 @@ struct Bars {
     bars: std::sync::Mutex<std::collections::BTreeMap<String, indicatif::ProgressBar>>,
 }
 
+impl Bars {
+    fn shared() -> Arc<Bars> {
+        Arc::new(Bars {
+            multi: indicatif::MultiProgress::new(),
+            bars: Default::default(),
+        })
+    }
+}
+
+/// The platforms a command acts on: the named ones (each must exist: exit 2 otherwise), or
+/// every enabled one when none is named.
+fn select_platforms(
+    config: &Config,
+    names: &[String],
+) -> Result<Vec<crate::config::PlatformConfig>, Exit> {
+    if let Some(n) = names.iter().find(|n| config.platform(n).is_none()) {
+        return Err(unknown_platform(config, n));
+    }
+    Ok(config
+        .platforms
+        .iter()
+        .filter(|p| {
+            if names.is_empty() {
+                p.enabled
+            } else {
+                names.contains(&p.name)
+            }
+        })
+        .cloned()
+        .collect())
+}
+
 impl crate::sync::Progress for Bars {
     fn page(&self, platform: &str, fetched: u64, total: Option<u64>) {
         let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
@@ -604,29 +636,8 @@ async fn sync_with_progress(
     no_reconcile: bool,
     bars: bool,
 ) -> Result<(), Exit> {
-    let progress: Option<Arc<Bars>> = bars.then(|| {
-        Arc::new(Bars {
-            multi: indicatif::MultiProgress::new(),
-            bars: Default::default(),
-        })
-    });
-    for n in names {
-        if config.platform(n).is_none() {
-            return Err(unknown_platform(&config, n));
-        }
-    }
-    let selected: Vec<_> = config
-        .platforms
-        .iter()
-        .filter(|p| {
-            if names.is_empty() {
-                p.enabled
-            } else {
-                names.contains(&p.name)
-            }
-        })
-        .cloned()
-        .collect();
+    let progress = bars.then(Bars::shared);
+    let selected = select_platforms(&config, names)?;
     let store = Store::open(&config.daemon.database)?;
     let cancel = CancellationToken::new();
     let redactor = Redactor::default();

@@ -4,12 +4,10 @@
 //! the exit code: 0 when no listed order is missing or changed (or all of them were repaired),
 //! 1 when drift remains or a platform could not be read.
 
-use std::sync::Arc;
-
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::{Bars, Exit, unknown_platform};
+use super::{Bars, Exit, select_platforms};
 use crate::config::Config;
 use crate::http::Redactor;
 use crate::platforms::Connector;
@@ -80,29 +78,8 @@ pub async fn run(
     json: bool,
     bars: bool,
 ) -> Result<(), Exit> {
-    for n in names {
-        if config.platform(n).is_none() {
-            return Err(unknown_platform(&config, n));
-        }
-    }
-    let selected: Vec<_> = config
-        .platforms
-        .iter()
-        .filter(|p| {
-            if names.is_empty() {
-                p.enabled
-            } else {
-                names.contains(&p.name)
-            }
-        })
-        .cloned()
-        .collect();
-    let progress: Option<Arc<Bars>> = bars.then(|| {
-        Arc::new(Bars {
-            multi: indicatif::MultiProgress::new(),
-            bars: Default::default(),
-        })
-    });
+    let selected = select_platforms(&config, names)?;
+    let progress = bars.then(Bars::shared);
     let store = Store::open(&config.daemon.database)?;
     let cancel = CancellationToken::new();
     {

@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 
 pub use orders::{
     Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, Watched, WatchedOrder,
-    apply_page, content_hash, open_orders_ids, placed_times, watched_in_status, watched_orders,
+    apply_page, content_hash, placed_times, watched_in_status, watched_orders,
 };
 pub use state::{
     PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run,

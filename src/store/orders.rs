@@ -536,29 +536,6 @@ fn load_items(
     Ok(items)
 }
 
-/// Ids of a platform's orders that are not final: what a reconcile pass re-reads.
-pub fn open_orders_ids(
-    conn: &rusqlite::Connection,
-    platform: &str,
-) -> Result<Vec<String>, StoreError> {
-    let finals: Vec<&str> = crate::platforms::model::Status::ALL
-        .into_iter()
-        .filter(|s| s.is_final())
-        .map(Status::as_str)
-        .collect();
-    let mut stmt = conn.prepare(
-        "SELECT order_id FROM orders WHERE platform = ?1
-         AND status NOT IN (?2, ?3, ?4, ?5) ORDER BY placed_at, order_id",
-    )?;
-    let ids = stmt
-        .query_map(
-            params![platform, finals[0], finals[1], finals[2], finals[3]],
-            |r| r.get(0),
-        )?
-        .collect::<Result<Vec<String>, _>>()?;
-    Ok(ids)
-}
-
 /// The orders a reconcile pass re-reads, oldest placed first: every stored open order, and the
 /// final ones that became final at or after `finals_since` (None: no final is watched). When
 /// that was is the store's own last change of the order, or, for an order first seen already
@@ -591,13 +568,12 @@ pub fn watched_orders(
     // last_changed_at is written as text in one format (store::ts), so a text comparison
     // orders it as time; an impossible bound stands for "no final order".
     let since = finals_since.map_or_else(|| "9999".to_string(), super::ts);
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT order_id, placed_at FROM orders WHERE platform = ?1
-         AND (status NOT IN (?2, ?3, ?4, ?5)
-              OR (last_changed_at > first_seen_at AND last_changed_at >= ?6)
-              OR coalesce(updated_at, placed_at) >= ?6)
+         AND (status NOT IN (?2, ?3, ?4, ?5) OR {})
          ORDER BY placed_at, order_id",
-    )?;
+        entered_since("?6")
+    ))?;
     let mut out = Watched::default();
     let rows = stmt.query_map(
         params![platform, finals[0], finals[1], finals[2], finals[3], since],
@@ -621,6 +597,17 @@ pub fn watched_orders(
     Ok(out)
 }
 
+/// SQL: the order entered its current status at or after the time bound to `param`: by the
+/// store's own last change of it, or, for an order first seen already in that status, by the
+/// platform's update time (else its placing time). One rule for every watch, so a first sync
+/// of a shop's history puts no old order on watch.
+fn entered_since(param: &str) -> String {
+    format!(
+        "((last_changed_at > first_seen_at AND last_changed_at >= {param}) \
+          OR coalesce(updated_at, placed_at) >= {param})"
+    )
+}
+
 /// Orders in `platform_status` that entered it at or after `since` (the store's own last
 /// change of the order, or for one first seen in it, the platform's update time), at most
 /// `limit`, least recently read first: `(order_id, number)`.
@@ -632,12 +619,11 @@ pub fn watched_in_status(
     limit: usize,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let since = super::ts(since);
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT order_id, number FROM orders WHERE platform = ?1 AND platform_status = ?2
-         AND ((last_changed_at > first_seen_at AND last_changed_at >= ?3)
-              OR coalesce(updated_at, placed_at) >= ?3)
-         ORDER BY last_seen_at, order_id LIMIT ?4",
-    )?;
+         AND {} ORDER BY last_seen_at, order_id LIMIT ?4",
+        entered_since("?3")
+    ))?;
     let rows = stmt
         .query_map(
             params![platform, platform_status, since, limit as i64],
