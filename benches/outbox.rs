@@ -35,8 +35,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use chrono::Utc;
+use ordersync::model::Status;
 use ordersync::outbox::{Action, Params};
-use ordersync::platforms::model::Status;
 use ordersync::sim::{RecordedRequest, akinon, merchantpro, sirclo};
 use rusqlite::Connection;
 use serde_json::json;

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod model;
 pub mod outbox;
 pub mod platforms;
 pub mod scheduler;

@@ -684,7 +684,7 @@ fn creation_field(kind: Kind) -> &'static str {
 fn placed_at(kind: Kind, written: &str) -> Result<Option<DateTime<Utc>>, String> {
     let map = BTreeMap::new();
     let t = serde_json::Value::String(written.to_owned());
-    let placed = |o: Result<ordersync::platforms::model::Order, _>| {
+    let placed = |o: Result<ordersync::model::Order, _>| {
         o.map(|o| o.placed_at)
             .map_err(|e: ordersync::platforms::lenient::BadTime| e.to_string())
     };

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::Exit;
 use crate::config::{self, Config};
+use crate::model::Status;
 use crate::outbox::{Action, Params};
-use crate::platforms::model::Status;
 use crate::scheduler::{self, DaemonOptions};
 use crate::sim::fleet::{Fleet, NAMES};
 

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use super::Exit;
 use crate::config::Config;
-use crate::store::{self, StoredOrder};
+use crate::model::StoredOrder;
+use crate::store;
 
 fn open(config: &Config) -> Result<Connection, Exit> {
     let path = &config.daemon.database;
@@ -30,7 +31,7 @@ struct PlatformStatus {
     platform: String,
     kind: String,
     enabled: bool,
-    last_run: Option<store::RunRecord>,
+    last_run: Option<crate::model::RunRecord>,
     last_success_at: Option<String>,
     cursor: Option<String>,
     pass_in_progress: bool,
@@ -53,7 +54,7 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
                  FROM sync_runs WHERE platform = ?1 ORDER BY id DESC LIMIT 1",
                 params![name],
                 |r| {
-                    Ok(store::RunRecord {
+                    Ok(crate::model::RunRecord {
                         kind: r.get(0)?,
                         started_at: r.get(1)?,
                         finished_at: r.get(2)?,
@@ -309,7 +310,7 @@ pub fn orders(
     json_out: bool,
 ) -> Result<(), Exit> {
     if let Some(s) = status {
-        s.parse::<crate::platforms::model::Status>()
+        s.parse::<crate::model::Status>()
             .map_err(|e| Exit::usage(e.to_string()))?;
     }
     let conn = open(config)?;

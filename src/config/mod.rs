@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::platforms::model::Status;
+use crate::model::Status;
 
 pub use secret::Secret;
 

@@ -17,7 +17,7 @@ use super::{
     Auth, Config, ConfigError, DaemonConfig, Kind, LogFormat, PlatformConfig, RetryConfig, Secret,
     duration,
 };
-use crate::platforms::model::Status;
+use crate::model::Status;
 
 const DAEMON_KEYS: &[&str] = &[
     "database",

@@ -7,8 +7,6 @@
 //! as one step function: the daemon calls it every `push_interval`, `ordersync push` once, and
 //! tests call it with the clock they choose.
 
-mod model;
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,13 +17,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use tracing::{error, info, warn};
 
-pub use model::{Action, Entry, OrderSnapshot, Params, PushOutcome};
+pub use crate::model::{Action, Entry, OrderSnapshot, Params};
+pub use crate::platforms::PushOutcome;
 
 use crate::config::{PlatformConfig, RetryConfig};
 use crate::http::HttpError;
-use crate::platforms::{self, model::Status};
+use crate::model::Status;
+use crate::model::{StoredItem, StoredOrder};
+use crate::platforms;
 use crate::scheduler::Platform;
-use crate::store::{Store, StoreError, StoredItem, StoredOrder, ts};
+use crate::store::{Store, StoreError, ts};
 
 /// Why `transition` refused. Nothing was queued.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ pub mod epixel;
 pub mod lenient;
 pub mod merchantpro;
 pub mod mitrabunso;
-pub mod model;
+
 pub mod sirclo;
 
 use std::future::Future;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Kind, PlatformConfig};
 use crate::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
-use crate::outbox::{Action, Entry, Params, PushOutcome};
+use crate::model::{Action, Entry, Params, Status};
 use crate::store::{Incoming, RejectRecord, Store};
 
 /// The frozen window of an incremental pass: `[cursor − lookback, pass start]`.
@@ -146,6 +146,16 @@ pub trait Source: Send + Sync {
     fn fetch_ids(&self, ids: &[String]) -> impl Future<Output = Result<Page, HttpError>> + Send;
 }
 
+/// How one push attempt ended.
+#[derive(Debug, Clone)]
+pub enum PushOutcome {
+    Done,
+    /// Sending again cannot help (a 4xx, the platform's refusal); the text is the platform's.
+    Failed(String),
+    /// Worth another attempt later.
+    Retry(HttpError),
+}
+
 /// Why a platform could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
@@ -239,9 +249,10 @@ pub fn push_actions(kind: Kind) -> &'static [&'static str] {
 /// What a kind needs beside the action (SIRCLO's `packed` carries the air waybill).
 pub fn check_push_params(kind: Kind, action: Action, params: &Params) -> Result<(), String> {
     match (kind, action) {
-        (Kind::Sirclo, Action::Status(model::Status::Shipped)) if params.tracking_number.is_none() => {
-            Err("sirclo needs --tracking-number to mark an order shipped (sent as airwaybill_number)".into())
-        }
+        (Kind::Sirclo, Action::Status(Status::Shipped)) if params.tracking_number.is_none() => Err(
+            "sirclo needs --tracking-number to mark an order shipped (sent as airwaybill_number)"
+                .into(),
+        ),
         _ => Ok(()),
     }
 }
@@ -264,14 +275,14 @@ macro_rules! with_source {
 /// Maps a platform status to canonical: the config's `status_map` first (case-insensitive), then
 /// the kind's built-in table, else `unknown` (kept as it came in `platform_status`).
 pub fn map_status(
-    status_map: &std::collections::BTreeMap<String, model::Status>,
+    status_map: &std::collections::BTreeMap<String, Status>,
     platform_status: &str,
-    builtin: impl Fn(&str) -> Option<model::Status>,
-) -> model::Status {
+    builtin: impl Fn(&str) -> Option<Status>,
+) -> Status {
     if !status_map.is_empty()
         && let Some(s) = status_map.get(&platform_status.trim().to_lowercase())
     {
         return *s;
     }
-    builtin(platform_status.trim()).unwrap_or(model::Status::Unknown)
+    builtin(platform_status.trim()).unwrap_or(Status::Unknown)
 }

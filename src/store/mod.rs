@@ -18,12 +18,10 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 pub use orders::{
-    Incoming, PageOutcome, PageWrite, RejectRecord, StoredItem, StoredOrder, Watched, WatchedOrder,
-    apply_page, content_hash, placed_times, watched_in_status, watched_orders,
+    Incoming, PageOutcome, PageWrite, RejectRecord, Watched, WatchedOrder, apply_page,
+    content_hash, placed_times, watched_in_status, watched_orders,
 };
-pub use state::{
-    PassProgress, PassState, RunRecord, finish_run, load_pass_state, save_pass_state, start_run,
-};
+pub use state::{PassProgress, PassState, finish_run, load_pass_state, save_pass_state, start_run};
 
 /// How long a statement waits on another process's lock before failing, unless
 /// `daemon.busy_timeout` says otherwise. Long enough to ride out a reporting query or a backup,
@@ -641,7 +639,7 @@ mod tests {
 
     #[test]
     fn a_reject_naming_its_order_is_kept_once_and_cleared_when_the_order_is_stored() {
-        use crate::platforms::model::{Order, Status};
+        use crate::model::{Order, Status};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
         drop(Store::open(&path).unwrap());
@@ -735,7 +733,7 @@ mod tests {
             .unwrap();
         }
         let found = |key: &str| {
-            StoredOrder::find(&conn, "shop", key)
+            crate::model::StoredOrder::find(&conn, "shop", key)
                 .unwrap()
                 .map(|o| o.order_id)
         };
@@ -744,7 +742,7 @@ mod tests {
         assert_eq!(found("7").as_deref(), Some("7"));
         assert_eq!(found("nope"), None);
         assert_eq!(
-            StoredOrder::find(&conn, "other", "7")
+            crate::model::StoredOrder::find(&conn, "other", "7")
                 .unwrap()
                 .map(|o| o.order_id),
             None

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::state::{PassState, save_pass_state};
 use super::{StoreError, ts};
-use crate::platforms::model::{Item, Order, Status};
+use crate::model::{Item, Order, Status, StoredItem, StoredOrder};
 
 /// One order as fetched: its canonical form, the record's raw JSON, and the hash of that JSON.
 #[derive(Debug, Clone)]
@@ -560,7 +560,7 @@ pub fn watched_orders(
     finals_since: Option<DateTime<Utc>>,
     placed_cap: Option<DateTime<Utc>>,
 ) -> Result<Watched, StoreError> {
-    let finals: Vec<&str> = crate::platforms::model::Status::ALL
+    let finals: Vec<&str> = crate::model::Status::ALL
         .into_iter()
         .filter(|s| s.is_final())
         .map(Status::as_str)
@@ -647,35 +647,6 @@ pub fn placed_times(
         .collect();
     times.sort_unstable();
     Ok(times)
-}
-
-/// An order as the CLI shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredOrder {
-    pub platform: String,
-    pub order_id: String,
-    pub number: String,
-    pub status: String,
-    pub platform_status: String,
-    pub placed_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub currency: Option<String>,
-    pub total: Option<String>,
-    pub customer_name: Option<String>,
-    pub tracking_number: Option<String>,
-    pub first_seen_at: String,
-    pub last_seen_at: String,
-    pub last_changed_at: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredItem {
-    pub item_id: String,
-    pub sku: Option<String>,
-    pub name: Option<String>,
-    pub quantity: String,
-    pub unit_price: Option<String>,
-    pub status: Option<String>,
 }
 
 impl StoredOrder {

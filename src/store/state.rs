@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{StoreError, parse_ts, ts};
+use crate::model::RunRecord;
 
 /// Where a platform's incremental sync stands. `cursor` is the upper bound of the last completed
 /// pass; while a pass runs, `pass` holds its frozen window and the token of the next page.
@@ -85,20 +86,6 @@ pub fn save_pass_state(
         p.map(|p| p.resume.as_str()),
     ])?;
     Ok(())
-}
-
-/// One finished (or failed) run, as `status` reports it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct RunRecord {
-    pub kind: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub outcome: String,
-    pub fetched: u64,
-    pub created: u64,
-    pub changed: u64,
-    pub rejected: u64,
-    pub error: Option<String>,
 }
 
 pub fn start_run(

@@ -12,10 +12,9 @@ use tracing::{info, warn};
 
 use crate::config::PlatformConfig;
 use crate::http::HttpError;
+use crate::model::RunRecord;
 use crate::platforms::{Page, PassCtx, Reconcile, Source, Window};
-use crate::store::{
-    self, PageOutcome, PageWrite, PassProgress, PassState, RunRecord, Store, StoreError,
-};
+use crate::store::{self, PageOutcome, PageWrite, PassProgress, PassState, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassKind {

@@ -21,7 +21,8 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::store::{RunRecord, Store};
+use crate::model::RunRecord;
+use crate::store::Store;
 
 type Labels = Vec<(String, String)>;
 

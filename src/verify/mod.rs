@@ -450,8 +450,8 @@ async fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Order, Status};
     use crate::platforms::Reconcile;
-    use crate::platforms::model::{Order, Status};
 
     /// A listing scripted page by page: tokens are page numbers, and each page names its next.
     struct Scripted {

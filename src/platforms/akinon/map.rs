@@ -9,9 +9,9 @@ use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 
 use super::wire;
+use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
-use crate::platforms::model::{Item, Order, Status};
 
 /// The key under which the stored raw order carries its items (the order object has none).
 pub const ITEMS_KEY: &str = "order_items";

@@ -31,10 +31,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
+use crate::model::Status;
 use crate::platforms::lenient::{self, parse_time};
 use crate::store::{Incoming, RejectRecord};
 use map::RawItem;

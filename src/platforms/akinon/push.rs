@@ -25,8 +25,9 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use super::{Akinon, Delivery, ITEMS, JSON, Listed, list_token, wire};
 use crate::http::HttpError;
-use crate::outbox::{Action, Entry, PushOutcome};
-use crate::platforms::model::Status;
+use crate::model::Status;
+use crate::model::{Action, Entry};
+use crate::platforms::PushOutcome;
 
 /// What Akinon can be asked to do: both end in rejected lines (SPEC section 4).
 pub const PUSH_ACTIONS: &[&str] = &["cancelled", "rejected"];
@@ -221,8 +222,8 @@ fn refusal(item: &str, err: &HttpError, rejected: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{OrderSnapshot, Params};
-    use crate::store::StoredItem;
+    use crate::model::StoredItem;
+    use crate::model::{OrderSnapshot, Params};
 
     fn entry(items: &[(&str, &str)], only: &[&str]) -> Entry {
         Entry {

@@ -9,9 +9,9 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use super::wire;
+use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
-use crate::platforms::model::{Item, Order, Status};
 
 /// The built-in reading of Epixel's status texts. The document shows none (`<status>`), so these
 /// are the texts its commerce back office uses and their usual synonyms; SPEC maps Epixel only

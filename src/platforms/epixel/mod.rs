@@ -19,10 +19,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderVal
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
+use crate::model::Status;
 use crate::store::{Incoming, RejectRecord, Store};
 
 /// The document gives no maximum for `limit`; 100 is the largest page the platform is known to

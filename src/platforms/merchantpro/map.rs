@@ -7,9 +7,9 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
+use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
-use crate::platforms::model::{Item, Order, Status};
 
 pub fn builtin_status(s: &str) -> Option<Status> {
     Some(match s.to_ascii_lowercase().as_str() {

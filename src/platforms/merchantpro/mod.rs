@@ -15,11 +15,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tracing::warn;
 
 use super::lenient;
-use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
-use crate::outbox::{Action, Entry, PushOutcome};
+use crate::model::Status;
+use crate::model::{Action, Entry};
+use crate::platforms::PushOutcome;
 use crate::store::Incoming;
 
 /// The document's maximum page size.

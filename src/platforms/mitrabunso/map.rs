@@ -10,9 +10,9 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
+use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
-use crate::platforms::model::{Item, Order, Status};
 
 /// The SPEC's status table. The platform writes its statuses in capitals; other spellings of
 /// the same words are accepted, since nothing is gained by calling them unknown.

@@ -33,10 +33,10 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use tracing::{debug, info, warn};
 
-use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::http::{HttpClient, HttpError, Response};
+use crate::model::Status;
 use crate::store::{Incoming, Store};
 
 /// The document names no maximum page size; 100 keeps each answer small enough for the slow

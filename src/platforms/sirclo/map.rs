@@ -9,9 +9,9 @@ use chrono::FixedOffset;
 use rust_decimal::Decimal;
 
 use super::wire;
+use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
-use crate::platforms::model::{Item, Order, Status};
 
 /// SPEC section 4's sirclo column. An empty status is pending: the document says the platform
 /// assigns "pending" to an order created without one.

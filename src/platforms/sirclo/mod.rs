@@ -23,10 +23,10 @@ use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use sha2::Sha256;
 
 use super::lenient;
-use super::model::Status;
 use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::{PlatformConfig, Secret};
 use crate::http::{HttpClient, HttpError, Redactor, Response};
+use crate::model::Status;
 use crate::store::Incoming;
 
 /// The document's maximum `perpage`.

@@ -26,8 +26,9 @@ use super::{
 };
 use crate::config::PlatformConfig;
 use crate::http::{HttpError, Response};
-use crate::outbox::{Action, Entry, PushOutcome};
-use crate::platforms::model::Status;
+use crate::model::Status;
+use crate::model::{Action, Entry};
+use crate::platforms::PushOutcome;
 use crate::platforms::{ConnectorError, Source, Window, lenient};
 
 /// What SIRCLO can be asked to do (SPEC section 4, push mapping).
@@ -526,7 +527,7 @@ impl Sirclo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{OrderSnapshot, Params};
+    use crate::model::{OrderSnapshot, Params};
 
     fn entry(order_id: &str, action: Status, params: Params, raw: &str) -> Entry {
         Entry {

@@ -1,4 +1,4 @@
-//! The canonical order model (SPEC section 4): what every platform's wire format is mapped into,
+//! The canonical order model: what every platform's wire format is mapped into,
 //! and what the store, the change feed and the CLI speak.
 
 use std::fmt;

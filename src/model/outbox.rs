@@ -6,8 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::platforms::model::Status;
-use crate::store::StoredItem;
+use super::{Status, StoredItem};
 
 /// What a push asks the platform to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,14 +84,4 @@ pub struct OrderSnapshot {
     /// The platform's record as received (SIRCLO's `updatedAt` is sent back byte for byte).
     pub raw: String,
     pub items: Vec<StoredItem>,
-}
-
-/// How one push attempt ended.
-#[derive(Debug, Clone)]
-pub enum PushOutcome {
-    Done,
-    /// Sending again cannot help (a 4xx, the platform's refusal); the text is the platform's.
-    Failed(String),
-    /// Worth another attempt later.
-    Retry(crate::http::HttpError),
 }
