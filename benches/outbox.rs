@@ -160,8 +160,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
 
     // Queue: what `ordersync transition NAME ORDER STATUS` does, once per order.
     // Without the environment: the bench's own ORDERSYNC_BENCH_* knobs are no configuration.
-    let config =
-        ordersync::config::load_with_env(&main_file, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = ordersync::config::load_with_env(&main_file, ordersync::platforms::kinds(), &[])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut conn = Connection::open(&db)?;
     // The bench's own connection: what is measured is the push, not fsync per queued entry.
     conn.pragma_update(None, "synchronous", "NORMAL")?;

@@ -110,8 +110,8 @@ fn reconcile_once(main_file: &Path, name: &str) -> anyhow::Result<()> {
 
     ordersync::http::install_crypto_provider();
     // Without the environment, as a daemon started by the launcher would be.
-    let config =
-        ordersync::config::load_with_env(main_file, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = ordersync::config::load_with_env(main_file, ordersync::platforms::kinds(), &[])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = config
         .platform(name)
         .with_context(|| format!("no platform {name}"))?

@@ -765,11 +765,12 @@ fn the_example_platform_file_loads_with_the_main_example() {
     let platforms_dir = setup.dir.path().join("platforms.d");
     std::fs::write(platforms_dir.join("akinon-example.toml"), &example).unwrap();
 
-    let config = ordersync::config::load_with_env(&setup.main_file(), &[])
-        .unwrap_or_else(|e| panic!("the example does not load: {e}"));
+    let config =
+        ordersync::config::load_with_env(&setup.main_file(), ordersync::platforms::kinds(), &[])
+            .unwrap_or_else(|e| panic!("the example does not load: {e}"));
     assert_eq!(config.platforms.len(), 1);
     let p = &config.platforms[0];
-    assert_eq!(p.kind, ordersync::config::Kind::Akinon);
+    assert_eq!(p.kind, ordersync::platforms::akinon::DESCRIPTOR.kind);
     assert_eq!(p.reconcile_schedule, None, "akinon needs no reconcile pass");
     assert!(p.auth.get("token").is_some());
     let redactor = ordersync::http::Redactor::default();

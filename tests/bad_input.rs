@@ -38,7 +38,6 @@ use ordersync::sim::fleet::{Fleet, NAMES};
 use ordersync::sim::{Fault, Faults};
 use ordersync::store::Store;
 use ordersync::sync::{Engine, PassOptions};
-use ordersync::with_source;
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
@@ -229,14 +228,11 @@ impl Bench {
             cancel: &cancel,
             progress: None,
         };
-        let result = with_source!(&self.connector, s => {
-            match engine.incremental(s, opts).await {
-                Ok(_) if s.reconcile() != Reconcile::NotNeeded => {
-                    engine.reconcile(s).await.map(|_| ())
-                }
-                r => r.map(|_| ()),
-            }
-        });
+        let s = &self.connector;
+        let result = match engine.incremental(s, opts).await {
+            Ok(_) if s.reconcile() != Reconcile::NotNeeded => engine.reconcile(s).await.map(|_| ()),
+            r => r.map(|_| ()),
+        };
         result.map_err(|e| format!("{e:#}"))
     }
 
@@ -279,9 +275,10 @@ impl Bench {
             cancel: &cancel,
             progress: None,
         };
-        let result = with_source!(&self.connector, s => {
-            engine.incremental(s, PassOptions { full: false }).await.map(|_| ())
-        });
+        let result = engine
+            .incremental(&self.connector, PassOptions { full: false })
+            .await
+            .map(|_| ());
         assert_eq!(
             self.faults().pending(),
             0,

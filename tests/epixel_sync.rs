@@ -649,10 +649,11 @@ fn the_example_platform_file_loads_beside_the_example_main_file() {
     )
     .unwrap();
     let main = dir.path().join("ordersync.toml");
-    let config = ordersync::config::load_with_env(&main, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let config = ordersync::config::load_with_env(&main, ordersync::platforms::kinds(), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.platforms.len(), 1);
     let p = &config.platforms[0];
-    assert_eq!(p.kind, ordersync::config::Kind::Epixel);
+    assert_eq!(p.kind, ordersync::platforms::epixel::DESCRIPTOR.kind);
     assert_eq!(p.api_prefix.as_deref(), Some("/api/v1"));
     assert!(p.auth.get("api_key").is_some() && p.auth.get("token").is_some());
     assert!(!p.status_map.is_empty(), "the example shows a status_map");

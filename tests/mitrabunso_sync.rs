@@ -843,11 +843,15 @@ fn the_example_platform_file_loads_beside_the_example_main_file() {
         dir.path().join("platforms.d/mitrabunso-example.toml"),
     )
     .unwrap();
-    let config = ordersync::config::load_with_env(&dir.path().join("ordersync.toml"), &[])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config = ordersync::config::load_with_env(
+        &dir.path().join("ordersync.toml"),
+        ordersync::platforms::kinds(),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.platforms.len(), 1);
     let p = &config.platforms[0];
-    assert_eq!(p.kind, ordersync::config::Kind::Mitrabunso);
+    assert_eq!(p.kind, ordersync::platforms::mitrabunso::DESCRIPTOR.kind);
     assert!(p.auth.get("user_id").is_some() && p.auth.get("token").is_some());
     assert_eq!(p.timezone.map(|z| z.local_minus_utc()), Some(7 * 3600));
     // The connector accepts it as written (credentials, URL, page size).

@@ -596,7 +596,9 @@ async fn incremental(
         cancel: &cancel,
         progress: None,
     };
-    ordersync::with_source!(connector, s => engine.incremental(s, PassOptions::default()).await)
+    engine
+        .incremental(connector, PassOptions::default())
+        .await
         .map(|_| ())
         .map_err(|e| format!("{e:#}"))
 }

@@ -677,11 +677,15 @@ fn the_shipped_example_file_loads_and_builds_a_sirclo_connector() {
         dir.path().join("platforms.d/sirclo-example.toml"),
     )
     .unwrap();
-    let config = ordersync::config::load_with_env(&dir.path().join("ordersync.toml"), &[])
-        .unwrap_or_else(|e| panic!("the example does not load:\n{e}"));
+    let config = ordersync::config::load_with_env(
+        &dir.path().join("ordersync.toml"),
+        ordersync::platforms::kinds(),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("the example does not load:\n{e}"));
     assert_eq!(config.platforms.len(), 1);
     let p = &config.platforms[0];
-    assert_eq!(p.kind, ordersync::config::Kind::Sirclo);
+    assert_eq!(p.kind, ordersync::platforms::sirclo::DESCRIPTOR.kind);
     for key in ["partner_id", "secret", "api_key", "api_secret"] {
         assert!(p.auth.get(key).is_some(), "the example shows auth.{key}");
     }
@@ -691,7 +695,7 @@ fn the_shipped_example_file_loads_and_builds_a_sirclo_connector() {
         tokio_util::sync::CancellationToken::new(),
     );
     assert!(
-        matches!(connector, Ok(ordersync::platforms::Connector::Sirclo(_))),
+        matches!(&connector, Ok(c) if c.kind() == ordersync::platforms::sirclo::DESCRIPTOR.kind),
         "a sirclo platform gets the SIRCLO client"
     );
 }

@@ -49,7 +49,8 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
     for (file, toml) in fleet.platform_files(extra) {
         std::fs::write(dir.0.join("platforms.d").join(file), toml)?;
     }
-    let cfg = config::load(&dir.0.join("ordersync.toml")).map_err(Exit::config)?;
+    let cfg = config::load(&dir.0.join("ordersync.toml"), crate::platforms::kinds())
+        .map_err(Exit::config)?;
 
     println!(
         "demo: five simulated shops (merchantpro, sirclo, akinon, mitrabunso, epixel) with {orders} \

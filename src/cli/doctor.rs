@@ -15,7 +15,6 @@ use crate::http::{HttpError, Redactor};
 use crate::platforms::{PassCtx, Source, Window};
 use crate::scheduler::{Platform, RunLocks};
 use crate::store::Store;
-use crate::with_source;
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -174,10 +173,8 @@ async fn check(cfg: &PlatformConfig, store: &Store) -> Report {
                     store,
                     exhaustive: false,
                 };
-                let page = with_source!(&p.connector, s => {
-                    let token = s.first_token(&window);
-                    s.fetch_page(&ctx, &token).await
-                });
+                let token = p.connector.first_token(&window);
+                let page = p.connector.fetch_page(&ctx, &token).await;
                 match page {
                     Ok(page) => {
                         checks.push(step("credentials", true, "accepted".into(), t));

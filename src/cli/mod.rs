@@ -315,7 +315,7 @@ fn load_config(cli: &Cli) -> Result<Config, Exit> {
         .config
         .clone()
         .unwrap_or_else(config::default_config_path);
-    config::load(&path).map_err(Exit::config)
+    config::load(&path, crate::platforms::kinds()).map_err(Exit::config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {

@@ -8,6 +8,7 @@
 //! every printout.
 
 mod duration;
+mod kind;
 mod secret;
 mod sources;
 mod validate;
@@ -19,13 +20,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::model::Status;
 
+pub use kind::{AuthKey, Kind, KindSpec, Kinds, UnknownKind};
 pub use secret::Secret;
 
 /// Where the main file is when neither `--config` nor `ORDERSYNC_CONFIG` says otherwise.
@@ -33,100 +34,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ordersync/ordersync.toml";
 
 /// The environment variable naming the main file; it is not a configuration key.
 pub const CONFIG_ENV_VAR: &str = "ORDERSYNC_CONFIG";
-
-/// The platform kinds ordersync has built-in support for (SPEC section 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Sirclo,
-    Akinon,
-    Mitrabunso,
-    Merchantpro,
-    Epixel,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Sirclo,
-        Kind::Akinon,
-        Kind::Mitrabunso,
-        Kind::Merchantpro,
-        Kind::Epixel,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Sirclo => "sirclo",
-            Kind::Akinon => "akinon",
-            Kind::Mitrabunso => "mitrabunso",
-            Kind::Merchantpro => "merchantpro",
-            Kind::Epixel => "epixel",
-        }
-    }
-
-    /// Whether the platform's list endpoint can filter by update time. Kinds that cannot need
-    /// a reconcile pass over open orders to notice status changes on old orders.
-    pub fn has_updated_filter(self) -> bool {
-        matches!(self, Kind::Akinon)
-    }
-
-    /// The `[platforms.<name>.auth]` keys this kind understands (each may also be `<key>_file`).
-    pub fn auth_keys(self) -> &'static [&'static str] {
-        match self {
-            Kind::Sirclo => &["partner_id", "secret", "api_key", "api_secret"],
-            Kind::Akinon => &["token", "email", "password"],
-            Kind::Mitrabunso => &["user_id", "token"],
-            Kind::Merchantpro => &["api_key", "api_secret"],
-            Kind::Epixel => &["api_key", "token", "username", "password"],
-        }
-    }
-
-    /// The accepted combinations of auth keys: the auth table is complete when every key of at
-    /// least one combination is given.
-    pub fn auth_requirements(self) -> &'static [&'static [&'static str]] {
-        match self {
-            Kind::Sirclo => &[&["partner_id", "secret"]],
-            Kind::Akinon => &[&["token"], &["email", "password"]],
-            Kind::Mitrabunso => &[&["user_id", "token"]],
-            Kind::Merchantpro => &[&["api_key", "api_secret"]],
-            Kind::Epixel => &[&["api_key", "token"], &["api_key", "username", "password"]],
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A `kind` that is not one of [`Kind::ALL`]; the message lists the known kinds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownKind(pub String);
-
-impl fmt::Display for UnknownKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-        write!(
-            f,
-            "unknown kind `{}` (known kinds: {})",
-            self.0,
-            known.join(", ")
-        )
-    }
-}
-
-impl std::error::Error for UnknownKind {}
-
-impl FromStr for Kind {
-    type Err = UnknownKind;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let lower = s.trim().to_ascii_lowercase();
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == lower)
-            .ok_or_else(|| UnknownKind(s.to_string()))
-    }
-}
 
 /// `daemon.log_format`: `auto` picks journald-friendly text under systemd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,9 +300,6 @@ pub struct Auth {
     env_vars: BTreeMap<String, String>,
 }
 
-/// Auth keys that identify rather than authenticate; SPEC does not count them as secrets.
-const NOT_SECRET_AUTH_KEYS: [&str; 4] = ["partner_id", "user_id", "email", "username"];
-
 impl Auth {
     pub fn get(&self, key: &str) -> Option<&Secret> {
         self.values.get(key)
@@ -417,12 +321,12 @@ impl Auth {
         self.env_vars.values().map(String::as_str)
     }
 
-    /// The values that are secrets per SPEC: every auth key except `partner_id`, `user_id`,
-    /// `email` and `username`. Log redaction uses these.
-    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+    /// The values that are secrets for `kind` (its auth keys that authenticate rather than
+    /// identify). Log redaction uses these.
+    pub fn secrets(&self, kind: Kind) -> impl Iterator<Item = &Secret> {
         self.values
             .iter()
-            .filter(|(k, _)| !NOT_SECRET_AUTH_KEYS.contains(&k.as_str()))
+            .filter(move |(k, _)| kind.is_secret(k))
             .map(|(_, v)| v)
     }
 }
@@ -484,7 +388,7 @@ impl std::error::Error for ConfigErrors {}
 
 /// Loads and validates the configuration, with `ORDERSYNC_*` variables from the process
 /// environment.
-pub fn load(main_file: &Path) -> Result<Config, ConfigErrors> {
+pub fn load(main_file: &Path, kinds: Kinds) -> Result<Config, ConfigErrors> {
     let mut env = Vec::new();
     let mut errors = Vec::new();
     for (name, value) in std::env::vars_os() {
@@ -499,17 +403,22 @@ pub fn load(main_file: &Path) -> Result<Config, ConfigErrors> {
             Err(_) => {}
         }
     }
-    load_inner(main_file, &env, errors)
+    load_inner(main_file, kinds, &env, errors)
 }
 
 /// [`load`] with an explicit environment (`(name, value)` pairs), so tests need not touch the
 /// process environment.
-pub fn load_with_env(main_file: &Path, env: &[(String, String)]) -> Result<Config, ConfigErrors> {
-    load_inner(main_file, env, Vec::new())
+pub fn load_with_env(
+    main_file: &Path,
+    kinds: Kinds,
+    env: &[(String, String)],
+) -> Result<Config, ConfigErrors> {
+    load_inner(main_file, kinds, env, Vec::new())
 }
 
 fn load_inner(
     main_file: &Path,
+    kinds: Kinds,
     env: &[(String, String)],
     mut errors: Vec<ConfigError>,
 ) -> Result<Config, ConfigErrors> {
@@ -521,7 +430,7 @@ fn load_inner(
         }
     };
     errors.extend(gathered.errors.iter().cloned());
-    match validate::validate(&gathered, Utc::now()) {
+    match validate::validate(&gathered, kinds, Utc::now()) {
         Ok(config) if errors.is_empty() => Ok(config),
         Ok(_) => Err(ConfigErrors(errors)),
         Err(e) => {

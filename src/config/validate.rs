@@ -14,8 +14,8 @@ use figment::value::{Dict, Num, Value};
 
 use super::sources::Gathered;
 use super::{
-    Auth, Config, ConfigError, DaemonConfig, Kind, LogFormat, PlatformConfig, RetryConfig, Secret,
-    duration,
+    Auth, Config, ConfigError, DaemonConfig, Kind, Kinds, LogFormat, PlatformConfig, RetryConfig,
+    Secret, duration,
 };
 use crate::model::Status;
 
@@ -85,9 +85,14 @@ struct Layer {
     api_prefix: Option<Option<String>>,
 }
 
-pub(crate) fn validate(g: &Gathered, now: DateTime<Utc>) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn validate(
+    g: &Gathered,
+    kinds: Kinds,
+    now: DateTime<Utc>,
+) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator {
         g,
+        kinds,
         errors: Vec::new(),
     };
 
@@ -138,6 +143,7 @@ pub(crate) fn validate(g: &Gathered, now: DateTime<Utc>) -> Result<Config, Vec<C
 
 struct Validator<'a> {
     g: &'a Gathered,
+    kinds: Kinds,
     errors: Vec<ConfigError>,
 }
 
@@ -640,13 +646,13 @@ impl Validator<'_> {
                 self.error_in(
                     &file,
                     &kind_key,
-                    format!("missing; set it to one of {}", kinds()),
+                    format!("missing; set it to one of {}", self.kinds.names()),
                 );
                 None
             }
             Some(v) => self
                 .text(&kind_key, v)
-                .and_then(|text| match Kind::from_str(&text) {
+                .and_then(|text| match self.kinds.find(&text) {
                     Ok(kind) => Some(kind),
                     Err(e) => {
                         self.error(v, &kind_key, e.to_string());
@@ -833,7 +839,7 @@ impl Validator<'_> {
     ) -> Option<Auth> {
         let errors_before = self.errors.len();
         let auth_key = format!("{prefix}.auth");
-        let allowed = kind.auth_keys();
+        let allowed: Vec<&'static str> = kind.auth_keys().collect();
         let empty = Dict::new();
         let dict = match value {
             Some(v) => self.table(&auth_key, v)?,
@@ -858,7 +864,7 @@ impl Validator<'_> {
                 }
                 None => {
                     let mut names: Vec<String> = Vec::new();
-                    for k in allowed {
+                    for k in &allowed {
                         names.push((*k).to_string());
                         names.push(format!("{k}_file"));
                     }
@@ -986,10 +992,6 @@ impl Validator<'_> {
             }
         }
     }
-}
-
-fn kinds() -> String {
-    Kind::ALL.map(Kind::as_str).join(", ")
 }
 
 fn is_off(s: &str) -> bool {

@@ -1,7 +1,7 @@
 //! Platforms: one folder per kind (its wire types, the mapping to the canonical model, its
-//! requests), the [`Source`] contract the sync engine drives, and [`Connector`], the one enum
-//! that names every built-in kind. Adding a kind is one folder, one variant and one arm in
-//! [`Connector::new`] and in [`with_source!`].
+//! requests, its push and one [`Descriptor`]), the [`Source`] and [`Push`] contracts the sync
+//! engine and the outbox drive, and [`Connector`], which holds any kind behind one type. Adding
+//! a kind is its folder and one line in [`KINDS`].
 
 pub mod akinon;
 pub mod epixel;
@@ -16,7 +16,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Kind, PlatformConfig};
+use crate::config::{Kind, Kinds, PlatformConfig};
 use crate::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
 use crate::model::{Action, Entry, Params, Status};
 use crate::store::{Incoming, RejectRecord, Store};
@@ -165,13 +165,166 @@ pub enum ConnectorError {
     Config(String),
 }
 
-/// A configured platform, ready to be driven.
-pub enum Connector {
-    Akinon(akinon::Akinon),
-    Epixel(epixel::Epixel),
-    Merchantpro(merchantpro::MerchantPro),
-    Mitrabunso(mitrabunso::Mitrabunso),
-    Sirclo(sirclo::Sirclo),
+/// What a kind that writes back implements: sending claimed outbox entries, and reading an
+/// order back when a previous attempt's outcome is unknown.
+pub trait Push: Send + Sync {
+    /// One outcome per entry, in order.
+    fn push(&self, entries: &[Entry]) -> impl Future<Output = Vec<PushOutcome>> + Send;
+
+    /// Does the platform already show the entry applied?
+    fn already_applied(
+        &self,
+        entry: &Entry,
+    ) -> impl Future<Output = Result<bool, HttpError>> + Send;
+}
+
+/// One kind of platform, everything the rest of the daemon needs to know about it: the facts
+/// configuration validates against, how to connect a configured platform of the kind, and what
+/// a transition needs beside its action. Each `platforms/<kind>/` exports one, and [`KINDS`]
+/// lists them.
+pub struct Descriptor {
+    pub kind: Kind,
+    /// Builds the kind's driver for one configured platform (its client already made).
+    pub connect: fn(&PlatformConfig, HttpClient) -> Result<Box<dyn Driver>, ConnectorError>,
+    /// Refuses a transition the kind could not send, before it is queued (SIRCLO's `shipped`
+    /// needs the air waybill). `None`: every listed action is complete on its own.
+    pub check_push_params: Option<fn(Action, &Params) -> Result<(), String>>,
+}
+
+/// The built-in kinds, one registration line each.
+pub static KINDS: &[&Descriptor] = &[
+    &sirclo::DESCRIPTOR,
+    &akinon::DESCRIPTOR,
+    &mitrabunso::DESCRIPTOR,
+    &merchantpro::DESCRIPTOR,
+    &epixel::DESCRIPTOR,
+];
+
+/// The kinds as configuration sees them, for [`crate::config::load`].
+pub fn kinds() -> Kinds {
+    static LIST: std::sync::LazyLock<Vec<Kind>> =
+        std::sync::LazyLock::new(|| KINDS.iter().map(|d| d.kind).collect());
+    Kinds(&LIST)
+}
+
+/// The descriptor of a configured kind. Every [`Kind`] a configuration holds came from
+/// [`kinds`], so it is always found.
+pub fn descriptor(kind: Kind) -> &'static Descriptor {
+    KINDS
+        .iter()
+        .find(|d| d.kind == kind)
+        .copied()
+        .unwrap_or_else(|| panic!("kind {kind} is not registered in platforms::KINDS"))
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A kind's [`Source`] and (for kinds that write back) [`Push`] behind one object, so the
+/// daemon holds every kind the same way. Built by [`read_only`] or [`read_write`].
+pub trait Driver: Send + Sync {
+    fn first_token(&self, window: &Window) -> String;
+    fn fetch_page<'a>(
+        &'a self,
+        ctx: &'a PassCtx<'a>,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Page, HttpError>>;
+    fn reconcile(&self) -> Reconcile;
+    fn fetch_by_number<'a>(
+        &'a self,
+        order_id: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<Page, HttpError>>;
+    fn listing(&self, token: &str) -> String;
+    fn check_token(&self, token: &str) -> Result<(), HttpError>;
+    fn fetch_ids<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Page, HttpError>>;
+    /// `None` for read-only kinds.
+    fn push<'a>(&'a self, entries: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>>;
+    /// `None` for read-only kinds.
+    fn already_applied<'a>(
+        &'a self,
+        entry: &'a Entry,
+    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>>;
+}
+
+/// A kind that only reads.
+pub fn read_only<S: Source + 'static>(source: S) -> Box<dyn Driver> {
+    Box::new(ReadOnly(source))
+}
+
+/// A kind that reads and pushes.
+pub fn read_write<S: Source + Push + 'static>(source: S) -> Box<dyn Driver> {
+    Box::new(ReadWrite(source))
+}
+
+struct ReadOnly<S>(S);
+struct ReadWrite<S>(S);
+
+/// The [`Source`] half of [`Driver`], the same for both wrappers.
+macro_rules! forward_source {
+    () => {
+        fn first_token(&self, window: &Window) -> String {
+            self.0.first_token(window)
+        }
+        fn fetch_page<'a>(
+            &'a self,
+            ctx: &'a PassCtx<'a>,
+            token: &'a str,
+        ) -> BoxFuture<'a, Result<Page, HttpError>> {
+            Box::pin(self.0.fetch_page(ctx, token))
+        }
+        fn reconcile(&self) -> Reconcile {
+            self.0.reconcile()
+        }
+        fn fetch_by_number<'a>(
+            &'a self,
+            order_id: &'a str,
+            number: &'a str,
+        ) -> BoxFuture<'a, Result<Page, HttpError>> {
+            Box::pin(self.0.fetch_by_number(order_id, number))
+        }
+        fn listing(&self, token: &str) -> String {
+            self.0.listing(token)
+        }
+        fn check_token(&self, token: &str) -> Result<(), HttpError> {
+            self.0.check_token(token)
+        }
+        fn fetch_ids<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Page, HttpError>> {
+            Box::pin(self.0.fetch_ids(ids))
+        }
+    };
+}
+
+impl<S: Source> Driver for ReadOnly<S> {
+    forward_source!();
+    fn push<'a>(&'a self, _: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>> {
+        None
+    }
+    fn already_applied<'a>(
+        &'a self,
+        _: &'a Entry,
+    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>> {
+        None
+    }
+}
+
+impl<S: Source + Push> Driver for ReadWrite<S> {
+    forward_source!();
+    fn push<'a>(&'a self, entries: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>> {
+        Some(Box::pin(self.0.push(entries)))
+    }
+    fn already_applied<'a>(
+        &'a self,
+        entry: &'a Entry,
+    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>> {
+        Some(Box::pin(self.0.already_applied(entry)))
+    }
+}
+
+/// A configured platform, ready to be driven: its kind's driver behind one type. It is itself
+/// a [`Source`], so the sync engine stays generic over sources and never names a kind.
+pub struct Connector {
+    descriptor: &'static Descriptor,
+    driver: Box<dyn Driver>,
 }
 
 impl Connector {
@@ -190,7 +343,7 @@ impl Connector {
         cancel: CancellationToken,
         retry: RequestRetry,
     ) -> Result<Connector, ConnectorError> {
-        for s in cfg.auth.secrets() {
+        for s in cfg.auth.secrets(cfg.kind) {
             redactor.add(s.expose());
         }
         let http = HttpClient::new(
@@ -203,73 +356,76 @@ impl Connector {
             redactor.clone(),
             cancel,
         )?;
-        Ok(match cfg.kind {
-            Kind::Akinon => Connector::Akinon(akinon::Akinon::new(cfg, http)?),
-            Kind::Epixel => Connector::Epixel(epixel::Epixel::new(cfg, http)?),
-            Kind::Merchantpro => Connector::Merchantpro(merchantpro::MerchantPro::new(cfg, http)?),
-            Kind::Mitrabunso => Connector::Mitrabunso(mitrabunso::Mitrabunso::new(cfg, http)?),
-            Kind::Sirclo => Connector::Sirclo(sirclo::Sirclo::new(cfg, http)?),
+        let descriptor = descriptor(cfg.kind);
+        Ok(Connector {
+            descriptor,
+            driver: (descriptor.connect)(cfg, http)?,
         })
     }
-}
 
-impl Connector {
+    pub fn kind(&self) -> Kind {
+        self.descriptor.kind
+    }
+
     /// Sends entries of this platform; `None` for read-only kinds (which `transition` refuses,
     /// so nothing should reach here).
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
-        match self {
-            Connector::Merchantpro(p) => Some(p.push(entries).await),
-            Connector::Akinon(p) => Some(p.push(entries).await),
-            Connector::Sirclo(p) => Some(p.push(entries).await),
-            Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
+        match self.driver.push(entries) {
+            Some(f) => Some(f.await),
+            None => None,
         }
     }
 
     /// Reads the order back: does the platform already show the entry applied?
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
-        match self {
-            Connector::Merchantpro(p) => Some(p.already_applied(entry).await),
-            Connector::Akinon(p) => Some(p.already_applied(entry).await),
-            Connector::Sirclo(p) => Some(p.already_applied(entry).await),
-            Connector::Mitrabunso(_) | Connector::Epixel(_) => None,
+        match self.driver.already_applied(entry) {
+            Some(f) => Some(f.await),
+            None => None,
         }
     }
 }
 
-/// The actions a kind can push (SPEC section 4, push mapping); empty for read-only kinds.
-pub fn push_actions(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Merchantpro => merchantpro::PUSH_ACTIONS,
-        Kind::Sirclo => sirclo::push::PUSH_ACTIONS,
-        Kind::Akinon => akinon::push::PUSH_ACTIONS,
-        Kind::Mitrabunso | Kind::Epixel => &[],
+impl Source for Connector {
+    fn first_token(&self, window: &Window) -> String {
+        self.driver.first_token(window)
     }
+
+    async fn fetch_page(&self, ctx: &PassCtx<'_>, token: &str) -> Result<Page, HttpError> {
+        self.driver.fetch_page(ctx, token).await
+    }
+
+    fn reconcile(&self) -> Reconcile {
+        self.driver.reconcile()
+    }
+
+    async fn fetch_by_number(&self, order_id: &str, number: &str) -> Result<Page, HttpError> {
+        self.driver.fetch_by_number(order_id, number).await
+    }
+
+    fn listing(&self, token: &str) -> String {
+        self.driver.listing(token)
+    }
+
+    fn check_token(&self, token: &str) -> Result<(), HttpError> {
+        self.driver.check_token(token)
+    }
+
+    async fn fetch_ids(&self, ids: &[String]) -> Result<Page, HttpError> {
+        self.driver.fetch_ids(ids).await
+    }
+}
+
+/// The actions a kind can push; empty for read-only kinds.
+pub fn push_actions(kind: Kind) -> &'static [&'static str] {
+    kind.push_actions()
 }
 
 /// What a kind needs beside the action (SIRCLO's `packed` carries the air waybill).
 pub fn check_push_params(kind: Kind, action: Action, params: &Params) -> Result<(), String> {
-    match (kind, action) {
-        (Kind::Sirclo, Action::Status(Status::Shipped)) if params.tracking_number.is_none() => Err(
-            "sirclo needs --tracking-number to mark an order shipped (sent as airwaybill_number)"
-                .into(),
-        ),
-        _ => Ok(()),
+    match descriptor(kind).check_push_params {
+        Some(check) => check(action, params),
+        None => Ok(()),
     }
-}
-
-/// Runs `$body` with `$s` bound to the connector's concrete [`Source`]: the one place the kinds
-/// are matched, so the engine stays generic and monomorphic.
-#[macro_export]
-macro_rules! with_source {
-    ($connector:expr, $s:ident => $body:expr) => {
-        match $connector {
-            $crate::platforms::Connector::Akinon($s) => $body,
-            $crate::platforms::Connector::Epixel($s) => $body,
-            $crate::platforms::Connector::Merchantpro($s) => $body,
-            $crate::platforms::Connector::Mitrabunso($s) => $body,
-            $crate::platforms::Connector::Sirclo($s) => $body,
-        }
-    };
 }
 
 /// Maps a platform status to canonical: the config's `status_map` first (case-insensitive), then

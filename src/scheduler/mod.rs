@@ -28,7 +28,6 @@ use crate::http::Redactor;
 use crate::platforms::{Connector, Reconcile, Source};
 use crate::store::Store;
 use crate::sync::{Engine, PassKind, PassOptions, PassReport, Progress, SyncError};
-use crate::with_source;
 
 /// After the platform refuses our credentials, scheduled runs pause this long: repeated bad
 /// attempts get accounts locked (MerchantPro answers 403), and the fix is the operator's.
@@ -60,7 +59,7 @@ impl Platform {
 
     /// Whether this kind needs reconcile passes at all.
     pub fn needs_reconcile(&self) -> bool {
-        with_source!(&self.connector, s => s.reconcile()) != Reconcile::NotNeeded
+        self.connector.reconcile() != Reconcile::NotNeeded
     }
 
     /// Runs one pass, waiting for the platform's lock (the CLI's `sync` wants the work done).
@@ -103,10 +102,11 @@ impl Platform {
             cancel,
             progress,
         };
-        let result = with_source!(&self.connector, s => match kind {
+        let s = &self.connector;
+        let result = match kind {
             PassKind::Incremental => engine.incremental(s, opts).await,
             PassKind::Reconcile => engine.reconcile(s).await,
-        });
+        };
         if let Err(e) = &result
             && e.is_unauthorized()
         {
@@ -618,7 +618,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                     sd_notify::NotifyState::monotonic_usec_now()
                         .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
                 ]);
-                match crate::config::load(&current.main_file) {
+                match crate::config::load(&current.main_file, crate::platforms::kinds()) {
                     Err(errors) => {
                         for e in &errors.0 {
                             error!(file = %e.file, key = %e.key, "{}", e.message);

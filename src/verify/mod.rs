@@ -29,7 +29,6 @@ use crate::http::HttpError;
 use crate::platforms::{Connector, Page, PassCtx, Source, Window};
 use crate::store::{self, Incoming, PageWrite, Store, StoreError};
 use crate::sync::Progress;
-use crate::with_source;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VerifyOptions {
@@ -142,7 +141,7 @@ pub async fn verify_locked(
             });
         }
     };
-    with_source!(connector, s => verify_platform(cfg, s, store, opts, cancel, progress).await)
+    verify_platform(cfg, connector, store, opts, cancel, progress).await
 }
 
 async fn platform_lock(store: &Store, name: &str) -> Option<flock::PlatformLock> {
@@ -528,7 +527,7 @@ mod tests {
     fn cfg() -> PlatformConfig {
         PlatformConfig::new(
             "shop",
-            crate::config::Kind::Merchantpro,
+            crate::platforms::merchantpro::DESCRIPTOR.kind,
             reqwest::Url::parse("http://127.0.0.1:9/").unwrap(),
         )
     }

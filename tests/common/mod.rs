@@ -113,7 +113,8 @@ impl Setup {
     }
 
     pub fn config(&self) -> Config {
-        config::load_with_env(&self.main_file(), &[]).unwrap_or_else(|e| panic!("config: {e}"))
+        config::load_with_env(&self.main_file(), ordersync::platforms::kinds(), &[])
+            .unwrap_or_else(|e| panic!("config: {e}"))
     }
 
     pub fn db(&self) -> Connection {

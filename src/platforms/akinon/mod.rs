@@ -31,13 +31,31 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_write};
 use crate::config::PlatformConfig;
+use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
 use crate::model::Status;
 use crate::platforms::lenient::{self, parse_time};
 use crate::store::{Incoming, RejectRecord};
 use map::RawItem;
+
+/// The kind as the rest of the daemon sees it.
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    kind: Kind::new(&KindSpec {
+        name: "akinon",
+        auth_keys: &[
+            AuthKey::secret("token"),
+            AuthKey::public("email"),
+            AuthKey::secret("password"),
+        ],
+        auth_requirements: &[&["token"], &["email", "password"]],
+        sees_updates: true,
+        push_actions: push::PUSH_ACTIONS,
+    }),
+    connect: |cfg, http| Ok(read_write(Akinon::new(cfg, http)?)),
+    check_push_params: None,
+};
 
 /// Where the document's endpoints live under the base URL; `api_prefix` replaces it.
 pub const DEFAULT_API_PREFIX: &str = "/api/i1";

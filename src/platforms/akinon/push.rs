@@ -27,7 +27,7 @@ use super::{Akinon, Delivery, ITEMS, JSON, Listed, list_token, wire};
 use crate::http::HttpError;
 use crate::model::Status;
 use crate::model::{Action, Entry};
-use crate::platforms::PushOutcome;
+use crate::platforms::{Push, PushOutcome};
 
 /// What Akinon can be asked to do: both end in rejected lines (SPEC section 4).
 pub const PUSH_ACTIONS: &[&str] = &["cancelled", "rejected"];
@@ -45,16 +45,6 @@ fn is_rejected(status: &str) -> bool {
 type LineStatuses = HashMap<String, String>;
 
 impl Akinon {
-    /// One entry after the other, each line after the other: the API has no batch endpoint, and
-    /// the shared rate limit paces the requests.
-    pub async fn push(&self, entries: &[Entry]) -> Vec<PushOutcome> {
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            out.push(self.push_one(e).await);
-        }
-        out
-    }
-
     async fn push_one(&self, e: &Entry) -> PushOutcome {
         if !matches!(
             e.action,
@@ -149,19 +139,6 @@ impl Akinon {
         Ok(url)
     }
 
-    /// Reads the order's lines back: is every targeted line already cancelled or rejected?
-    pub async fn already_applied(&self, e: &Entry) -> Result<bool, HttpError> {
-        let lines = self.line_statuses(e).await?;
-        let targets = targets(e);
-        if targets.is_empty() {
-            // Nothing stored to compare with: the order's lines as the platform has them now.
-            return Ok(!lines.is_empty() && lines.values().all(|s| is_rejected(s)));
-        }
-        Ok(targets
-            .iter()
-            .all(|t| lines.get(*t).is_some_and(|s| is_rejected(s))))
-    }
-
     /// Every line of the entry's order with its status now: the item list filtered by
     /// `order__number` (the only filter naming one order), all pages, this order's lines only.
     async fn line_statuses(&self, e: &Entry) -> Result<LineStatuses, HttpError> {
@@ -188,6 +165,30 @@ impl Akinon {
                 None => return Ok(lines),
             }
         }
+    }
+}
+
+impl Push for Akinon {
+    /// One entry after the other, each line after the other: the API has no batch endpoint, and
+    /// the shared rate limit paces the requests.
+    async fn push(&self, entries: &[Entry]) -> Vec<PushOutcome> {
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            out.push(self.push_one(e).await);
+        }
+        out
+    }
+    /// Reads the order's lines back: is every targeted line already cancelled or rejected?
+    async fn already_applied(&self, e: &Entry) -> Result<bool, HttpError> {
+        let lines = self.line_statuses(e).await?;
+        let targets = targets(e);
+        if targets.is_empty() {
+            // Nothing stored to compare with: the order's lines as the platform has them now.
+            return Ok(!lines.is_empty() && lines.values().all(|s| is_rejected(s)));
+        }
+        Ok(targets
+            .iter()
+            .all(|t| lines.get(*t).is_some_and(|s| is_rejected(s))))
     }
 }
 

@@ -19,11 +19,30 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderVal
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_only};
 use crate::config::PlatformConfig;
+use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
 use crate::model::Status;
 use crate::store::{Incoming, RejectRecord, Store};
+
+/// The kind as the rest of the daemon sees it.
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    kind: Kind::new(&KindSpec {
+        name: "epixel",
+        auth_keys: &[
+            AuthKey::secret("api_key"),
+            AuthKey::secret("token"),
+            AuthKey::public("username"),
+            AuthKey::secret("password"),
+        ],
+        auth_requirements: &[&["api_key", "token"], &["api_key", "username", "password"]],
+        sees_updates: false,
+        push_actions: &[],
+    }),
+    connect: |cfg, http| Ok(read_only(Epixel::new(cfg, http)?)),
+    check_push_params: None,
+};
 
 /// The document gives no maximum for `limit`; 100 is the largest page the platform is known to
 /// serve whole, and the simulator refuses more.
@@ -673,7 +692,7 @@ mod tests {
     ) -> (Epixel, Store, crate::sim::RunningSim, tempfile::TempDir) {
         let running = crate::sim::serve(router).await.unwrap();
         let url = Url::parse(&running.base_url()).unwrap();
-        let mut cfg = PlatformConfig::new("epx", crate::config::Kind::Epixel, url);
+        let mut cfg = PlatformConfig::new("epx", crate::platforms::epixel::DESCRIPTOR.kind, url);
         cfg.page_size = page_size;
         cfg.auth.insert("api_key", "the-key");
         cfg.auth.insert("token", "the-token");

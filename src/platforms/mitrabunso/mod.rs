@@ -33,11 +33,25 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_only};
 use crate::config::PlatformConfig;
+use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
 use crate::model::Status;
 use crate::store::{Incoming, Store};
+
+/// The kind as the rest of the daemon sees it.
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    kind: Kind::new(&KindSpec {
+        name: "mitrabunso",
+        auth_keys: &[AuthKey::public("user_id"), AuthKey::secret("token")],
+        auth_requirements: &[&["user_id", "token"]],
+        sees_updates: false,
+        push_actions: &[],
+    }),
+    connect: |cfg, http| Ok(read_only(Mitrabunso::new(cfg, http)?)),
+    check_push_params: None,
+};
 
 /// The document names no maximum page size; 100 keeps each answer small enough for the slow
 /// links reseller back ends sit behind, and the simulator holds clients to it.

@@ -23,11 +23,30 @@ use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use sha2::Sha256;
 
 use super::lenient;
-use super::{ConnectorError, Page, PassCtx, Reconcile, Source, Window};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_write};
+use crate::config::{AuthKey, Kind, KindSpec};
 use crate::config::{PlatformConfig, Secret};
 use crate::http::{HttpClient, HttpError, Redactor, Response};
 use crate::model::Status;
 use crate::store::Incoming;
+
+/// The kind as the rest of the daemon sees it.
+pub static DESCRIPTOR: Descriptor = Descriptor {
+    kind: Kind::new(&KindSpec {
+        name: "sirclo",
+        auth_keys: &[
+            AuthKey::public("partner_id"),
+            AuthKey::secret("secret"),
+            AuthKey::secret("api_key"),
+            AuthKey::secret("api_secret"),
+        ],
+        auth_requirements: &[&["partner_id", "secret"]],
+        sees_updates: false,
+        push_actions: push::PUSH_ACTIONS,
+    }),
+    connect: |cfg, http| Ok(read_write(Sirclo::new(cfg, http)?)),
+    check_push_params: Some(push::check_params),
+};
 
 /// The document's maximum `perpage`.
 pub const MAX_PERPAGE: u32 = 100;

@@ -28,11 +28,22 @@ use crate::config::PlatformConfig;
 use crate::http::{HttpError, Response};
 use crate::model::Status;
 use crate::model::{Action, Entry};
-use crate::platforms::PushOutcome;
 use crate::platforms::{ConnectorError, Source, Window, lenient};
+use crate::platforms::{Push, PushOutcome};
 
 /// What SIRCLO can be asked to do (SPEC section 4, push mapping).
 pub const PUSH_ACTIONS: &[&str] = &["accepted", "shipped", "delivered", "cancelled"];
+
+/// `shipped` is sent with the air waybill, so a transition without one is refused up front.
+pub fn check_params(action: Action, params: &crate::model::Params) -> Result<(), String> {
+    if action == Action::Status(Status::Shipped) && params.tracking_number.is_none() {
+        return Err(
+            "sirclo needs --tracking-number to mark an order shipped (sent as airwaybill_number)"
+                .into(),
+        );
+    }
+    Ok(())
+}
 
 /// The update endpoint, after `api_prefix`.
 pub const UPDATE_PATH: &str = "/v1/order";
@@ -369,9 +380,85 @@ fn whole_request_outcome(err: &HttpError) -> PushOutcome {
 }
 
 impl Sirclo {
+    /// One `PATCH /v1/order`, sent once (the outbox owns retries). Authenticated with
+    /// `partner_id` + a MAC over the request URI and this body, and with `api_key`/`api_secret`
+    /// when configured.
+    async fn send_update(&self, body: &str) -> Result<Answer, HttpError> {
+        let path = format!("{}{UPDATE_PATH}", self.prefix);
+        let url = self.base.join(&path).map_err(|e| HttpError::NotSent {
+            reason: format!("bad update URL {path:?}: {e}"),
+        })?;
+        let mac = sign(self.secret.expose(), &request_uri(&url), body.as_bytes());
+        // Registered for the request's lifetime, so no error text built meanwhile can show it.
+        let macs = SentMacs::new(self.http.redactor());
+        macs.register(&mac);
+        let mut mac = HeaderValue::try_from(mac).expect("base64 is header text");
+        mac.set_sensitive(true);
+        let platform = self.http.platform().to_string();
+        self.http
+            .execute_push(
+                &format!("PATCH {path}"),
+                |c| {
+                    let mut b = c
+                        .patch(url.clone())
+                        .header(PARTNER_ID, self.partner_id.clone())
+                        .header(PARTNER_ID_DASHED, self.partner_id.clone())
+                        .header(MAC_HEADER, mac.clone())
+                        .header(CONTENT_TYPE, "application/json")
+                        .header(ACCEPT, "application/json");
+                    if let Some(k) = &self.update_auth {
+                        b = b
+                            .header(API_KEY, k.key.clone())
+                            .header(API_SECRET, k.secret.clone());
+                    }
+                    b.body(body.to_owned())
+                },
+                |resp| read_answer(&platform, resp),
+            )
+            .await
+    }
+
+    /// The order's canonical status as the list shows it now.
+    async fn read_back(&self, e: &Entry) -> Result<Status, HttpError> {
+        let placed = serde_json::from_str::<wire::Order>(&e.order.raw)
+            .ok()
+            .and_then(|w| map::to_canonical(w, &self.status_map, self.zone).ok())
+            .and_then(|o| o.placed_at);
+        if let Some(placed) = placed {
+            let window = Window {
+                from: placed - READ_BACK_MARGIN,
+                to: placed + READ_BACK_MARGIN,
+            };
+            let mut token = Some(self.first_token(&window));
+            while let Some(t) = token {
+                let page = self.get_page(&t).await?;
+                if let Some(o) = page.orders.iter().find(|o| o.order.order_id == e.order_id) {
+                    return Ok(o.order.status);
+                }
+                token = page.next;
+            }
+        }
+        // The order date we derived may not be the one the platform filters on (a record
+        // whose `order_date` did not parse is dated by `createdAt`): look where the sync does.
+        let page = self.fetch_ids(std::slice::from_ref(&e.order_id)).await?;
+        page.orders
+            .into_iter()
+            .find(|o| o.order.order_id == e.order_id)
+            .map(|o| o.order.status)
+            .ok_or_else(|| HttpError::OutcomeUnknown {
+                reason: format!(
+                    "order {} is not in SIRCLO's order list (neither around its order date nor \
+                     within reconcile_horizon), so whether the update landed cannot be read back",
+                    e.order_id
+                ),
+            })
+    }
+}
+
+impl Push for Sirclo {
     /// Sends the entries in as few update requests as the limits allow, and reads each order's
     /// result from the answer. One outcome per entry, in order.
-    pub async fn push(&self, entries: &[Entry]) -> Vec<PushOutcome> {
+    async fn push(&self, entries: &[Entry]) -> Vec<PushOutcome> {
         let mut outcomes: Vec<Option<PushOutcome>> = vec![None; entries.len()];
         let mut batches: Vec<Batch> = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -430,51 +517,12 @@ impl Sirclo {
             .map(|o| o.expect("every entry is either refused before sending or in a batch"))
             .collect()
     }
-
-    /// One `PATCH /v1/order`, sent once (the outbox owns retries). Authenticated with
-    /// `partner_id` + a MAC over the request URI and this body, and with `api_key`/`api_secret`
-    /// when configured.
-    async fn send_update(&self, body: &str) -> Result<Answer, HttpError> {
-        let path = format!("{}{UPDATE_PATH}", self.prefix);
-        let url = self.base.join(&path).map_err(|e| HttpError::NotSent {
-            reason: format!("bad update URL {path:?}: {e}"),
-        })?;
-        let mac = sign(self.secret.expose(), &request_uri(&url), body.as_bytes());
-        // Registered for the request's lifetime, so no error text built meanwhile can show it.
-        let macs = SentMacs::new(self.http.redactor());
-        macs.register(&mac);
-        let mut mac = HeaderValue::try_from(mac).expect("base64 is header text");
-        mac.set_sensitive(true);
-        let platform = self.http.platform().to_string();
-        self.http
-            .execute_push(
-                &format!("PATCH {path}"),
-                |c| {
-                    let mut b = c
-                        .patch(url.clone())
-                        .header(PARTNER_ID, self.partner_id.clone())
-                        .header(PARTNER_ID_DASHED, self.partner_id.clone())
-                        .header(MAC_HEADER, mac.clone())
-                        .header(CONTENT_TYPE, "application/json")
-                        .header(ACCEPT, "application/json");
-                    if let Some(k) = &self.update_auth {
-                        b = b
-                            .header(API_KEY, k.key.clone())
-                            .header(API_SECRET, k.secret.clone());
-                    }
-                    b.body(body.to_owned())
-                },
-                |resp| read_answer(&platform, resp),
-            )
-            .await
-    }
-
     /// Reads the order back from the list: is it already in the entry's target status?
     ///
     /// Every failure comes back as `OutcomeUnknown`: the outbox keeps an entry marked for a
     /// read-back only while its error says the outcome is unknown, and a failed read-back has
     /// learnt nothing, so the next attempt must read back again rather than resend blindly.
-    pub async fn already_applied(&self, e: &Entry) -> Result<bool, HttpError> {
+    async fn already_applied(&self, e: &Entry) -> Result<bool, HttpError> {
         let Action::Status(target) = e.action else {
             return Ok(false);
         };
@@ -485,42 +533,6 @@ impl Sirclo {
                 reason: format!("reading order {} back failed: {err}", e.order_id),
             }),
         }
-    }
-
-    /// The order's canonical status as the list shows it now.
-    async fn read_back(&self, e: &Entry) -> Result<Status, HttpError> {
-        let placed = serde_json::from_str::<wire::Order>(&e.order.raw)
-            .ok()
-            .and_then(|w| map::to_canonical(w, &self.status_map, self.zone).ok())
-            .and_then(|o| o.placed_at);
-        if let Some(placed) = placed {
-            let window = Window {
-                from: placed - READ_BACK_MARGIN,
-                to: placed + READ_BACK_MARGIN,
-            };
-            let mut token = Some(self.first_token(&window));
-            while let Some(t) = token {
-                let page = self.get_page(&t).await?;
-                if let Some(o) = page.orders.iter().find(|o| o.order.order_id == e.order_id) {
-                    return Ok(o.order.status);
-                }
-                token = page.next;
-            }
-        }
-        // The order date we derived may not be the one the platform filters on (a record
-        // whose `order_date` did not parse is dated by `createdAt`): look where the sync does.
-        let page = self.fetch_ids(std::slice::from_ref(&e.order_id)).await?;
-        page.orders
-            .into_iter()
-            .find(|o| o.order.order_id == e.order_id)
-            .map(|o| o.order.status)
-            .ok_or_else(|| HttpError::OutcomeUnknown {
-                reason: format!(
-                    "order {} is not in SIRCLO's order list (neither around its order date nor \
-                     within reconcile_horizon), so whether the update landed cannot be read back",
-                    e.order_id
-                ),
-            })
     }
 }
 
