@@ -185,11 +185,17 @@ pub trait Push: Send + Sync {
 pub struct Descriptor {
     pub kind: Kind,
     /// Builds the kind's driver for one configured platform (its client already made).
-    pub connect: fn(&PlatformConfig, HttpClient) -> Result<Box<dyn Driver>, ConnectorError>,
+    pub connect: Connect,
     /// Refuses a transition the kind could not send, before it is queued (SIRCLO's `shipped`
     /// needs the air waybill). `None`: every listed action is complete on its own.
-    pub check_push_params: Option<fn(Action, &Params) -> Result<(), String>>,
+    pub check_push_params: Option<CheckParams>,
 }
+
+/// How a descriptor builds a kind's driver.
+pub type Connect = fn(&PlatformConfig, HttpClient) -> Result<Box<dyn Driver>, ConnectorError>;
+
+/// How a descriptor checks a transition's parameters; the error says what is missing.
+pub type CheckParams = fn(Action, &Params) -> Result<(), String>;
 
 /// The built-in kinds, one registration line each.
 pub static KINDS: &[&Descriptor] = &[
