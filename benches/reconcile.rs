@@ -104,7 +104,7 @@ fn reconcile_child(args: &[String]) -> ExitCode {
 }
 
 fn reconcile_once(main_file: &Path, name: &str) -> anyhow::Result<()> {
-    use ordersync::scheduler::{Platform, RunLocks};
+    use ordersync::daemon::{Platform, RunLocks};
     use ordersync::sync::{PassKind, PassOptions};
     use tokio_util::sync::CancellationToken;
 

@@ -4,11 +4,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod outbox;
 pub mod platforms;
-pub mod scheduler;
 pub mod sim;
 pub mod store;
 pub mod sync;

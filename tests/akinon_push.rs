@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use common::{Setup, count};
+use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
-use ordersync::scheduler::{self, Platform};
 use ordersync::sim::akinon::{AkinonSim, SimOptions, TruthOrder};
 use ordersync::sim::{Fault, RecordedRequest, RunningSim};
 use tokio_util::sync::CancellationToken;
@@ -138,11 +138,11 @@ impl Fixture {
     }
 
     fn platforms(&self) -> BTreeMap<String, Arc<Platform>> {
-        scheduler::build_platforms(
+        daemon::build_platforms(
             &self.setup.config(),
             &Redactor::default(),
             &CancellationToken::new(),
-            &scheduler::RunLocks::default(),
+            &daemon::RunLocks::default(),
         )
     }
 

@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::*;
+use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
-use ordersync::scheduler::{self, Platform};
 use ordersync::sim::merchantpro::MerchantProSim;
 use ordersync::store::Store;
 use ordersync::sync::{PassKind, PassOptions};
@@ -65,11 +65,11 @@ impl Outage {
         server.stop().await;
         let store = Store::open(&setup.db_path()).unwrap();
         let cancel = CancellationToken::new();
-        let platforms = scheduler::build_platforms(
+        let platforms = daemon::build_platforms(
             &setup.config(),
             &Redactor::default(),
             &cancel,
-            &scheduler::RunLocks::default(),
+            &daemon::RunLocks::default(),
         );
         let o = Outage {
             sim,

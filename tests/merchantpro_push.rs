@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use common::*;
+use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, Params};
-use ordersync::scheduler::{self, Platform};
 use ordersync::sim::Fault;
 use tokio_util::sync::CancellationToken;
 
@@ -77,11 +77,11 @@ impl Fixture {
     }
 
     fn platforms(&self) -> BTreeMap<String, Arc<Platform>> {
-        scheduler::build_platforms(
+        daemon::build_platforms(
             &self.setup.config(),
             &Redactor::default(),
             &CancellationToken::new(),
-            &scheduler::RunLocks::default(),
+            &daemon::RunLocks::default(),
         )
     }
 

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use common::{Setup, count};
+use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
 use ordersync::platforms::sirclo::push::MAX_ORDERS_PER_REQUEST;
 use ordersync::platforms::sirclo::sign;
-use ordersync::scheduler::{self, Platform};
 use ordersync::sim::sirclo::{SimOptions, SircloSim, TruthOrder};
 use ordersync::sim::{Fault, RecordedRequest, RunningSim};
 use serde_json::{Value, json};
@@ -111,11 +111,11 @@ impl Fixture {
     }
 
     fn platforms(&self) -> BTreeMap<String, Arc<Platform>> {
-        scheduler::build_platforms(
+        daemon::build_platforms(
             &self.setup.config(),
             &Redactor::default(),
             &CancellationToken::new(),
-            &scheduler::RunLocks::default(),
+            &daemon::RunLocks::default(),
         )
     }
 

@@ -10,9 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Exit;
 use crate::config::{self, Config};
+use crate::daemon::{self, DaemonOptions};
 use crate::model::Status;
 use crate::outbox::{Action, Params};
-use crate::scheduler::{self, DaemonOptions};
 use crate::sim::fleet::{Fleet, NAMES};
 
 /// Removes the throw-away folder however the demo ends.
@@ -58,7 +58,7 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
          queued transitions every 3 s. Ctrl-C to stop."
     );
     let stop = CancellationToken::new();
-    let daemon = tokio::spawn(scheduler::run(
+    let daemon = tokio::spawn(daemon::run(
         cfg.clone(),
         DaemonOptions {
             stop: Some(stop.clone()),

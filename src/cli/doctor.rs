@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Exit;
 use crate::config::{Config, PlatformConfig};
+use crate::daemon::{Platform, RunLocks};
 use crate::http::{HttpError, Redactor};
 use crate::platforms::{PassCtx, Source, Window};
-use crate::scheduler::{Platform, RunLocks};
 use crate::store::Store;
 
 #[derive(Debug, Serialize)]

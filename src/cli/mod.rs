@@ -17,9 +17,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, ConfigErrors};
+use crate::daemon::{self, DaemonOptions, RunLocks};
 use crate::http::Redactor;
 use crate::outbox::{self, Action, Params};
-use crate::scheduler::{self, DaemonOptions, RunLocks};
 use crate::store::Store;
 use crate::sync::{PassKind, PassOptions};
 
@@ -358,7 +358,7 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             if let Some(w) = config.platforms_dir_warning() {
                 tracing::warn!("{w}");
             }
-            runtime()?.block_on(scheduler::run(config, DaemonOptions::default()))?;
+            runtime()?.block_on(daemon::run(config, DaemonOptions::default()))?;
             Ok(())
         }
         Command::Sync {
@@ -530,7 +530,7 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
         .await?;
     let cancel = CancellationToken::new();
     let mut platforms =
-        scheduler::build_platforms(&config, &Redactor::default(), &cancel, &RunLocks::default());
+        daemon::build_platforms(&config, &Redactor::default(), &cancel, &RunLocks::default());
     if !names.is_empty() {
         platforms.retain(|n, _| names.contains(n));
     }
@@ -658,7 +658,7 @@ async fn sync_with_progress(
             let progress = progress.as_deref().map(|b| b as &dyn crate::sync::Progress);
             let name = cfg.name.clone();
             let platform =
-                match scheduler::Platform::new(cfg, &redactor, &cancel, &RunLocks::default()) {
+                match daemon::Platform::new(cfg, &redactor, &cancel, &RunLocks::default()) {
                     Ok(p) => Arc::new(p),
                     Err(e) => return (name, Err(anyhow::anyhow!("{e}"))),
                 };

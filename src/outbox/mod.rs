@@ -21,11 +21,11 @@ pub use crate::model::{Action, Entry, OrderSnapshot, Params};
 pub use crate::platforms::PushOutcome;
 
 use crate::config::{PlatformConfig, RetryConfig};
+use crate::daemon::Platform;
 use crate::http::HttpError;
 use crate::model::Status;
 use crate::model::{StoredItem, StoredOrder};
 use crate::platforms;
-use crate::scheduler::Platform;
 use crate::store::{Store, StoreError, ts};
 
 /// Why `transition` refused. Nothing was queued.

@@ -3,6 +3,7 @@
 //! dedicated OS thread fed by a channel and every async read goes through `spawn_blocking`; the
 //! tokio workers never touch SQLite.
 
+pub(crate) mod lock;
 mod orders;
 mod schema;
 mod state;

@@ -19,7 +19,7 @@ use std::fmt;
 use chrono::Utc;
 
 // The very lock file `sync` and the daemon take, so a verify never overlaps their runs.
-use crate::scheduler::flock;
+
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -144,12 +144,14 @@ pub async fn verify_locked(
     verify_platform(cfg, connector, store, opts, cancel, progress).await
 }
 
-async fn platform_lock(store: &Store, name: &str) -> Option<flock::PlatformLock> {
-    match flock::PlatformLock::try_acquire(store.path(), name) {
+async fn platform_lock(store: &Store, name: &str) -> Option<crate::store::lock::PlatformLock> {
+    match crate::store::lock::PlatformLock::try_acquire(store.path(), name) {
         Ok(Some(l)) => Some(l),
         Ok(None) => {
             info!(platform = %name, "a sync of this platform is running; verify waits for it");
-            flock::PlatformLock::acquire(store.path(), name).await.ok()
+            crate::store::lock::PlatformLock::acquire(store.path(), name)
+                .await
+                .ok()
         }
         Err(e) => {
             warn!(platform = %name, error = %e,

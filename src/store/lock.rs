@@ -1,9 +1,9 @@
-//! Runs of one platform must not overlap across processes either (the daemon and an operator's
-//! `ordersync sync`): an advisory `flock` on a file per platform beside the database. The
-//! kernel drops it when the holder dies, so a killed process never leaves a stale lock.
+//! Runs of one platform must not overlap across processes either (the daemon, an operator's
+//! `ordersync sync` or `verify`): an exclusive advisory lock (std's `File::lock`, `flock` on
+//! Linux) on a file per platform beside the database. The kernel drops it when the holder dies,
+//! so a killed process never leaves a stale lock.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 pub struct PlatformLock {
@@ -32,30 +32,19 @@ impl PlatformLock {
     /// The lock if it is free now; `Ok(None)` when another process holds it.
     pub fn try_acquire(database: &Path, platform: &str) -> std::io::Result<Option<PlatformLock>> {
         let file = open(database, platform)?;
-        // SAFETY: flock(2) on a descriptor this function owns.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            return Ok(Some(PlatformLock { _file: file }));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(e)
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PlatformLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
         }
     }
 
-    /// Waits for the lock (on a blocking thread: flock blocks).
+    /// Waits for the lock (on a blocking thread: taking it blocks).
     pub async fn acquire(database: &Path, platform: &str) -> std::io::Result<PlatformLock> {
         let file = open(database, platform)?;
         tokio::task::spawn_blocking(move || {
-            // SAFETY: flock(2) on a descriptor this closure owns.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                Ok(PlatformLock { _file: file })
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
+            file.lock()?;
+            Ok(PlatformLock { _file: file })
         })
         .await
         .map_err(std::io::Error::other)?

@@ -1,0 +1,323 @@
+//! One configured platform as the daemon runs it ([`Platform`]): its connector, the lock and
+//! claims that keep its sync and reconcile runs apart (a run due while the other kind is going
+//! waits for it; a run due while one of its own kind is going or waiting is skipped and
+//! logged), the pause after refused credentials, and the run locks that outlive a reload.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, PlatformConfig};
+use crate::http::Redactor;
+use crate::platforms::{Connector, Reconcile, Source};
+use crate::store::Store;
+use crate::sync::{Engine, PassKind, PassOptions, PassReport, Progress, SyncError};
+
+/// After the platform refuses our credentials, scheduled runs pause this long: repeated bad
+/// attempts get accounts locked (MerchantPro answers 403), and the fix is the operator's.
+pub(super) const AUTH_HOLD: Duration = Duration::from_secs(30 * 60);
+
+/// One configured platform, with what keeps its runs apart.
+pub struct Platform {
+    pub cfg: PlatformConfig,
+    pub connector: Connector,
+    slot: Arc<RunSlot>,
+    auth_hold_until: Mutex<Option<Instant>>,
+}
+
+impl Platform {
+    pub fn new(
+        cfg: PlatformConfig,
+        redactor: &Redactor,
+        cancel: &CancellationToken,
+        locks: &RunLocks,
+    ) -> Result<Platform, crate::platforms::ConnectorError> {
+        let connector = Connector::new(&cfg, redactor, cancel.clone())?;
+        Ok(Platform {
+            slot: locks.get(&cfg.name),
+            cfg,
+            connector,
+            auth_hold_until: Mutex::new(None),
+        })
+    }
+
+    /// Whether this kind needs reconcile passes at all.
+    pub fn needs_reconcile(&self) -> bool {
+        self.connector.reconcile() != Reconcile::NotNeeded
+    }
+
+    /// Runs one pass, waiting for the platform's lock (the CLI's `sync` wants the work done).
+    pub async fn run_pass(
+        &self,
+        kind: PassKind,
+        opts: PassOptions,
+        store: &Store,
+        cancel: &CancellationToken,
+        progress: Option<&dyn Progress>,
+    ) -> Result<PassReport, SyncError> {
+        let _guard = self.slot.lock.lock().await;
+        let _file_lock = match crate::store::lock::PlatformLock::try_acquire(
+            store.path(),
+            &self.cfg.name,
+        ) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                info!(platform = %self.cfg.name, "another ordersync process is syncing this platform; waiting for it");
+                crate::store::lock::PlatformLock::acquire(store.path(), &self.cfg.name)
+                    .await
+                    .ok()
+            }
+            Err(e) => {
+                warn!(platform = %self.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
+                None
+            }
+        };
+        self.pass_locked(kind, opts, store, cancel, progress).await
+    }
+
+    pub(super) async fn pass_locked(
+        &self,
+        kind: PassKind,
+        opts: PassOptions,
+        store: &Store,
+        cancel: &CancellationToken,
+        progress: Option<&dyn Progress>,
+    ) -> Result<PassReport, SyncError> {
+        let engine = Engine {
+            cfg: &self.cfg,
+            store,
+            cancel,
+            progress,
+        };
+        let s = &self.connector;
+        let result = match kind {
+            PassKind::Incremental => engine.incremental(s, opts).await,
+            PassKind::Reconcile => engine.reconcile(s).await,
+        };
+        if let Err(e) = &result
+            && e.is_unauthorized()
+        {
+            *self
+                .auth_hold_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + AUTH_HOLD);
+            warn!(platform = %self.cfg.name, hold_minutes = AUTH_HOLD.as_secs() / 60,
+                  "credentials refused: scheduled runs pause so the account is not locked; {}", self.cfg.auth_fix_advice());
+        }
+        result
+    }
+
+    /// Whether scheduled runs are paused after refused credentials (logged when they are).
+    pub(super) fn auth_held(&self, kind: PassKind) -> bool {
+        let held = self
+            .auth_hold_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| Instant::now() < until);
+        if held {
+            info!(platform = %self.cfg.name, run = kind.as_str(), "skipped: credentials were refused recently");
+        }
+        held
+    }
+
+    /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
+    /// if the other kind is going, this run waits for it, then runs.
+    pub(super) fn trigger(
+        self: &Arc<Self>,
+        kind: PassKind,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        if cancel.is_cancelled() || self.auth_held(kind) {
+            return;
+        }
+        let Some(claim) = Claim::take(&self.slot, kind) else {
+            warn!(platform = %self.cfg.name, run = kind.as_str(),
+                  "skipped: the previous run of this kind is still going or waiting its turn");
+            return;
+        };
+        let me = self.clone();
+        let store = store.clone();
+        let cancel = cancel.clone();
+        tracker.spawn(async move {
+            let _claim = claim;
+            let _guard = match me.slot.lock.try_lock() {
+                Ok(g) => g,
+                Err(_) => {
+                    info!(platform = %me.cfg.name, run = kind.as_str(),
+                          "waiting for the {} run of this platform to finish", other(kind).as_str());
+                    tokio::select! {
+                        g = me.slot.lock.lock() => g,
+                        _ = cancel.cancelled() => return,
+                    }
+                }
+            };
+            // The run waited for may have been told the credentials are wrong, or shutdown
+            // may have begun meanwhile.
+            if cancel.is_cancelled() || me.auth_held(kind) {
+                return;
+            }
+            let _file_lock = match crate::store::lock::PlatformLock::try_acquire(store.path(), &me.cfg.name) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => {
+                    warn!(platform = %me.cfg.name, run = kind.as_str(),
+                          "skipped: a manual `ordersync sync` is syncing this platform");
+                    return;
+                }
+                Err(e) => {
+                    warn!(platform = %me.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
+                    None
+                }
+            };
+            // The engine logs the outcome; the error needs no second line here.
+            let _ = me
+                .pass_locked(kind, PassOptions::default(), &store, &cancel, None)
+                .await;
+        });
+    }
+}
+
+impl Platform {
+    /// A scheduled verify (`verify_schedule`): compares the store with the platform, repairing
+    /// only when `verify_repair` says so. Skipped while the previous one is still going; it
+    /// waits for a sync or reconcile of the platform to end (they share the lock file).
+    pub(super) fn trigger_verify(
+        self: &Arc<Self>,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        if cancel.is_cancelled() || self.auth_held(PassKind::Incremental) {
+            return;
+        }
+        if self
+            .slot
+            .verifying
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            warn!(platform = %self.cfg.name, run = "verify", "skipped: the previous verify of this platform is still going");
+            return;
+        }
+        let (me, store, cancel) = (self.clone(), store.clone(), cancel.clone());
+        tracker.spawn(async move {
+            let opts = crate::verify::VerifyOptions {
+                repair: me.cfg.verify_repair,
+            };
+            // The verify logs its own outcome and sets the drift gauges /health reads.
+            if let Err(e) =
+                crate::verify::verify_locked(&me.cfg, &me.connector, &store, opts, &cancel, None)
+                    .await
+            {
+                warn!(platform = %me.cfg.name, run = "verify", error = %e, "verify could not finish");
+            }
+            me.slot.verifying.store(false, Ordering::Release);
+        });
+    }
+}
+
+pub(super) fn other(kind: PassKind) -> PassKind {
+    match kind {
+        PassKind::Incremental => PassKind::Reconcile,
+        PassKind::Reconcile => PassKind::Incremental,
+    }
+}
+
+/// What keeps the runs of one platform apart. Shared by every `Platform` of that name across
+/// reloads (see [`RunLocks`]).
+#[derive(Default)]
+pub(super) struct RunSlot {
+    /// Held for the whole of a run.
+    lock: tokio::sync::Mutex<()>,
+    /// Per kind (incremental, reconcile): a run of that kind is going or waiting for `lock`.
+    claimed: [AtomicBool; 2],
+    /// A scheduled verify is going (or waiting for the platform's lock file).
+    verifying: AtomicBool,
+}
+
+/// A run of one kind, going or waiting, from its tick until it ends.
+pub(super) struct Claim {
+    slot: Arc<RunSlot>,
+    kind: usize,
+}
+
+impl Claim {
+    pub(super) fn take(slot: &Arc<RunSlot>, kind: PassKind) -> Option<Claim> {
+        let kind = match kind {
+            PassKind::Incremental => 0,
+            PassKind::Reconcile => 1,
+        };
+        slot.claimed[kind]
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| Claim {
+                slot: slot.clone(),
+                kind,
+            })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.slot.claimed[self.kind].store(false, Ordering::Release);
+    }
+}
+
+/// Builds the platforms of a config; a platform that cannot be set up is logged and left out,
+/// never stopping the others.
+pub fn build_platforms(
+    config: &Config,
+    redactor: &Redactor,
+    cancel: &CancellationToken,
+    locks: &RunLocks,
+) -> BTreeMap<String, Arc<Platform>> {
+    let mut out = BTreeMap::new();
+    for cfg in config.enabled_platforms() {
+        if cfg.base_url.scheme() == "http" && !is_loopback(&cfg.base_url) {
+            warn!(platform = %cfg.name, url = %cfg.base_url,
+                  "plain http:// base URL: credentials and orders cross the network unencrypted");
+        }
+        match Platform::new(cfg.clone(), redactor, cancel, locks) {
+            Ok(p) => {
+                out.insert(cfg.name.clone(), Arc::new(p));
+            }
+            Err(e) => error!(platform = %cfg.name, file = %cfg.file.display(), error = %e,
+                             "platform cannot run; the others continue"),
+        }
+    }
+    out
+}
+
+pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Per-platform run locks that outlive a reload: a platform kept across a reload keeps its lock,
+/// so a run started (or waiting) before the reload and one scheduled after it still never
+/// overlap.
+#[derive(Clone, Default)]
+pub struct RunLocks(Arc<Mutex<BTreeMap<String, Arc<RunSlot>>>>);
+
+impl RunLocks {
+    pub(super) fn get(&self, name: &str) -> Arc<RunSlot> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+pub(super) type Platforms = BTreeMap<String, Arc<Platform>>;
