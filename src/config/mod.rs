@@ -131,7 +131,7 @@ impl Default for DaemonConfig {
             metrics_listen: None,
             shutdown_grace: Duration::from_secs(20),
             health_max_age: Duration::from_secs(3600),
-            busy_timeout: crate::store::BUSY_TIMEOUT,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
         }
     }
 }
@@ -257,6 +257,11 @@ impl PlatformConfig {
         }
     }
 }
+
+/// How long a statement waits on another process's lock before failing, unless
+/// `daemon.busy_timeout` says otherwise. Long enough to ride out a reporting query or a backup,
+/// short enough that a stuck lock surfaces in the logs.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) const DEFAULT_SCHEDULE: &str = "0 */5 * * * *";
 pub(crate) const DEFAULT_RECONCILE_SCHEDULE: &str = "0 */30 * * * *";

@@ -24,10 +24,8 @@ pub use orders::{
 };
 pub use state::{PassProgress, PassState, finish_run, load_pass_state, save_pass_state, start_run};
 
-/// How long a statement waits on another process's lock before failing, unless
-/// `daemon.busy_timeout` says otherwise. Long enough to ride out a reporting query or a backup,
-/// short enough that a stuck lock surfaces in the logs.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// See [`DEFAULT_BUSY_TIMEOUT`](crate::config::DEFAULT_BUSY_TIMEOUT).
+pub const BUSY_TIMEOUT: Duration = crate::config::DEFAULT_BUSY_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
