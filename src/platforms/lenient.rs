@@ -137,6 +137,16 @@ pub fn damaged_record(repaired: bool, raw: &str) -> Option<String> {
     })
 }
 
+/// One record of a list answer read on its own: a record damaged by the body's repair is
+/// refused ([`damaged_record`]), any other is deserialized, and the error is the reject reason.
+/// Every kind reads its records through this, so one bad record never fails its page.
+pub fn read_record<T: serde::de::DeserializeOwned>(repaired: bool, raw: &str) -> Result<T, String> {
+    match damaged_record(repaired, raw) {
+        Some(reason) => Err(reason),
+        None => serde_json::from_str::<T>(raw).map_err(|e| e.to_string()),
+    }
+}
+
 /// A time field holding a form no platform document shows (epoch seconds or milliseconds,
 /// `dd/mm/yyyy`, a word). Guessing could store a wrong instant, and storing no time would hide
 /// the record from every window and report that reads by time, so its record is rejected.

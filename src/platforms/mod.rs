@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Kind, Kinds, PlatformConfig};
 use crate::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
-use crate::model::{Action, Entry, Params, Status};
+use crate::model::{Action, Entry, Order, Params, Status};
 use crate::store::{Incoming, RejectRecord, Store};
 
 /// The frozen window of an incremental pass: `[cursor − lookback, pass start]`.
@@ -59,6 +59,41 @@ pub(crate) fn reject(
     tracing::warn!(platform = %http.platform(), position = %reject.position, error = %reject.reason,
                    "malformed order record skipped (kept in rejects)");
     reject
+}
+
+/// Reads, maps and sorts the records of one list answer into `page`: each record on its own
+/// ([`lenient::read_record`]), mapped by `map`, then kept as an order or put aside as a reject
+/// naming its position (`GET <position> record <i>`) and, where the record shows one, its id
+/// (at the JSON pointer `id_pointer`). `keep` may drop an order already read (a repeat within
+/// one answer).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn map_records<'r, W: serde::de::DeserializeOwned>(
+    http: &HttpClient,
+    position: &str,
+    repaired: bool,
+    records: impl IntoIterator<Item = &'r serde_json::value::RawValue>,
+    id_pointer: &str,
+    map: impl Fn(W) -> Result<Order, String>,
+    mut keep: impl FnMut(&Order) -> bool,
+    page: &mut Page,
+) {
+    for (i, raw) in records.into_iter().enumerate() {
+        match lenient::read_record::<W>(repaired, raw.get()).and_then(&map) {
+            Ok(order) => {
+                if keep(&order) {
+                    page.orders
+                        .push(Incoming::new(order, raw.get().to_string()));
+                }
+            }
+            Err(e) => page.rejects.push(reject(
+                http,
+                &format!("GET {position} record {i}"),
+                &e,
+                raw.get(),
+                lenient::record_id(raw.get(), id_pointer),
+            )),
+        }
+    }
 }
 
 /// How a kind finds changes to orders its incremental filter cannot see. The orders it

@@ -689,10 +689,7 @@ fn read_list<T: DeserializeOwned>(resp: &Response) -> Result<Listed<T>, String> 
             .iter()
             .map(|r| Record {
                 raw: r.get().to_string(),
-                read: match super::lenient::damaged_record(repaired, r.get()) {
-                    Some(reason) => Err(reason),
-                    None => serde_json::from_str::<T>(r.get()).map_err(|e| e.to_string()),
-                },
+                read: super::lenient::read_record::<T>(repaired, r.get()),
             })
             .collect(),
     })

@@ -303,15 +303,11 @@ impl Epixel {
             .enumerate()
             .map(|(i, raw)| {
                 // Times are checked here, before the order's details are asked for.
-                let read = match super::lenient::damaged_record(repaired, raw.get()) {
-                    Some(reason) => Err(reason),
-                    None => serde_json::from_str::<wire::Order>(raw.get())
-                        .map_err(|e| e.to_string())
-                        .and_then(|o| match map::times(&o, self.zone) {
-                            Ok(_) => Ok(o),
-                            Err(bad) => Err(bad.to_string()),
-                        }),
-                };
+                let read = super::lenient::read_record::<wire::Order>(repaired, raw.get())
+                    .and_then(|o| match map::times(&o, self.zone) {
+                        Ok(_) => Ok(o),
+                        Err(bad) => Err(bad.to_string()),
+                    });
                 match read {
                     Ok(order) => Ok(Listed {
                         order,

@@ -21,7 +21,6 @@ use crate::config::PlatformConfig;
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
 use crate::model::Status;
-use crate::store::Incoming;
 
 /// The kind as the rest of the daemon sees it.
 pub static DESCRIPTOR: Descriptor = Descriptor {
@@ -212,30 +211,18 @@ impl MerchantPro {
             orders: Vec::with_capacity(list.data.len()),
             ..Page::default()
         };
-        for (i, raw) in list.data.iter().enumerate() {
-            let read = match lenient::damaged_record(repaired, raw.get()) {
-                Some(reason) => Err(reason),
-                None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
-            };
-            let mapped = read.and_then(|w| {
+        super::map_records(
+            &self.http,
+            position,
+            repaired,
+            list.data.iter().copied(),
+            "/id",
+            |w: wire::Order| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
-            });
-            match mapped {
-                Ok(order) => page
-                    .orders
-                    .push(Incoming::new(order, raw.get().to_string())),
-                Err(e) => {
-                    let position = format!("GET {position} record {i}");
-                    page.rejects.push(super::reject(
-                        &self.http,
-                        &position,
-                        &e,
-                        raw.get(),
-                        lenient::record_id(raw.get(), "/id"),
-                    ));
-                }
-            }
-        }
+            },
+            |_| true,
+            &mut page,
+        );
         let meta = list.meta.unwrap_or_default();
         page.total = meta.count.and_then(|c| c.total);
         page.next = meta

@@ -192,35 +192,20 @@ impl Mitrabunso {
             ..Page::default()
         };
         let mut ids = HashSet::with_capacity(list.data.len());
-        for (i, raw) in list.data.iter().enumerate() {
-            let read = match super::lenient::damaged_record(repaired, raw.get()) {
-                Some(reason) => Err(reason),
-                None => serde_json::from_str::<wire::Record>(raw.get()).map_err(|e| e.to_string()),
-            };
-            let mapped = read.and_then(|w| {
+        super::map_records(
+            &self.http,
+            position,
+            repaired,
+            list.data.iter().copied(),
+            "/order/order_id",
+            |w: wire::Record| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
-            });
-            match mapped {
-                Ok(order) => {
-                    // Offsets shift when orders arrive during a scan, so one order can come
-                    // twice; the store would take it as unchanged anyway, this just saves work.
-                    if ids.insert(order.order_id.clone()) {
-                        page.orders
-                            .push(Incoming::new(order, raw.get().to_string()));
-                    }
-                }
-                Err(e) => {
-                    let position = format!("GET {position} record {i}");
-                    page.rejects.push(super::reject(
-                        &self.http,
-                        &position,
-                        &e,
-                        raw.get(),
-                        super::lenient::record_id(raw.get(), "/order/order_id"),
-                    ));
-                }
-            }
-        }
+            },
+            // Offsets shift when orders arrive during a scan, so one order can come twice; the
+            // store would take it as unchanged anyway, this just saves work.
+            |order| ids.insert(order.order_id.clone()),
+            &mut page,
+        );
         // Never more than asked for: a page holding one order twice (offsets shifting under the
         // scan) has `limit + 1` records, and advancing by that would skip the next order. Re-reading
         // one costs nothing; skipping one loses it.

@@ -28,7 +28,6 @@ use crate::config::{AuthKey, Kind, KindSpec};
 use crate::config::{PlatformConfig, Secret};
 use crate::http::{HttpClient, HttpError, Redactor, Response};
 use crate::model::Status;
-use crate::store::Incoming;
 
 /// The kind as the rest of the daemon sees it.
 pub static DESCRIPTOR: Descriptor = Descriptor {
@@ -220,30 +219,18 @@ impl Sirclo {
             total: list.total_record,
             ..Page::default()
         };
-        for (i, raw) in data.iter().enumerate() {
-            let read = match lenient::damaged_record(repaired, raw.get()) {
-                Some(reason) => Err(reason),
-                None => serde_json::from_str::<wire::Order>(raw.get()).map_err(|e| e.to_string()),
-            };
-            let mapped = read.and_then(|w| {
+        super::map_records(
+            &self.http,
+            position,
+            repaired,
+            data.iter().copied(),
+            "/id",
+            |w: wire::Order| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
-            });
-            match mapped {
-                Ok(order) => page
-                    .orders
-                    .push(Incoming::new(order, raw.get().to_string())),
-                Err(e) => {
-                    let position = format!("GET {position} record {i}");
-                    page.rejects.push(super::reject(
-                        &self.http,
-                        &position,
-                        &e,
-                        raw.get(),
-                        lenient::record_id(raw.get(), "/id"),
-                    ));
-                }
-            }
-        }
+            },
+            |_| true,
+            &mut page,
+        );
         let records = data.len() as u64;
         let more = records > 0
             && records >= perpage
