@@ -551,10 +551,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
 
     // A database that refuses writes right now (locked, full, read-only) must not stop the
     // daemon: the push loop recovers these entries on every tick once writes succeed.
-    if let Err(e) = store
-        .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
-        .await
-    {
+    if let Err(e) = store.recover_in_flight(chrono::Utc::now()).await {
         error!(error = %e, "recovering outbox entries left in flight; will try again");
     }
     let heartbeat = Heartbeat::new();
@@ -677,7 +674,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     }
     drop(platforms_tx);
     // Let queued writes drain: the writer thread finishes its queue once every handle is gone.
-    if let Err(e) = store.write(|_| Ok(())).await {
+    if let Err(e) = store.ping().await {
         warn!(error = %e, "database writer");
     }
     info!("stopped");
@@ -748,10 +745,7 @@ async fn push_loop(
             _ = cancel.cancelled() => return,
         }
         // Entries a killed `ordersync push` left in flight come back here, not only at start.
-        if let Err(e) = store
-            .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
-            .await
-        {
+        if let Err(e) = store.recover_in_flight(chrono::Utc::now()).await {
             warn!(error = %e, "recovering outbox entries");
         }
         let current = platforms.borrow().clone();
@@ -801,10 +795,7 @@ async fn watchdog(
             );
             continue;
         }
-        let answered = matches!(
-            tokio::time::timeout(period, store.write(|_| Ok(()))).await,
-            Ok(Ok(()))
-        );
+        let answered = matches!(tokio::time::timeout(period, store.ping()).await, Ok(Ok(())));
         let progressing = (chrono::Utc::now() - store.last_progress())
             .to_std()
             .is_ok_and(|age| age < progress_window);
@@ -815,6 +806,35 @@ async fn watchdog(
                 "database writer has finished no job for {progress_window:?}; withholding the watchdog ping"
             );
         }
+    }
+}
+
+/// The outbox drains through the daemon's platforms.
+impl crate::outbox::Pusher for Platform {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    fn retry(&self) -> &crate::config::RetryConfig {
+        &self.cfg.retry
+    }
+
+    async fn push(
+        &self,
+        entries: &[crate::model::Entry],
+    ) -> Option<Vec<crate::platforms::PushOutcome>> {
+        self.connector.push(entries).await
+    }
+
+    async fn already_applied(
+        &self,
+        entry: &crate::model::Entry,
+    ) -> Option<Result<bool, crate::http::HttpError>> {
+        self.connector.already_applied(entry).await
     }
 }
 
