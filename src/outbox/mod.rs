@@ -395,6 +395,7 @@ async fn push_claimed<P: Pusher>(
     if to_send.is_empty() {
         return Ok(report);
     }
+    #[cfg(feature = "crash-hooks")]
     crash_point("before_send");
     let outcomes = match p.push(&to_send).await {
         Some(o) => o,
@@ -404,6 +405,7 @@ async fn push_claimed<P: Pusher>(
             .collect(),
     };
     report.sent += to_send.len() as u64;
+    #[cfg(feature = "crash-hooks")]
     crash_point("after_send");
     for (e, o) in to_send.iter().zip(outcomes) {
         finish(store, e, o, p.retry(), now, &mut report).await?;
@@ -474,9 +476,11 @@ async fn finish(
     Ok(())
 }
 
-/// Test hook: `FAILPOINT_ORDERSYNC_PUSH=before_send|after_send` kills the process (SIGKILL) at
+/// Test hook, only in builds with the `crash-hooks` feature (the test suite's, never the shipped
+/// binary): `FAILPOINT_ORDERSYNC_PUSH=before_send|after_send` kills the process (SIGKILL) at
 /// that point of a push, so the crash-recovery tests can stop it exactly where a power cut
 /// might. (Not `ORDERSYNC_…`: every such variable is a configuration key.)
+#[cfg(feature = "crash-hooks")]
 fn crash_point(point: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("FAILPOINT_ORDERSYNC_PUSH").ok());
