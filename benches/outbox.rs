@@ -162,9 +162,10 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     // Without the environment: the bench's own ORDERSYNC_BENCH_* knobs are no configuration.
     let config = ordersync::config::load_with_env(&main_file, ordersync::platforms::kinds(), &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut conn = Connection::open(&db)?;
-    // The bench's own connection: what is measured is the push, not fsync per queued entry.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let conn = Connection::open(&db)?;
+    // The library's store, as `ordersync transition` opens it (synchronous=NORMAL, as every
+    // connection of the daemon's).
+    let store = ordersync::store::Store::open(&db)?;
     let queued_at = Instant::now();
     let targets: [(&str, Vec<String>, Status); 3] = [
         (
@@ -182,19 +183,20 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     for (name, ids, to) in &targets {
         let cfg = config.platform(name).context("platform in config")?;
         for id in ids {
-            ordersync::outbox::enqueue(
-                &mut conn,
+            rt.block_on(ordersync::outbox::enqueue(
+                &store,
                 cfg,
                 id,
                 Action::Status(*to),
                 &Params::default(),
                 false,
                 Utc::now(),
-            )
+            ))
             .with_context(|| format!("{name} order {id}: transition refused"))?;
         }
     }
     let queue_s = queued_at.elapsed().as_secs_f64();
+    drop(store);
     let pending = count(&conn, "SELECT count(*) FROM outbox WHERE state = 'pending'")?;
     ensure!(
         pending == n as i64,

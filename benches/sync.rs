@@ -7,9 +7,9 @@
 //! * **bare**: this binary re-executed as `--bare-loop URL DB`: a plain `reqwest::Client` fetches
 //!   the pages one after another (the daemon's own first-page URL, then `meta.links.next`),
 //!   parses them with the daemon's wire types, `map::to_canonical` and `Incoming::new`, and
-//!   writes each page with `store::apply_page` in one transaction, on one thread. No retry layer,
-//!   rate limiter, writer thread, pipelining, checkpoint or run bookkeeping: the floor the
-//!   daemon's path is compared with.
+//!   writes each page with `Store::apply_page` in one transaction, one page after another. No
+//!   retry layer, rate limiter, pipelining, checkpoint or run bookkeeping: the floor the daemon's
+//!   path is compared with.
 //! * **daemon**: the release `ordersync` binary, `ordersync --config … sync --no-reconcile`, with
 //!   a throw-away configuration (`page_size = 100`, `max_requests_per_second = 100000`).
 //! * **nochange**: the same binary again on the database the daemon run left,
@@ -56,7 +56,7 @@ use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, FixedOffset, Utc};
 use ordersync::platforms::merchantpro::{map, wire};
 use ordersync::sim::merchantpro::{MerchantProSim, SimOptions};
-use ordersync::store::{Incoming, PageWrite, Store, apply_page, open_connection};
+use ordersync::store::{Incoming, PageWrite, Store};
 use reqwest::Url;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -133,10 +133,8 @@ fn bare_main(args: &[String]) -> ExitCode {
 
 fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
     ordersync::http::install_crypto_provider();
-    // The daemon's own migrations make the schema. Store's writer thread is not part of the bare
-    // loop: the handle is dropped at once and the pages go through a connection of our own.
-    drop(Store::open(db)?);
-    let mut conn = open_connection(db, false)?;
+    // The daemon's own migrations make the schema, and its store writes the pages.
+    let store = Store::open(db)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -184,9 +182,7 @@ fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
             observed_at: Utc::now(),
             checkpoint: None,
         };
-        let tx = conn.transaction()?;
-        apply_page(&tx, &page)?;
-        tx.commit()?;
+        rt.block_on(store.apply_page(page))?;
         match next {
             Some(n) => url = url.join(&n)?,
             None => break,

@@ -120,10 +120,11 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("sync: {:#}", e.error.expect("an error")));
     }
 
-    fn queue(&self, order: &TruthOrder, to: Status, items: &[&str]) -> Result<i64, String> {
+    async fn queue(&self, order: &TruthOrder, to: Status, items: &[&str]) -> Result<i64, String> {
         let config = self.setup.config();
+        let store = ordersync::store::Store::open(&self.setup.db_path()).unwrap();
         outbox::enqueue(
-            &mut self.setup.db(),
+            &store,
             config.platform(NAME).unwrap(),
             &order.id,
             Action::Status(to),
@@ -134,6 +135,7 @@ impl Fixture {
             false,
             Utc::now(),
         )
+        .await
         .map_err(|e| e.to_string())
     }
 
@@ -272,9 +274,9 @@ async fn each_transition_rejects_every_line_with_the_documented_request_and_the_
     let partly = f.truth(&partly.id);
 
     for (order, to) in &cases {
-        f.queue(order, *to, &[]).unwrap();
+        f.queue(order, *to, &[]).await.unwrap();
     }
-    f.queue(&partly, Status::Cancelled, &[]).unwrap();
+    f.queue(&partly, Status::Cancelled, &[]).await.unwrap();
     let report = f.drain(&f.platforms(), Utc::now()).await;
     assert_eq!(
         (report.done, report.failed, report.retried),
@@ -366,7 +368,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let later = f.single(200);
     f.sync().await;
     let platforms = f.platforms();
-    let id = f.queue(&order, Status::Cancelled, &[]).unwrap();
+    let id = f.queue(&order, Status::Cancelled, &[]).await.unwrap();
     let sent_before = f.sim.request_count();
 
     f.sim.faults().push_n(Fault::Status(503), 2);
@@ -409,7 +411,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     assert_eq!(f.truth(&order.id).status, 800);
 
     // 429 asking for 2 s: the backoff alone would be 0.5–1.5 s.
-    let id2 = f.queue(&later, Status::Cancelled, &[]).unwrap();
+    let id2 = f.queue(&later, Status::Cancelled, &[]).await.unwrap();
     f.sim.faults().push(Fault::TooManyRequests {
         retry_after_secs: 2,
     });
@@ -437,11 +439,11 @@ async fn a_refused_push_fails_at_once_with_the_platforms_text_and_the_others_sti
     let others = [f.order(2, 100), f.single(200)];
     f.sync().await;
     let platforms = f.platforms();
-    let bad = f.queue(&refused, Status::Cancelled, &[]).unwrap();
-    let good: Vec<i64> = others
-        .iter()
-        .map(|o| f.queue(o, Status::Cancelled, &[]).unwrap())
-        .collect();
+    let bad = f.queue(&refused, Status::Cancelled, &[]).await.unwrap();
+    let mut good: Vec<i64> = Vec::new();
+    for o in &others {
+        good.push(f.queue(o, Status::Cancelled, &[]).await.unwrap());
+    }
 
     // The first request of the drain is the refused order's reject.
     f.sim.faults().push(Fault::Status(406));
@@ -478,7 +480,7 @@ async fn a_retry_after_a_partial_attempt_takes_lines_already_rejected_as_done() 
     let order = f.exactly(3, 100);
     f.sync().await;
     let platforms = f.platforms();
-    let id = f.queue(&order, Status::Cancelled, &[]).unwrap();
+    let id = f.queue(&order, Status::Cancelled, &[]).await.unwrap();
 
     // Two lines are rejected, the third meets a 503: the entry is retried whole.
     f.sim.faults().push_n(Fault::Slow(Duration::ZERO), 2);
@@ -536,8 +538,8 @@ async fn a_lost_answer_is_read_back_before_any_resend_and_no_line_is_posted_twic
     let half = f.exactly(2, 100);
     f.sync().await;
     let platforms = f.platforms();
-    let id_whole = f.queue(&whole, Status::Cancelled, &[]).unwrap();
-    let id_half = f.queue(&half, Status::Cancelled, &[]).unwrap();
+    let id_whole = f.queue(&whole, Status::Cancelled, &[]).await.unwrap();
+    let id_half = f.queue(&half, Status::Cancelled, &[]).await.unwrap();
 
     // The simulator applies both rejects, then breaks the connection before answering: the
     // one-line order landed whole, the two-line order half.
@@ -606,11 +608,12 @@ async fn item_rejects_only_the_named_lines() {
     let named = [order.items[0].id.as_str(), order.items[2].id.as_str()];
     assert!(
         f.queue(&order, Status::Cancelled, &["no-such-line"])
+            .await
             .unwrap_err()
             .contains("no item `no-such-line`"),
         "an unknown line is refused before anything is queued"
     );
-    let id = f.queue(&order, Status::Cancelled, &named).unwrap();
+    let id = f.queue(&order, Status::Cancelled, &named).await.unwrap();
 
     let report = f.drain(&f.platforms(), Utc::now()).await;
     assert_eq!(report.done, 1, "{report:?}");
@@ -645,7 +648,7 @@ async fn a_packaged_order_fails_at_once_with_the_platforms_400_and_is_never_retr
     // Packaged after the last sync: the store still thinks every line can be rejected.
     f.sim.set_status(&order.id, 400);
     let platforms = f.platforms();
-    let id = f.queue(&order, Status::Cancelled, &[]).unwrap();
+    let id = f.queue(&order, Status::Cancelled, &[]).await.unwrap();
 
     let report = f.drain(&platforms, Utc::now()).await;
     assert_eq!((report.failed, report.retried), (1, 0), "{report:?}");
@@ -681,14 +684,14 @@ async fn a_refused_token_is_replaced_by_one_login_and_the_reject_is_sent_once_mo
     let second = f.single(100);
     f.sync().await;
     let platforms = f.platforms();
-    let id1 = f.queue(&first, Status::Cancelled, &[]).unwrap();
+    let id1 = f.queue(&first, Status::Cancelled, &[]).await.unwrap();
     f.drain(&platforms, Utc::now()).await;
     assert_eq!(f.row(id1).state, "done");
     let logins = f.sim.logins();
 
     // The token this process obtained expires before the next drain.
     f.sim.revoke_tokens();
-    let id2 = f.queue(&second, Status::Cancelled, &[]).unwrap();
+    let id2 = f.queue(&second, Status::Cancelled, &[]).await.unwrap();
     let report = f.drain(&platforms, Utc::now()).await;
     assert_eq!((report.done, report.failed), (1, 0), "{report:?}");
     assert_eq!(f.row(id2).state, "done");

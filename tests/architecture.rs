@@ -121,8 +121,12 @@ impl Uses {
             match t {
                 TokenTree::Group(g) => self.tokens(g.stream()),
                 TokenTree::Ident(id) if id == "crate" => {
-                    if let [TokenTree::Punct(a), TokenTree::Punct(b), TokenTree::Ident(m), ..] =
-                        &trees[i + 1..]
+                    if let [
+                        TokenTree::Punct(a),
+                        TokenTree::Punct(b),
+                        TokenTree::Ident(m),
+                        ..,
+                    ] = &trees[i + 1..]
                         && a.as_char() == ':'
                         && b.as_char() == ':'
                     {
@@ -194,7 +198,9 @@ fn every_module_of_src_has_a_layer() {
 fn dependencies_between_modules_run_only_downwards() {
     let mut wrong = Vec::new();
     for (module, used) in dependencies() {
-        let Some(own) = layer_of(&module) else { continue };
+        let Some(own) = layer_of(&module) else {
+            continue;
+        };
         for (dep, file) in used {
             match layer_of(&dep) {
                 Some(l) if l < own => {}
@@ -205,7 +211,11 @@ fn dependencies_between_modules_run_only_downwards() {
             }
         }
     }
-    assert!(wrong.is_empty(), "upward or sideways dependencies:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "upward or sideways dependencies:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

@@ -94,28 +94,28 @@ impl Outage {
 
     /// Queues `to` for each order, as an operator would (`--force`: the stored order still says
     /// what it said before the outage, as no sync succeeds).
-    fn queue(&self, orders: &[u64], to: Status, now: DateTime<Utc>) -> Vec<i64> {
+    async fn queue(&self, orders: &[u64], to: Status, now: DateTime<Utc>) -> Vec<i64> {
         let config = self.setup.config();
-        let mut conn = self.setup.db();
-        orders
-            .iter()
-            .map(|o| {
-                let params = Params {
-                    tracking_number: (to == Status::Shipped).then(|| format!("AWB-{o}")),
-                    ..Params::default()
-                };
-                outbox::enqueue(
-                    &mut conn,
-                    config.platform("shop-ro").unwrap(),
-                    &o.to_string(),
-                    Action::Status(to),
-                    &params,
-                    true,
-                    now,
-                )
-                .unwrap_or_else(|e| panic!("queueing {to} for {o}: {e}"))
-            })
-            .collect()
+        let mut ids = Vec::with_capacity(orders.len());
+        for o in orders {
+            let params = Params {
+                tracking_number: (to == Status::Shipped).then(|| format!("AWB-{o}")),
+                ..Params::default()
+            };
+            let id = outbox::enqueue(
+                &self.store,
+                config.platform("shop-ro").unwrap(),
+                &o.to_string(),
+                Action::Status(to),
+                &params,
+                true,
+                now,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("queueing {to} for {o}: {e}"));
+            ids.push(id);
+        }
+        ids
     }
 
     async fn drain(&self, now: DateTime<Utc>) -> DrainReport {
@@ -243,7 +243,7 @@ async fn a_two_hour_outage_keeps_its_backlog_in_the_table_and_drains_it_in_queue
             _ => None,
         };
         if let Some(to) = wave {
-            queued += o.queue(&orders, to, now).len() as i64;
+            queued += o.queue(&orders, to, now).await.len() as i64;
         }
         let r = o.drain(now).await;
         assert_eq!((r.done, r.failed), (0, 0), "minute {minute}: {r:?}");
@@ -340,9 +340,9 @@ async fn a_transition_that_exhausts_its_retries_in_the_outage_holds_back_its_ord
     for minute in (0..=OUTAGE_MINUTES).step_by(STEP_MINUTES as usize) {
         let now = t0 + TimeDelta::minutes(minute);
         match minute {
-            0 => first = o.queue(&orders, Status::Processing, now),
-            45 => drop(o.queue(&orders, Status::Shipped, now)),
-            60 => drop(o.queue(&orders, Status::Delivered, now)),
+            0 => first = o.queue(&orders, Status::Processing, now).await,
+            45 => drop(o.queue(&orders, Status::Shipped, now).await),
+            60 => drop(o.queue(&orders, Status::Delivered, now).await),
             _ => {}
         }
         o.drain(now).await;
@@ -381,11 +381,8 @@ async fn a_transition_that_exhausts_its_retries_in_the_outage_holds_back_its_ord
     assert_eq!(o.state_count("pending"), 2 * ORDERS as i64);
 
     // The operator retries them (`ordersync outbox retry ID`): everything goes, in order.
-    {
-        let conn = o.setup.db();
-        for id in &first {
-            outbox::retry(&conn, *id, now).unwrap();
-        }
+    for id in &first {
+        outbox::retry(&o.store, *id, now).await.unwrap();
     }
     o.drain_until_empty(now).await;
     assert_eq!(

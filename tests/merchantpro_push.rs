@@ -55,7 +55,7 @@ impl Fixture {
             .id
     }
 
-    fn queue(
+    async fn queue(
         &self,
         order: u64,
         action: Action,
@@ -63,9 +63,8 @@ impl Fixture {
         force: bool,
     ) -> Result<i64, String> {
         let config = self.setup.config();
-        let mut conn = self.setup.db();
         outbox::enqueue(
-            &mut conn,
+            &self.store(),
             config.platform("shop-ro").unwrap(),
             &order.to_string(),
             action,
@@ -73,6 +72,7 @@ impl Fixture {
             force,
             Utc::now(),
         )
+        .await
         .map_err(|e| e.to_string())
     }
 
@@ -161,7 +161,7 @@ async fn each_transition_sends_the_documented_request_and_the_next_sync_confirms
             tracking_number: awb.map(str::to_string),
             ..Params::default()
         };
-        f.queue(*order, *action, params, false).unwrap();
+        f.queue(*order, *action, params, false).await.unwrap();
     }
     let report = outbox::drain_once(&f.store(), &f.platforms(), Utc::now())
         .await
@@ -291,6 +291,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let order = f.order_in("shipped", 0);
     let id = f
         .queue(order, status(Status::Delivered), Params::default(), false)
+        .await
         .unwrap();
     let (store, platforms) = (f.store(), f.platforms());
     let handler = format!("/api/v2/orders/{order}/delivered");
@@ -351,6 +352,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let order2 = f.order_in("awaiting", 0);
     let id2 = f
         .queue(order2, status(Status::Cancelled), Params::default(), false)
+        .await
         .unwrap();
     f.shop.sim.faults().push(Fault::TooManyRequests {
         retry_after_secs: 2,
@@ -380,10 +382,12 @@ async fn a_refused_push_fails_at_once_with_the_platforms_text_and_others_still_g
             Params::default(),
             true,
         )
+        .await
         .unwrap();
     let good = f.order_in("awaiting", 0);
     let ok = f
         .queue(good, status(Status::Cancelled), Params::default(), false)
+        .await
         .unwrap();
 
     let report = outbox::drain_once(&f.store(), &f.platforms(), Utc::now())
@@ -415,6 +419,7 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     let after = f.order_in("awaiting", 1);
     let id_before = f
         .queue(before, status(Status::Cancelled), Params::default(), false)
+        .await
         .unwrap();
 
     let setup = &f.setup;
@@ -446,6 +451,7 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
 
     let id_after = f
         .queue(after, status(Status::Cancelled), Params::default(), false)
+        .await
         .unwrap();
     // This run sends `before` (read back first: not applied) and `after`, then dies before
     // recording either outcome.
@@ -474,6 +480,7 @@ async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
     let order = f.order_in("awaiting", 0);
     let id = f
         .queue(order, status(Status::Cancelled), Params::default(), false)
+        .await
         .unwrap();
     // As if a previous attempt timed out after sending.
     f.setup
@@ -579,10 +586,17 @@ async fn entries_a_crashed_process_left_in_flight_are_recovered_though_we_reuse_
     let landed = f.order_in("awaiting", 0);
     let lost = f.order_in("awaiting", 1);
     let before_upgrade = f.order_in("awaiting", 2);
-    let [id_landed, id_lost, id_before_upgrade] = [landed, lost, before_upgrade].map(|order| {
-        f.queue(order, status(Status::Cancelled), Params::default(), false)
-            .unwrap()
-    });
+    let mut ids = Vec::new();
+    for order in [landed, lost, before_upgrade] {
+        ids.push(
+            f.queue(order, status(Status::Cancelled), Params::default(), false)
+                .await
+                .unwrap(),
+        );
+    }
+    let [id_landed, id_lost, id_before_upgrade] = ids[..] else {
+        unreachable!("three orders queued")
+    };
     // The crashed process claimed all three; its request for `landed` reached the platform, the
     // others never left. Its lease ran out a minute ago.
     f.shop.sim.set_status(landed, "cancelled");
@@ -596,10 +610,7 @@ async fn entries_a_crashed_process_left_in_flight_are_recovered_though_we_reuse_
 
     // One tick of the daemon's push loop: recover, then drain.
     let (store, platforms) = (f.store(), f.platforms());
-    let recovered = store
-        .write(|c| outbox::recover_in_flight(c, Utc::now()))
-        .await
-        .unwrap();
+    let recovered = store.recover_in_flight(Utc::now()).await.unwrap();
     assert_eq!(recovered, 3, "every entry comes back to the queue");
     let report = outbox::drain_once(&store, &platforms, Utc::now())
         .await
@@ -636,10 +647,14 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
     // mean nothing here, one looks dead and the other is ours.
     let f = Fixture::synced(200).await;
     let (a, b) = (f.order_in("awaiting", 0), f.order_in("awaiting", 1));
-    let [id_a, id_b] = [a, b].map(|order| {
-        f.queue(order, status(Status::Cancelled), Params::default(), false)
-            .unwrap()
-    });
+    let id_a = f
+        .queue(a, status(Status::Cancelled), Params::default(), false)
+        .await
+        .unwrap();
+    let id_b = f
+        .queue(b, status(Status::Cancelled), Params::default(), false)
+        .await
+        .unwrap();
     let now = Utc::now();
     let until = now + chrono::Duration::minutes(10);
     let theirs = Some("c3a91f0e7d5b4a2c8e6f0d1b3a5c7e9f");
@@ -647,10 +662,7 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
     hold(&f, id_b, std::process::id(), theirs, Some(until));
 
     let (store, platforms) = (f.store(), f.platforms());
-    let recovered = store
-        .write(move |c| outbox::recover_in_flight(c, now))
-        .await
-        .unwrap();
+    let recovered = store.recover_in_flight(now).await.unwrap();
     assert_eq!(recovered, 0, "the holder is still at work");
     let report = outbox::drain_once(&store, &platforms, now).await.unwrap();
     assert_eq!(report.sent + report.already_applied, 0, "{report:?}");
@@ -663,10 +675,7 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
 
     // The holder stopped renewing: once its lease ends, the entries are read back and sent.
     let later = until + chrono::Duration::seconds(1);
-    let recovered = store
-        .write(move |c| outbox::recover_in_flight(c, later))
-        .await
-        .unwrap();
+    let recovered = store.recover_in_flight(later).await.unwrap();
     assert_eq!(recovered, 2);
     let report = outbox::drain_once(&store, &platforms, later).await.unwrap();
     assert_eq!((report.sent, report.done), (2, 2), "{report:?}");
@@ -682,13 +691,14 @@ async fn a_drain_longer_than_its_lease_renews_it_and_keeps_its_entries() {
     // one after another, outlast it.
     let f = Fixture::synced_with(200, "timeout = \"1s\"").await;
     let orders: Vec<u64> = (0..8).map(|i| f.order_in("awaiting", i)).collect();
-    let ids: Vec<i64> = orders
-        .iter()
-        .map(|o| {
+    let mut ids: Vec<i64> = Vec::new();
+    for o in &orders {
+        ids.push(
             f.queue(*o, status(Status::Cancelled), Params::default(), false)
-                .unwrap()
-        })
-        .collect();
+                .await
+                .unwrap(),
+        );
+    }
     let store =
         ordersync::store::Store::open_with(&f.setup.db_path(), Duration::from_millis(200)).unwrap();
     let platforms = f.platforms();
@@ -702,10 +712,15 @@ async fn a_drain_longer_than_its_lease_renews_it_and_keeps_its_entries() {
     let watcher = {
         let (stop, db) = (stop.clone(), f.setup.db_path());
         std::thread::spawn(move || {
+            let other = ordersync::store::Store::open(&db).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let conn = rusqlite::Connection::open(db).unwrap();
             let (mut recovered, mut leases) = (0, std::collections::BTreeSet::new());
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                recovered += outbox::recover_in_flight(&conn, Utc::now()).unwrap();
+                recovered += rt.block_on(other.recover_in_flight(Utc::now())).unwrap();
                 let mut stmt = conn
                     .prepare("SELECT claimed_until FROM outbox WHERE state = 'in_flight'")
                     .unwrap();

@@ -96,10 +96,10 @@ impl Fixture {
         self.sim.truth().into_iter().find(|t| t.id == id).unwrap()
     }
 
-    fn queue(&self, order: u64, to: Status, params: Params, force: bool) -> i64 {
+    async fn queue(&self, order: u64, to: Status, params: Params, force: bool) -> i64 {
         let config = self.setup.config();
         outbox::enqueue(
-            &mut self.setup.db(),
+            &self.store(),
             config.platform(NAME).unwrap(),
             &order.to_string(),
             Action::Status(to),
@@ -107,6 +107,7 @@ impl Fixture {
             force,
             Utc::now(),
         )
+        .await
         .unwrap_or_else(|e| panic!("order {order} -> {to}: {e}"))
     }
 
@@ -206,37 +207,43 @@ async fn each_transition_goes_out_in_one_documented_patch_and_the_next_sync_conf
     let deliver_to_recipient = f.order_where("packed", 1, named);
     let cancel = f.order_in("pending", 1);
     let cancel_silently = f.order_in("accepted", 1);
-    f.queue(accept.id, Status::Accepted, Params::default(), false);
+    f.queue(accept.id, Status::Accepted, Params::default(), false)
+        .await;
     f.queue(
         ship.id,
         Status::Shipped,
         params(|p| p.tracking_number = Some("JP1234567890".into())),
         false,
-    );
+    )
+    .await;
     f.queue(
         deliver.id,
         Status::Delivered,
         params(|p| p.received_by = Some("Yosua".into())),
         false,
-    );
+    )
+    .await;
     f.queue(
         deliver_to_recipient.id,
         Status::Delivered,
         Params::default(),
         false,
-    );
+    )
+    .await;
     f.queue(
         cancel.id,
         Status::Cancelled,
         params(|p| p.reason = Some("Stok habis".into())),
         false,
-    );
+    )
+    .await;
     f.queue(
         cancel_silently.id,
         Status::Cancelled,
         Params::default(),
         false,
-    );
+    )
+    .await;
 
     let report = f.drain(Utc::now()).await;
     assert_eq!(
@@ -378,12 +385,14 @@ async fn each_transition_goes_out_in_one_documented_patch_and_the_next_sync_conf
 async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let f = Fixture::synced(200, 0).await;
     let order = f.order_in("packed", 0);
-    let id = f.queue(
-        order.id,
-        Status::Delivered,
-        params(|p| p.received_by = Some("Yosua".into())),
-        false,
-    );
+    let id = f
+        .queue(
+            order.id,
+            Status::Delivered,
+            params(|p| p.received_by = Some("Yosua".into())),
+            false,
+        )
+        .await;
 
     f.sim.faults().push(Fault::Status(503));
     f.sim.faults().push(Fault::Status(503));
@@ -429,7 +438,9 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
 
     // 429 with Retry-After: 2 s, longer than this platform's first backoff (1 s ± 50%).
     let order2 = f.order_in("pending", 0);
-    let id2 = f.queue(order2.id, Status::Cancelled, Params::default(), false);
+    let id2 = f
+        .queue(order2.id, Status::Cancelled, Params::default(), false)
+        .await;
     f.sim.faults().push(Fault::TooManyRequests {
         retry_after_secs: 2,
     });
@@ -455,11 +466,17 @@ async fn an_order_the_platform_refuses_fails_at_once_with_its_message_and_the_re
     let f = Fixture::synced(200, 0).await;
     // Forced past our state machine; SIRCLO's own lifecycle refuses it.
     let packed = f.order_in("packed", 0);
-    let bad = f.queue(packed.id, Status::Accepted, Params::default(), true);
+    let bad = f
+        .queue(packed.id, Status::Accepted, Params::default(), true)
+        .await;
     let pending = f.order_in("pending", 0);
-    let ok1 = f.queue(pending.id, Status::Accepted, Params::default(), false);
+    let ok1 = f
+        .queue(pending.id, Status::Accepted, Params::default(), false)
+        .await;
     let accepted = f.order_in("accepted", 0);
-    let ok2 = f.queue(accepted.id, Status::Cancelled, Params::default(), false);
+    let ok2 = f
+        .queue(accepted.id, Status::Cancelled, Params::default(), false)
+        .await;
 
     let report = f.drain(Utc::now()).await;
     assert_eq!(
@@ -491,10 +508,13 @@ async fn a_request_refused_with_a_4xx_fails_its_orders_at_once_and_the_next_requ
 {
     let f = Fixture::synced(0, 150).await;
     let ids: Vec<u64> = f.sim.order_ids();
-    let rows: Vec<i64> = ids
-        .iter()
-        .map(|id| f.queue(*id, Status::Accepted, Params::default(), false))
-        .collect();
+    let mut rows: Vec<i64> = Vec::new();
+    for id in &ids {
+        rows.push(
+            f.queue(*id, Status::Accepted, Params::default(), false)
+                .await,
+        );
+    }
     f.sim.faults().push(Fault::Status(400));
 
     let report = f.drain(Utc::now()).await;
@@ -541,13 +561,17 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
     let f = Fixture::synced(200, 0).await;
     let pending = f.order_in("pending", 0);
     let accepted = f.order_in("accepted", 0);
-    let a = f.queue(pending.id, Status::Accepted, Params::default(), false);
-    let b = f.queue(
-        accepted.id,
-        Status::Shipped,
-        params(|p| p.tracking_number = Some("CGK0000000000001".into())),
-        false,
-    );
+    let a = f
+        .queue(pending.id, Status::Accepted, Params::default(), false)
+        .await;
+    let b = f
+        .queue(
+            accepted.id,
+            Status::Shipped,
+            params(|p| p.tracking_number = Some("CGK0000000000001".into())),
+            false,
+        )
+        .await;
     // The platform applies the update, then the connection breaks mid-answer.
     f.sim.faults().push(Fault::DropConnection);
     let t0 = Utc::now().trunc_subsecs(3);
@@ -595,11 +619,13 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
 
     // A claim that died before its request left (a crash): read back, not applied, sent once.
     let cancel = f.order_in("pending", 1);
-    let c = f.queue(cancel.id, Status::Cancelled, Params::default(), false);
+    let c = f
+        .queue(cancel.id, Status::Cancelled, Params::default(), false)
+        .await;
     let db = f.setup.db();
     db.execute("UPDATE outbox SET state = 'in_flight' WHERE id = ?1", [c])
         .unwrap();
-    assert_eq!(outbox::recover_in_flight(&db, Utc::now()).unwrap(), 1);
+    assert_eq!(f.store().recover_in_flight(Utc::now()).await.unwrap(), 1);
     assert!(unknown(c));
     let seen = f.sim.request_count();
     let report = f.drain(Utc::now()).await;
@@ -629,12 +655,10 @@ async fn a_thousand_transitions_go_out_in_a_handful_of_batched_requests() {
     {
         let config = f.setup.config();
         let cfg = config.platform(NAME).unwrap();
-        let mut db = f.setup.db();
-        // A test's own connection: durability per row is not what is measured here.
-        db.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        let store = f.store();
         for id in &ids {
             outbox::enqueue(
-                &mut db,
+                &store,
                 cfg,
                 &id.to_string(),
                 Action::Status(Status::Accepted),
@@ -642,6 +666,7 @@ async fn a_thousand_transitions_go_out_in_a_handful_of_batched_requests() {
                 false,
                 Utc::now(),
             )
+            .await
             .unwrap();
         }
     }
@@ -678,10 +703,13 @@ async fn an_order_changed_on_the_platform_since_the_last_sync_is_refused_as_stal
  {
     let f = Fixture::synced(200, 0).await;
     let orders: Vec<TruthOrder> = (0..3).map(|i| f.order_in("pending", i)).collect();
-    let rows: Vec<i64> = orders
-        .iter()
-        .map(|o| f.queue(o.id, Status::Accepted, Params::default(), false))
-        .collect();
+    let mut rows: Vec<i64> = Vec::new();
+    for o in &orders {
+        rows.push(
+            f.queue(o.id, Status::Accepted, Params::default(), false)
+                .await,
+        );
+    }
     // The back office edits one order after our sync: its updatedAt moves on.
     let stale = &orders[1];
     f.sim.set_airwaybill(stale.id, "CGK9999999999999");

@@ -3,6 +3,7 @@
 //! operator (new orders, status moves, queued pushes) so there is something to watch. Ends on
 //! Ctrl-C or after `--for`, with the `status` summary.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::Exit;
 use crate::config::{self, Config};
 use crate::daemon::{self, DaemonOptions};
-use crate::model::Status;
+use crate::model::{OutboxState, Status};
 use crate::outbox::{Action, Params};
 use crate::sim::fleet::{Fleet, NAMES};
+use crate::store::Store;
 
 /// Removes the throw-away folder however the demo ends.
 struct TempDir(PathBuf);
@@ -83,13 +85,9 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
     drop(fleet);
 
     println!("\ndemo: summary");
-    super::query::status(&cfg, false)?;
-    let conn = crate::store::open_connection(&cfg.daemon.database, true)?;
-    let mut stmt =
-        conn.prepare("SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind")?;
-    let counts = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    super::query::status(&cfg, false).await?;
+    let store = Store::open_read_only(&cfg.daemon.database)?;
+    let counts = store.event_counts().await?;
     println!(
         "events: {}",
         counts
@@ -98,11 +96,14 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let pushes = crate::outbox::list(&conn, None)?;
+    let pushes = store.list_outbox(None).await?;
     println!(
         "pushes: {} queued by the demo, {} done",
         pushes.len(),
-        pushes.iter().filter(|r| r.state == "done").count()
+        pushes
+            .iter()
+            .filter(|r| r.state == OutboxState::Done)
+            .count()
     );
     Ok(())
 }
@@ -149,42 +150,56 @@ async fn play_the_shops(fleet: Fleet, cfg: Config, stop: CancellationToken) -> F
                 );
             }
         }
-        queue_a_push(&cfg, n);
+        queue_a_push(&cfg, n).await;
     }
 }
 
 /// Ships one stored MerchantPro order that is being processed, as an operator would with
 /// `ordersync transition demo-merchantpro ORDER shipped --tracking-number …`.
-fn queue_a_push(cfg: &Config, n: usize) {
+async fn queue_a_push(cfg: &Config, n: usize) {
     let Some(p) = cfg.platform(NAMES[0]) else {
         return;
     };
-    let Ok(mut conn) = crate::store::open_connection(&cfg.daemon.database, false) else {
+    let Ok(store) = Store::open(&cfg.daemon.database) else {
         return;
     };
-    let order: Option<String> = conn
-        .query_row(
-            "SELECT order_id FROM orders WHERE platform = ?1 AND status = 'processing'
-             AND order_id NOT IN (SELECT order_id FROM outbox WHERE platform = ?1)
-             ORDER BY order_id LIMIT 1 OFFSET ?2",
-            rusqlite::params![NAMES[0], (n % 5) as i64],
-            |r| r.get(0),
-        )
-        .ok();
-    let Some(order) = order else { return };
+    let (Ok(processing), Ok(queued)) = (
+        store
+            .list_orders(Some(NAMES[0]), Some(Status::Processing), u32::MAX)
+            .await,
+        store.list_outbox(None).await,
+    ) else {
+        return;
+    };
+    let queued: HashSet<&str> = queued
+        .iter()
+        .filter(|r| r.platform == NAMES[0])
+        .map(|r| r.order_id.as_str())
+        .collect();
+    let mut unqueued: Vec<String> = processing
+        .into_iter()
+        .map(|o| o.order_id)
+        .filter(|id| !queued.contains(id.as_str()))
+        .collect();
+    unqueued.sort();
+    let Some(order) = unqueued.into_iter().nth(n % 5) else {
+        return;
+    };
     let params = Params {
         tracking_number: Some(format!("DEMO-AWB-{n:04}")),
         ..Params::default()
     };
     match crate::outbox::enqueue(
-        &mut conn,
+        &store,
         p,
         &order,
         Action::Status(Status::Shipped),
         &params,
         false,
         chrono::Utc::now(),
-    ) {
+    )
+    .await
+    {
         Ok(id) => println!(
             "operator: queued push #{id}: {} order {order} -> shipped",
             NAMES[0]

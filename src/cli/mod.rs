@@ -411,18 +411,20 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 received_by: received_by.clone(),
                 items: items.clone(),
             };
-            let mut conn = crate::store::Store::open(&config.daemon.database)
-                .and_then(|s| crate::store::open_connection(s.path(), false))?;
-            let id = outbox::enqueue(
-                &mut conn,
-                cfg,
-                order,
-                action,
-                &params,
-                *force,
-                chrono::Utc::now(),
-            )
-            .map_err(Exit::failure)?;
+            let id = runtime()?.block_on(async {
+                let store = Store::open(&config.daemon.database)?;
+                outbox::enqueue(
+                    &store,
+                    cfg,
+                    order,
+                    action,
+                    &params,
+                    *force,
+                    chrono::Utc::now(),
+                )
+                .await
+                .map_err(Exit::failure)
+            })?;
             println!(
                 "queued #{id}: {name} order {order} -> {action} (sent by the daemon within push_interval, or now with `ordersync push {name}`)"
             );
@@ -434,46 +436,59 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             json,
         } => {
             let config = load_config(&cli)?;
-            let conn = crate::store::Store::open(&config.daemon.database)
-                .and_then(|s| crate::store::open_connection(s.path(), false))?;
             let now = chrono::Utc::now();
-            match action {
-                Some(OutboxCommand::Retry { id }) => {
-                    outbox::retry(&conn, *id, now)
-                        .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
-                    println!("entry #{id} is pending again");
-                    Ok(())
+            runtime()?.block_on(async {
+                let store = Store::open(&config.daemon.database)?;
+                match action {
+                    Some(OutboxCommand::Retry { id }) => {
+                        outbox::retry(&store, *id, now)
+                            .await
+                            .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
+                        println!("entry #{id} is pending again");
+                        Ok(())
+                    }
+                    Some(OutboxCommand::Cancel { id }) => {
+                        outbox::cancel(&store, *id, now)
+                            .await
+                            .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
+                        println!("entry #{id} cancelled");
+                        Ok(())
+                    }
+                    None => query::outbox(&store, state.as_deref(), *json).await,
                 }
-                Some(OutboxCommand::Cancel { id }) => {
-                    outbox::cancel(&conn, *id, now)
-                        .map_err(|e| Exit::failure(anyhow::anyhow!(e)))?;
-                    println!("entry #{id} cancelled");
-                    Ok(())
-                }
-                None => query::outbox(&conn, state.as_deref(), *json),
-            }
+            })
         }
-        Command::Status { json } => query::status(&load_config(&cli)?, *json),
+        Command::Status { json } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(query::status(&config, *json))
+        }
         Command::Orders {
             platform,
             status,
             limit,
             json,
-        } => query::orders(
-            &load_config(&cli)?,
-            platform.as_deref(),
-            status.as_deref(),
-            *limit,
-            *json,
-        ),
+        } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(query::orders(
+                &config,
+                platform.as_deref(),
+                status.as_deref(),
+                *limit,
+                *json,
+            ))
+        }
         Command::Order { name, order, json } => {
-            query::order(&load_config(&cli)?, name, order, *json)
+            let config = load_config(&cli)?;
+            runtime()?.block_on(query::order(&config, name, order, *json))
         }
         Command::Events {
             after,
             follow,
             json,
-        } => query::events(&load_config(&cli)?, *after, *follow, *json),
+        } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(query::events(&config, *after, *follow, *json))
+        }
         Command::Doctor { names, json } => {
             let config = load_config(&cli)?;
             for n in names {
@@ -525,9 +540,7 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
     }
     // The daemon's busy timeout: it is part of the lease this run's claims hold.
     let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)?;
-    store
-        .write(|c| outbox::recover_in_flight(c, chrono::Utc::now()))
-        .await?;
+    store.recover_in_flight(chrono::Utc::now()).await?;
     let cancel = CancellationToken::new();
     let mut platforms =
         daemon::build_platforms(&config, &Redactor::default(), &cancel, &RunLocks::default());

@@ -1,21 +1,20 @@
-//! The read-only commands: `status`, `orders`, `order`, `events`. They open their own read-only
-//! connection (WAL lets them run beside the daemon) and print a table, or one stable JSON
-//! document with `--json`.
+//! The read-only commands: `status`, `orders`, `order`, `events`, and `outbox`'s listing. They
+//! read through a read-only handle on the store (WAL lets them run beside the daemon) and print
+//! a table, or one stable JSON document with `--json`.
 
 use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::json;
 
 use super::Exit;
 use crate::config::Config;
-use crate::model::StoredOrder;
-use crate::store;
+use crate::model::{OutboxState, StoredEvent};
+use crate::store::{self, Store};
 
-fn open(config: &Config) -> Result<Connection, Exit> {
+fn open(config: &Config) -> Result<Store, Exit> {
     let path = &config.daemon.database;
     if !path.exists() {
         return Err(Exit::failure(anyhow::anyhow!(
@@ -23,7 +22,7 @@ fn open(config: &Config) -> Result<Connection, Exit> {
             path.display()
         )));
     }
-    Ok(store::open_connection(path, true)?)
+    Ok(Store::open_read_only(path)?)
 }
 
 #[derive(Debug, Serialize)]
@@ -43,48 +42,30 @@ struct PlatformStatus {
     outbox_failed: u64,
 }
 
-pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
-    let conn = open(config)?;
+pub async fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
+    let store = open(config)?;
     let mut rows = Vec::new();
     for p in &config.platforms {
         let name = p.name.as_str();
-        let last_run = conn
-            .query_row(
-                "SELECT kind, started_at, finished_at, outcome, fetched, created, changed, rejected, error
-                 FROM sync_runs WHERE platform = ?1 ORDER BY id DESC LIMIT 1",
-                params![name],
-                |r| {
-                    Ok(crate::model::RunRecord {
-                        kind: r.get(0)?,
-                        started_at: r.get(1)?,
-                        finished_at: r.get(2)?,
-                        outcome: r.get(3)?,
-                        fetched: r.get::<_, i64>(4)? as u64,
-                        created: r.get::<_, i64>(5)? as u64,
-                        changed: r.get::<_, i64>(6)? as u64,
-                        rejected: r.get::<_, i64>(7)? as u64,
-                        error: r.get(8)?,
-                    })
-                },
-            )
-            .optional()?;
-        let last_success_at: Option<String> = conn.query_row(
-            "SELECT max(finished_at) FROM sync_runs WHERE platform = ?1 AND outcome = 'ok'",
-            params![name],
-            |r| r.get(0),
-        )?;
-        let state = store::load_pass_state(&conn, name)?;
+        let last_run = store.last_run(name).await?;
+        let last_success_at = store.last_success_at(name).await?;
+        let state = store.load_pass_state(name).await?;
         let unwatched_open_orders = match p
             .reconcile_horizon
             .and_then(|h| chrono::TimeDelta::from_std(h).ok())
             .and_then(|h| Utc::now().checked_sub_signed(h))
         {
-            Some(cap) => store::watched_orders(&conn, name, None, Some(cap))?.beyond_cap,
+            Some(cap) => {
+                store
+                    .watched_orders(name, None, Some(cap))
+                    .await?
+                    .beyond_cap
+            }
             None => 0,
         };
-        let count = |sql: &str| -> Result<u64, Exit> {
-            Ok(conn.query_row(sql, params![name], |r| r.get::<_, i64>(0))? as u64)
-        };
+        let (orders, open_orders) = store.order_counts(name).await?;
+        let outbox = store.outbox_depth(Some(name)).await?;
+        let outbox_count = |state| outbox.get(&state).copied().unwrap_or(0);
         rows.push(PlatformStatus {
             platform: p.name.clone(),
             kind: p.kind.as_str().into(),
@@ -93,16 +74,12 @@ pub fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
             last_success_at,
             cursor: state.cursor.map(store::ts),
             pass_in_progress: state.pass.is_some(),
-            orders: count("SELECT count(*) FROM orders WHERE platform = ?1")?,
-            open_orders: count(
-                "SELECT count(*) FROM orders WHERE platform = ?1 AND status NOT IN
-                 ('delivered', 'cancelled', 'returned', 'rejected')",
-            )?,
+            orders,
+            open_orders,
             unwatched_open_orders,
-            outbox_pending: count(
-                "SELECT count(*) FROM outbox WHERE platform = ?1 AND state IN ('pending', 'in_flight')",
-            )?,
-            outbox_failed: count("SELECT count(*) FROM outbox WHERE platform = ?1 AND state = 'failed'")?,
+            outbox_pending: outbox_count(OutboxState::Pending)
+                + outbox_count(OutboxState::InFlight),
+            outbox_failed: outbox_count(OutboxState::Failed),
         });
     }
     if json_out {
@@ -302,30 +279,19 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-pub fn orders(
+pub async fn orders(
     config: &Config,
     platform: Option<&str>,
     status: Option<&str>,
     limit: u32,
     json_out: bool,
 ) -> Result<(), Exit> {
-    if let Some(s) = status {
-        s.parse::<crate::model::Status>()
-            .map_err(|e| Exit::usage(e.to_string()))?;
-    }
-    let conn = open(config)?;
-    let sql = format!(
-        "SELECT {} FROM orders WHERE (?1 IS NULL OR platform = ?1) AND (?2 IS NULL OR status = ?2)
-         ORDER BY placed_at DESC, order_id DESC LIMIT ?3",
-        StoredOrder::COLUMNS
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(
-            params![platform, status.map(|s| s.to_lowercase()), limit],
-            StoredOrder::from_row,
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
+    let status = status
+        .map(|s| s.parse::<crate::model::Status>())
+        .transpose()
+        .map_err(|e| Exit::usage(e.to_string()))?;
+    let store = open(config)?;
+    let rows = store.list_orders(platform, status, limit).await?;
     if json_out {
         println!("{}", json!({ "orders": rows }));
         return Ok(());
@@ -350,37 +316,7 @@ pub fn orders(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
-struct Event {
-    id: i64,
-    platform: String,
-    order_id: String,
-    kind: String,
-    old_status: Option<String>,
-    new_status: Option<String>,
-    changes: Option<serde_json::Value>,
-    observed_at: String,
-}
-
-fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
-    Ok(Event {
-        id: r.get(0)?,
-        platform: r.get(1)?,
-        order_id: r.get(2)?,
-        kind: r.get(3)?,
-        old_status: r.get(4)?,
-        new_status: r.get(5)?,
-        changes: r
-            .get::<_, Option<String>>(6)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-        observed_at: r.get(7)?,
-    })
-}
-
-const EVENT_COLUMNS: &str =
-    "id, platform, order_id, kind, old_status, new_status, changes, observed_at";
-
-fn print_event(e: &Event) {
+fn print_event(e: &StoredEvent) {
     let status = match (&e.old_status, &e.new_status) {
         (Some(o), Some(n)) if o != n => format!("{o} -> {n}"),
         (_, Some(n)) => n.clone(),
@@ -403,7 +339,7 @@ struct OutboxRow {
     id: i64,
     action: String,
     params: serde_json::Value,
-    state: String,
+    state: OutboxState,
     attempts: i64,
     next_attempt_at: String,
     last_error: Option<String>,
@@ -411,39 +347,32 @@ struct OutboxRow {
     updated_at: String,
 }
 
-pub fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(), Exit> {
-    let conn = open(config)?;
-    let Some(o) = StoredOrder::find(&conn, name, key)? else {
+pub async fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(), Exit> {
+    let store = open(config)?;
+    let Some(o) = store.find_order(name, key).await? else {
         return Err(Exit::failure(anyhow::anyhow!(
             "no order `{key}` stored for platform `{name}` (by id or number)"
         )));
     };
-    let items = o.items(&conn)?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {EVENT_COLUMNS} FROM order_events WHERE platform = ?1 AND order_id = ?2 ORDER BY id"
-    ))?;
-    let events = stmt
-        .query_map(params![o.platform, o.order_id], event_from_row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut stmt = conn.prepare(
-        "SELECT id, action, params, state, attempts, next_attempt_at, last_error, created_at, updated_at
-         FROM outbox WHERE platform = ?1 AND order_id = ?2 ORDER BY id",
-    )?;
-    let outbox = stmt
-        .query_map(params![o.platform, o.order_id], |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                action: r.get(1)?,
-                params: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-                state: r.get(3)?,
-                attempts: r.get(4)?,
-                next_attempt_at: r.get(5)?,
-                last_error: r.get(6)?,
-                created_at: r.get(7)?,
-                updated_at: r.get(8)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = store.order_items(&o.platform, &o.order_id).await?;
+    let events = store.order_events(&o.platform, &o.order_id).await?;
+    // The order's own entries, without the platform and order they all share.
+    let outbox: Vec<OutboxRow> = store
+        .order_outbox(&o.platform, &o.order_id)
+        .await?
+        .into_iter()
+        .map(|r| OutboxRow {
+            id: r.id,
+            action: r.action,
+            params: r.params,
+            state: r.state,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect();
     if json_out {
         println!(
             "{}",
@@ -511,18 +440,14 @@ pub fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(
     Ok(())
 }
 
-pub fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Result<(), Exit> {
-    let conn = open(config)?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {EVENT_COLUMNS} FROM order_events WHERE id > ?1 ORDER BY id LIMIT 1000"
-    ))?;
+pub async fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Result<(), Exit> {
+    const BATCH: usize = 1000;
+    let store = open(config)?;
     let mut last = after;
     let mut all = Vec::new();
     loop {
-        let batch = stmt
-            .query_map(params![last], event_from_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        let full_batch = batch.len() == 1000;
+        let batch = store.events_after(last, BATCH).await?;
+        let full_batch = batch.len() == BATCH;
         for e in batch {
             last = e.id;
             if follow && json_out {
@@ -549,7 +474,7 @@ pub fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Resu
         if !follow {
             break;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     if json_out && !follow {
         println!("{}", json!({ "events": all }));
@@ -557,17 +482,12 @@ pub fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Resu
     Ok(())
 }
 
-pub fn outbox(conn: &Connection, state: Option<&str>, json_out: bool) -> Result<(), Exit> {
-    const STATES: [&str; 5] = ["pending", "in_flight", "done", "failed", "cancelled"];
-    if let Some(s) = state
-        && !STATES.contains(&s)
-    {
-        return Err(Exit::usage(format!(
-            "unknown outbox state `{s}` (one of: {})",
-            STATES.join(", ")
-        )));
-    }
-    let rows = crate::outbox::list(conn, state)?;
+pub async fn outbox(store: &Store, state: Option<&str>, json_out: bool) -> Result<(), Exit> {
+    let state = state
+        .map(|s| s.parse::<OutboxState>())
+        .transpose()
+        .map_err(Exit::usage)?;
+    let rows = store.list_outbox(state).await?;
     if json_out {
         println!("{}", json!({ "outbox": rows }));
         return Ok(());

@@ -59,10 +59,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
 
     // A database that refuses writes right now (locked, full, read-only) must not stop the
     // daemon: the push loop recovers these entries on every tick once writes succeed.
-    if let Err(e) = store
-        .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
-        .await
-    {
+    if let Err(e) = store.recover_in_flight(chrono::Utc::now()).await {
         error!(error = %e, "recovering outbox entries left in flight; will try again");
     }
     let heartbeat = Heartbeat::new();
@@ -185,7 +182,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     }
     drop(platforms_tx);
     // Let queued writes drain: the writer thread finishes its queue once every handle is gone.
-    if let Err(e) = store.write(|_| Ok(())).await {
+    if let Err(e) = store.ping().await {
         warn!(error = %e, "database writer");
     }
     info!("stopped");

@@ -320,4 +320,33 @@ impl RunLocks {
     }
 }
 
+/// The outbox drains through the daemon's platforms.
+impl crate::outbox::Pusher for Platform {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    fn retry(&self) -> &crate::config::RetryConfig {
+        &self.cfg.retry
+    }
+
+    async fn push(
+        &self,
+        entries: &[crate::model::Entry],
+    ) -> Option<Vec<crate::platforms::PushOutcome>> {
+        self.connector.push(entries).await
+    }
+
+    async fn already_applied(
+        &self,
+        entry: &crate::model::Entry,
+    ) -> Option<Result<bool, crate::http::HttpError>> {
+        self.connector.already_applied(entry).await
+    }
+}
+
 pub(super) type Platforms = BTreeMap<String, Arc<Platform>>;

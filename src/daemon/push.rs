@@ -25,10 +25,7 @@ pub(super) async fn push_loop(
             _ = cancel.cancelled() => return,
         }
         // Entries a killed `ordersync push` left in flight come back here, not only at start.
-        if let Err(e) = store
-            .write(|c| crate::outbox::recover_in_flight(c, chrono::Utc::now()))
-            .await
-        {
+        if let Err(e) = store.recover_in_flight(chrono::Utc::now()).await {
             warn!(error = %e, "recovering outbox entries");
         }
         let current = platforms.borrow().clone();

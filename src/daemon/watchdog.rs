@@ -66,10 +66,7 @@ pub(super) async fn watchdog(
             );
             continue;
         }
-        let answered = matches!(
-            tokio::time::timeout(period, store.write(|_| Ok(()))).await,
-            Ok(Ok(()))
-        );
+        let answered = matches!(tokio::time::timeout(period, store.ping()).await, Ok(Ok(())));
         let progressing = (chrono::Utc::now() - store.last_progress())
             .to_std()
             .is_ok_and(|age| age < progress_window);

@@ -1,14 +1,17 @@
 //! The canonical model every other layer speaks: the order and its statuses, the outbox's
-//! actions and entries, and the records the store hands back. A leaf: it imports nothing from
+//! actions, entries and states, a fetched page on its way into the store, and the records the
+//! store hands back. A leaf: it imports nothing from
 //! the crate, so the store, the platforms and the engines can all depend on it without
 //! depending on each other.
 
 pub mod order;
 pub mod outbox;
+pub mod page;
 pub mod run;
 pub mod stored;
 
 pub use order::{Item, Order, Status};
-pub use outbox::{Action, Entry, OrderSnapshot, Params};
-pub use run::RunRecord;
-pub use stored::{StoredItem, StoredOrder};
+pub use outbox::{Action, Attempt, Entry, OrderSnapshot, OutboxRow, OutboxState, Params};
+pub use page::{Incoming, PageOutcome, PageWrite, RejectRecord, content_hash};
+pub use run::{PassProgress, PassState, RunRecord};
+pub use stored::{OrderDigest, StoredEvent, StoredItem, StoredOrder, Watched, WatchedOrder};

@@ -1,10 +1,34 @@
 //! The local SQLite store: opening it (WAL, busy timeout, migrations), the one writer thread, and
-//! the queries the rest of the daemon needs. rusqlite is blocking, so every write runs on a
+//! every query the rest of the daemon needs. rusqlite is blocking, so every write runs on a
 //! dedicated OS thread fed by a channel and every async read goes through `spawn_blocking`; the
-//! tokio workers never touch SQLite.
+//! tokio workers never touch SQLite. No SQL and no rusqlite type leaves this module.
+//!
+//! The public methods of [`Store`] (in this file and, grouped by table, in `orders.rs`,
+//! `outbox.rs`, `state.rs` and `events.rs`) are the interface a second backend implements. They
+//! speak the model's types; times go in as `chrono` UTC times and come back parsed where the
+//! engines decide on them, or in the stored text form ([`ts`]) where people read them. What a
+//! backend must keep:
+//!
+//! - **Writes are serialized and each method is atomic.** Every write method commits all of its
+//!   changes or none. In particular [`Store::apply_page`] commits a page's orders, items, change
+//!   events, cleared rejects, confirmed pushes and pass checkpoint together: a pass killed at any
+//!   instant resumes from its last checkpoint without losing or repeating an event.
+//! - **A status change that is one of our pushes arriving confirms it in the same commit**
+//!   (`push_confirmed` event, entry `done`), so a later read-back never resends it.
+//! - **Queueing is checked and written in one transaction** ([`Store::enqueue`]): the caller's
+//!   check of the stored order, the duplicate check and the insert see the same state.
+//! - **Claims are leases** ([`Store::claim_due`]): claiming marks entries `in_flight` under this
+//!   process's token and a lease end, committed before anything is sent; at most one entry per
+//!   order, and none behind an earlier pending, in-flight or failed entry of its order.
+//!   [`Store::renew_claims`] and [`Store::finish_push`] act only on entries this process still
+//!   holds; [`Store::recover_in_flight`] takes back only entries whose lease ran out.
+//! - **Event ids only grow and are never reused**: they are the public `events --after` cursor.
+//! - **Reads see committed data only**, and never wait for the writer.
 
+mod events;
 pub(crate) mod lock;
 mod orders;
+mod outbox;
 mod schema;
 mod state;
 
@@ -18,11 +42,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-pub use orders::{
-    Incoming, PageOutcome, PageWrite, RejectRecord, Watched, WatchedOrder, apply_page,
-    content_hash, placed_times, watched_in_status, watched_orders,
+pub use crate::model::{
+    Incoming, PageOutcome, PageWrite, PassProgress, PassState, RejectRecord, Watched, WatchedOrder,
+    content_hash,
 };
-pub use state::{PassProgress, PassState, finish_run, load_pass_state, save_pass_state, start_run};
+pub use outbox::{EnqueueError, Recorded};
 
 /// See [`DEFAULT_BUSY_TIMEOUT`](crate::config::DEFAULT_BUSY_TIMEOUT).
 pub const BUSY_TIMEOUT: Duration = crate::config::DEFAULT_BUSY_TIMEOUT;
@@ -165,7 +189,8 @@ type Job = Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Option<DbFault
 pub struct Store {
     path: Arc<PathBuf>,
     busy_timeout: Duration,
-    jobs: std::sync::mpsc::Sender<Job>,
+    /// `None` for a handle opened with [`Store::open_read_only`].
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
     /// Unix milliseconds of the writer's last finished job: the watchdog's proof of life.
     last_progress: Arc<AtomicU64>,
     /// The database's current refusal, from the last write that failed, until one succeeds.
@@ -332,10 +357,25 @@ impl Store {
         Ok(Store {
             path: Arc::new(path.to_path_buf()),
             busy_timeout,
-            jobs,
+            jobs: Some(jobs),
             last_progress,
             file_changes,
             fault,
+        })
+    }
+
+    /// A handle for reading only, as the CLI's query commands need: it creates nothing, applies
+    /// no migration and starts no writer, so it works beside a running daemon and on a file the
+    /// user may only read. Its write methods fail.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        drop(connect(path, true, BUSY_TIMEOUT)?);
+        Ok(Store {
+            path: Arc::new(path.to_path_buf()),
+            busy_timeout: BUSY_TIMEOUT,
+            jobs: None,
+            last_progress: Arc::new(AtomicU64::new(now_millis())),
+            fault: Arc::new(Mutex::new(None)),
+            file_changes: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -347,9 +387,15 @@ impl Store {
         self.busy_timeout
     }
 
+    /// Waits until the writer has run every job queued before this call: at shutdown, lets
+    /// queued writes land; for the watchdog, proves the writer alive. It writes nothing.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+
     /// Runs `f` on the writer thread and waits for its result. A refusal by the database comes
     /// back as [`StoreError::Unavailable`], naming the file and the fix.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -357,41 +403,46 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         let (path, busy_timeout, fault) =
             (self.path.clone(), self.busy_timeout, self.fault.clone());
-        self.jobs
-            .send(Box::new(move |conn| {
-                let result = conn
-                    .and_then(|c| {
-                        let before = c.total_changes();
-                        f(c).map(|v| (v, c.total_changes() != before))
-                    })
-                    .map_err(|e| unavailable(e, &path, busy_timeout));
-                let refused = result.as_ref().err().and_then(StoreError::db_fault);
-                let mut current = fault.lock().unwrap_or_else(|p| p.into_inner());
-                match &result {
-                    Err(e) if refused.is_some() => {
-                        if current.is_none() {
-                            error!(database = %path.display(), error = %e, "database writes fail");
-                        }
-                        *current = Some(e.to_string());
+        let Some(jobs) = &self.jobs else {
+            return Err(StoreError::Other(format!(
+                "database {} was opened for reading only",
+                self.path.display()
+            )));
+        };
+        jobs.send(Box::new(move |conn| {
+            let result = conn
+                .and_then(|c| {
+                    let before = c.total_changes();
+                    f(c).map(|v| (v, c.total_changes() != before))
+                })
+                .map_err(|e| unavailable(e, &path, busy_timeout));
+            let refused = result.as_ref().err().and_then(StoreError::db_fault);
+            let mut current = fault.lock().unwrap_or_else(|p| p.into_inner());
+            match &result {
+                Err(e) if refused.is_some() => {
+                    if current.is_none() {
+                        error!(database = %path.display(), error = %e, "database writes fail");
                     }
-                    // Cleared before the caller hears of the write, so whoever waited on it
-                    // sees the fault gone. A write that changed nothing proves nothing.
-                    Ok((_, true)) if current.take().is_some() => {
-                        info!(database = %path.display(), "database writes succeed again");
-                    }
-                    _ => {}
+                    *current = Some(e.to_string());
                 }
-                drop(current);
-                let _ = tx.send(result.map(|(v, _)| v));
-                refused
-            }))
-            .map_err(|_| StoreError::WriterGone)?;
+                // Cleared before the caller hears of the write, so whoever waited on it
+                // sees the fault gone. A write that changed nothing proves nothing.
+                Ok((_, true)) if current.take().is_some() => {
+                    info!(database = %path.display(), "database writes succeed again");
+                }
+                _ => {}
+            }
+            drop(current);
+            let _ = tx.send(result.map(|(v, _)| v));
+            refused
+        }))
+        .map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
     /// Runs a read on a fresh read-only connection on the blocking pool. WAL lets it proceed
     /// while the writer commits.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -439,12 +490,6 @@ fn unavailable(e: StoreError, path: &Path, busy_timeout: Duration) -> StoreError
         }
         (_, e) => e,
     }
-}
-
-/// Opens a connection with the settings every connection needs. Used directly by the CLI's
-/// read-only commands, which have no runtime to hop off.
-pub fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
-    connect(path, read_only, BUSY_TIMEOUT)
 }
 
 fn connect(path: &Path, read_only: bool, busy_timeout: Duration) -> Result<Connection, StoreError> {
@@ -533,7 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
         let store = Store::open_with(&path, Duration::from_millis(100)).unwrap();
-        let other = open_connection(&path, false).unwrap();
+        let other = connect(&path, false, BUSY_TIMEOUT).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let insert = |c: &mut Connection| {
             c.execute(
@@ -562,7 +607,7 @@ mod tests {
         let path = dir.path().join("db/o.db");
         drop(Store::open(&path).unwrap());
         let _again = Store::open(&path).unwrap();
-        let conn = open_connection(&path, true).unwrap();
+        let conn = connect(&path, true, BUSY_TIMEOUT).unwrap();
         let mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
@@ -593,7 +638,7 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         drop(store);
-        let conn = open_connection(&path, true).unwrap();
+        let conn = connect(&path, true, BUSY_TIMEOUT).unwrap();
         let row: Vec<Option<String>> = conn
             .query_row("SELECT * FROM orders", [], |r| {
                 (0..16).map(|i| r.get(i)).collect()
@@ -642,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
         drop(Store::open(&path).unwrap());
-        let mut conn = open_connection(&path, false).unwrap();
+        let mut conn = connect(&path, false, BUSY_TIMEOUT).unwrap();
         let reject = |position: &str, order_id: Option<&str>| RejectRecord {
             position: position.to_string(),
             reason: "createdAt \"1733140000\" is not a time this platform documents".into(),
@@ -664,7 +709,7 @@ mod tests {
         };
         let mut page = |orders: Vec<Incoming>, rejects: Vec<RejectRecord>| {
             let tx = conn.transaction().unwrap();
-            apply_page(
+            orders::write_page(
                 &tx,
                 &PageWrite {
                     platform: "shop".into(),
@@ -697,7 +742,7 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap()
         };
-        let check = open_connection(&path, true).unwrap();
+        let check = connect(&path, true, BUSY_TIMEOUT).unwrap();
         assert_eq!(
             rows(&check),
             [
@@ -714,7 +759,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.db");
         drop(Store::open(&path).unwrap());
-        let conn = open_connection(&path, false).unwrap();
+        let conn = connect(&path, false, BUSY_TIMEOUT).unwrap();
         // Order 7 has number 100; order 100 has number 555. `ORDER` "100" is the id of the
         // second, which wins over the number of the first (SPEC: the order_id or the number).
         for (id, order_id, number) in [(1, "7", "100"), (2, "100", "555")] {
@@ -732,7 +777,7 @@ mod tests {
             .unwrap();
         }
         let found = |key: &str| {
-            crate::model::StoredOrder::find(&conn, "shop", key)
+            orders::find(&conn, "shop", key)
                 .unwrap()
                 .map(|o| o.order_id)
         };
@@ -741,7 +786,7 @@ mod tests {
         assert_eq!(found("7").as_deref(), Some("7"));
         assert_eq!(found("nope"), None);
         assert_eq!(
-            crate::model::StoredOrder::find(&conn, "other", "7")
+            orders::find(&conn, "other", "7")
                 .unwrap()
                 .map(|o| o.order_id),
             None

@@ -3,85 +3,18 @@
 //! parse of the stored row) and by field comparison second, so an order re-read unchanged costs
 //! one indexed lookup and one small update, and writes no event.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Value, json};
 
-use super::state::{PassState, save_pass_state};
-use super::{StoreError, ts};
-use crate::model::{Item, Order, Status, StoredItem, StoredOrder};
-
-/// One order as fetched: its canonical form, the record's raw JSON, and the hash of that JSON.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub order: Order,
-    pub raw: String,
-    pub hash: String,
-}
-
-impl Incoming {
-    pub fn new(order: Order, raw: String) -> Self {
-        let hash = content_hash(&raw);
-        Incoming { order, raw, hash }
-    }
-}
-
-/// A fingerprint of the record as received, to tell "nothing moved" without a field diff.
-/// XXH3-128, not a cryptographic hash: the platform is the only writer of the input and has no
-/// reason to forge a collision, and hashing every re-read record is on the no-change hot path
-/// (SHA-256 was a tenth of a no-change pass's CPU). A database written with another fingerprint
-/// just takes the field-diff path once per order, which writes no event when nothing changed.
-pub fn content_hash(raw: &str) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(raw.as_bytes()))
-}
-
-/// A record that could not be read, kept for inspection in `rejects`.
-#[derive(Debug, Clone)]
-pub struct RejectRecord {
-    pub position: String,
-    pub reason: String,
-    pub raw: String,
-    /// The order the record is for, where it names one readably: a later good read of that
-    /// order clears the reject.
-    pub order_id: Option<String>,
-}
-
-/// Everything one page commits, atomically.
-#[derive(Debug, Clone)]
-pub struct PageWrite {
-    pub platform: String,
-    pub orders: Vec<Incoming>,
-    pub rejects: Vec<RejectRecord>,
-    pub observed_at: DateTime<Utc>,
-    /// The pass's position after this page; `None` leaves the checkpoint alone (reconcile passes
-    /// are not resumable: re-running one from the start is cheap and idempotent).
-    pub checkpoint: Option<PassState>,
-}
-
-/// What a page did to the store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PageOutcome {
-    pub created: u64,
-    pub changed: u64,
-    pub status_changed: u64,
-    /// Status changes that were our own pushes arriving (`push_confirmed`).
-    pub confirmed: u64,
-    pub unchanged: u64,
-    pub rejected: u64,
-}
-
-impl PageOutcome {
-    pub fn add(&mut self, o: PageOutcome) {
-        self.created += o.created;
-        self.changed += o.changed;
-        self.status_changed += o.status_changed;
-        self.confirmed += o.confirmed;
-        self.unchanged += o.unchanged;
-        self.rejected += o.rejected;
-    }
-}
+use super::state::save_pass_state;
+use super::{Store, StoreError, parse_ts, ts};
+use crate::model::{
+    Incoming, Item, OrderDigest, PageOutcome, PageWrite, Status, StoredItem, StoredOrder, Watched,
+    WatchedOrder,
+};
 
 struct Existing {
     /// `order_fields.id`, which is also the order's key in `order_raw`.
@@ -99,7 +32,10 @@ struct Existing {
 
 /// Applies one page inside `tx`. The caller commits, so the page, its events and its checkpoint
 /// land together or not at all.
-pub fn apply_page(tx: &Transaction<'_>, page: &PageWrite) -> Result<PageOutcome, StoreError> {
+pub(super) fn write_page(
+    tx: &Transaction<'_>,
+    page: &PageWrite,
+) -> Result<PageOutcome, StoreError> {
     let mut out = PageOutcome::default();
     let now = ts(page.observed_at);
     let platform = page.platform.as_str();
@@ -511,11 +447,7 @@ fn item_json(it: &Item) -> Value {
     })
 }
 
-fn load_items(
-    tx: &rusqlite::Connection,
-    platform: &str,
-    order_id: &str,
-) -> Result<Vec<Value>, StoreError> {
+fn load_items(tx: &Connection, platform: &str, order_id: &str) -> Result<Vec<Value>, StoreError> {
     let mut stmt = tx.prepare_cached(
         "SELECT item_id, sku, name, quantity, unit_price, status FROM order_items
          WHERE platform = ?1 AND order_id = ?2",
@@ -536,26 +468,8 @@ fn load_items(
     Ok(items)
 }
 
-/// The orders a reconcile pass re-reads, oldest placed first: every stored open order, and the
-/// final ones that became final at or after `finals_since` (None: no final is watched). When
-/// that was is the store's own last change of the order, or, for an order first seen already
-/// final, the platform's update time (else its placing time): a first sync of a shop's history
-/// must not put every old delivered order on watch. Orders placed before `placed_cap` (the optional `reconcile_horizon`) are left
-/// out and only counted in `beyond_cap`.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Watched {
-    pub orders: Vec<WatchedOrder>,
-    pub beyond_cap: u64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchedOrder {
-    pub order_id: String,
-    pub placed_at: Option<DateTime<Utc>>,
-}
-
-pub fn watched_orders(
-    conn: &rusqlite::Connection,
+fn watched_orders(
+    conn: &Connection,
     platform: &str,
     finals_since: Option<DateTime<Utc>>,
     placed_cap: Option<DateTime<Utc>>,
@@ -567,7 +481,7 @@ pub fn watched_orders(
         .collect();
     // last_changed_at is written as text in one format (store::ts), so a text comparison
     // orders it as time; an impossible bound stands for "no final order".
-    let since = finals_since.map_or_else(|| "9999".to_string(), super::ts);
+    let since = finals_since.map_or_else(|| "9999".to_string(), ts);
     let mut stmt = conn.prepare(&format!(
         "SELECT order_id, placed_at FROM orders WHERE platform = ?1
          AND (status NOT IN (?2, ?3, ?4, ?5) OR {})
@@ -580,10 +494,7 @@ pub fn watched_orders(
         |r| {
             Ok(WatchedOrder {
                 order_id: r.get(0)?,
-                placed_at: r
-                    .get::<_, Option<String>>(1)?
-                    .as_deref()
-                    .and_then(super::parse_ts),
+                placed_at: r.get::<_, Option<String>>(1)?.as_deref().and_then(parse_ts),
             })
         },
     )?;
@@ -611,14 +522,14 @@ fn entered_since(param: &str) -> String {
 /// Orders in `platform_status` that entered it at or after `since` (the store's own last
 /// change of the order, or for one first seen in it, the platform's update time), at most
 /// `limit`, least recently read first: `(order_id, number)`.
-pub fn watched_in_status(
-    conn: &rusqlite::Connection,
+fn watched_in_status(
+    conn: &Connection,
     platform: &str,
     platform_status: &str,
     since: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let since = super::ts(since);
+    let since = ts(since);
     let mut stmt = conn.prepare(&format!(
         "SELECT order_id, number FROM orders WHERE platform = ?1 AND platform_status = ?2
          AND {} ORDER BY last_seen_at, order_id LIMIT ?4",
@@ -635,86 +546,319 @@ pub fn watched_in_status(
 
 /// The placing times of every stored order of a platform, ascending: how densely the listing
 /// is populated, which decides whether two reconcile windows are worth one request.
-pub fn placed_times(
-    conn: &rusqlite::Connection,
-    platform: &str,
-) -> Result<Vec<DateTime<Utc>>, StoreError> {
+fn placed_times(conn: &Connection, platform: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
     let mut stmt =
         conn.prepare("SELECT placed_at FROM orders WHERE platform = ?1 AND placed_at IS NOT NULL")?;
     let mut times: Vec<DateTime<Utc>> = stmt
         .query_map(params![platform], |r| r.get::<_, String>(0))?
-        .filter_map(|t| t.ok().as_deref().and_then(super::parse_ts))
+        .filter_map(|t| t.ok().as_deref().and_then(parse_ts))
         .collect();
     times.sort_unstable();
     Ok(times)
 }
 
-impl StoredOrder {
-    pub const COLUMNS: &'static str = "platform, order_id, number, status, platform_status, \
-        placed_at, updated_at, currency, total, customer_name, tracking_number, first_seen_at, \
-        last_seen_at, last_changed_at";
+const ORDER_COLUMNS: &str = "platform, order_id, number, status, platform_status, placed_at, \
+    updated_at, currency, total, customer_name, tracking_number, first_seen_at, last_seen_at, \
+    last_changed_at";
 
-    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(StoredOrder {
-            platform: r.get(0)?,
-            order_id: r.get(1)?,
-            number: r.get(2)?,
-            status: r.get(3)?,
-            platform_status: r.get(4)?,
-            placed_at: r.get(5)?,
-            updated_at: r.get(6)?,
-            currency: r.get(7)?,
-            total: r.get(8)?,
-            customer_name: r.get(9)?,
-            tracking_number: r.get(10)?,
-            first_seen_at: r.get(11)?,
-            last_seen_at: r.get(12)?,
-            last_changed_at: r.get(13)?,
+fn order_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredOrder> {
+    Ok(StoredOrder {
+        platform: r.get(0)?,
+        order_id: r.get(1)?,
+        number: r.get(2)?,
+        status: r.get(3)?,
+        platform_status: r.get(4)?,
+        placed_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        currency: r.get(7)?,
+        total: r.get(8)?,
+        customer_name: r.get(9)?,
+        tracking_number: r.get(10)?,
+        first_seen_at: r.get(11)?,
+        last_seen_at: r.get(12)?,
+        last_changed_at: r.get(13)?,
+    })
+}
+
+/// Finds an order by its id or, failing that, its number (`ORDER` is either).
+pub(super) fn find(
+    conn: &Connection,
+    platform: &str,
+    key: &str,
+) -> Result<Option<StoredOrder>, StoreError> {
+    // Two lookups, not one `order_id = ? OR number = ?`: SQLite plans the OR as a walk over
+    // every order of the platform, which made each `transition` and each claimed push read the
+    // whole shop (2.6 ms per push at 10,000 orders).
+    for column in ["order_id", "number"] {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE platform = ?1 AND {column} = ?2 LIMIT 1"
+        );
+        let found = conn
+            .prepare_cached(&sql)?
+            .query_row(params![platform, key], order_from_row)
+            .optional()?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
+pub(super) fn items(
+    conn: &Connection,
+    platform: &str,
+    order_id: &str,
+) -> Result<Vec<StoredItem>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT item_id, sku, name, quantity, unit_price, status FROM order_items
+         WHERE platform = ?1 AND order_id = ?2 ORDER BY CAST(item_id AS INTEGER), item_id",
+    )?;
+    let items = stmt
+        .query_map(params![platform, order_id], |r| {
+            Ok(StoredItem {
+                item_id: r.get(0)?,
+                sku: r.get(1)?,
+                name: r.get(2)?,
+                quantity: r.get(3)?,
+                unit_price: r.get(4)?,
+                status: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(items)
+}
+
+fn digest_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OrderDigest> {
+    Ok(OrderDigest {
+        order_id: r.get(0)?,
+        number: r.get(1)?,
+        status: r.get(2)?,
+        platform_status: r.get(3)?,
+        content_hash: r.get(4)?,
+        last_seen_at: r.get::<_, String>(5).ok().as_deref().and_then(parse_ts),
+    })
+}
+
+const DIGEST_COLUMNS: &str =
+    "order_id, number, status, platform_status, content_hash, last_seen_at";
+
+/// The write side and the queries of the stored orders.
+impl Store {
+    /// Writes one page: its orders (created or changed, with their items and change events),
+    /// its rejects, the pushes it confirms and its checkpoint, all in one transaction.
+    pub async fn apply_page(&self, page: PageWrite) -> Result<PageOutcome, StoreError> {
+        self.write(move |c| {
+            // IMMEDIATE: the page reads before it writes; in WAL a deferred transaction cannot
+            // wait for a busy writer at the upgrade and fails at once instead.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = write_page(&tx, &page)?;
+            tx.commit()?;
+            Ok(out)
         })
+        .await
     }
 
-    /// Finds an order by its id or, failing that, its number (SPEC: `ORDER` is either).
-    pub fn find(
-        conn: &rusqlite::Connection,
+    /// An order of `platform` by its id or, failing that, its number.
+    pub async fn find_order(
+        &self,
         platform: &str,
         key: &str,
     ) -> Result<Option<StoredOrder>, StoreError> {
-        // Two lookups, not one `order_id = ? OR number = ?`: SQLite plans the OR as a walk
-        // over every order of the platform, which made each `transition` and each claimed
-        // push read the whole shop (2.6 ms per push at 10,000 orders).
-        for column in ["order_id", "number"] {
-            let sql = format!(
-                "SELECT {} FROM orders WHERE platform = ?1 AND {column} = ?2 LIMIT 1",
-                Self::COLUMNS
-            );
-            let found = conn
-                .prepare_cached(&sql)?
-                .query_row(params![platform, key], Self::from_row)
-                .optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        let (platform, key) = (platform.to_owned(), key.to_owned());
+        self.read(move |c| find(c, &platform, &key)).await
     }
 
-    pub fn items(&self, conn: &rusqlite::Connection) -> Result<Vec<StoredItem>, StoreError> {
-        let mut stmt = conn.prepare(
-            "SELECT item_id, sku, name, quantity, unit_price, status FROM order_items
-             WHERE platform = ?1 AND order_id = ?2 ORDER BY CAST(item_id AS INTEGER), item_id",
-        )?;
-        let items = stmt
-            .query_map(params![self.platform, self.order_id], |r| {
-                Ok(StoredItem {
-                    item_id: r.get(0)?,
-                    sku: r.get(1)?,
-                    name: r.get(2)?,
-                    quantity: r.get(3)?,
-                    unit_price: r.get(4)?,
-                    status: r.get(5)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(items)
+    /// The line items of a stored order, in their position order.
+    pub async fn order_items(
+        &self,
+        platform: &str,
+        order_id: &str,
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        let (platform, order_id) = (platform.to_owned(), order_id.to_owned());
+        self.read(move |c| items(c, &platform, &order_id)).await
+    }
+
+    /// At most `limit` stored orders, newest placed first, of one platform or all, in one
+    /// canonical status or any.
+    pub async fn list_orders(
+        &self,
+        platform: Option<&str>,
+        status: Option<Status>,
+        limit: u32,
+    ) -> Result<Vec<StoredOrder>, StoreError> {
+        let platform = platform.map(str::to_owned);
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders
+                 WHERE (?1 IS NULL OR platform = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY placed_at DESC, order_id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt
+                .query_map(
+                    params![platform, status.map(Status::as_str), limit],
+                    order_from_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// How many orders of `platform` are stored, and how many of them are open (not final).
+    pub async fn order_counts(&self, platform: &str) -> Result<(u64, u64), StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| {
+            let finals: Vec<&str> = Status::ALL
+                .into_iter()
+                .filter(|s| s.is_final())
+                .map(Status::as_str)
+                .collect();
+            let (all, open): (i64, i64) = c.query_row(
+                "SELECT count(*), count(*) FILTER (WHERE status NOT IN (?2, ?3, ?4, ?5))
+                 FROM orders WHERE platform = ?1",
+                params![platform, finals[0], finals[1], finals[2], finals[3]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((all as u64, open as u64))
+        })
+        .await
+    }
+
+    /// The orders a reconcile pass re-reads (see [`Watched`]).
+    pub async fn watched_orders(
+        &self,
+        platform: &str,
+        finals_since: Option<DateTime<Utc>>,
+        placed_cap: Option<DateTime<Utc>>,
+    ) -> Result<Watched, StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| watched_orders(c, &platform, finals_since, placed_cap))
+            .await
+    }
+
+    /// Orders in `platform_status` that entered it at or after `since` (the store's own last
+    /// change of the order, or for one first seen in it, the platform's update time), at most
+    /// `limit`, least recently read first: `(order_id, number)`.
+    pub async fn watched_in_status(
+        &self,
+        platform: &str,
+        platform_status: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let (platform, platform_status) = (platform.to_owned(), platform_status.to_owned());
+        self.read(move |c| watched_in_status(c, &platform, &platform_status, since, limit))
+            .await
+    }
+
+    /// The placing times of every stored order of a platform, ascending.
+    pub async fn placed_times(&self, platform: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| placed_times(c, &platform)).await
+    }
+
+    /// The stored orders among `ids`, in no particular order; ids not stored are left out.
+    pub async fn order_digests(
+        &self,
+        platform: &str,
+        ids: Vec<String>,
+    ) -> Result<Vec<OrderDigest>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let platform = platform.to_owned();
+        let ids = Value::from(ids).to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DIGEST_COLUMNS} FROM orders
+                 WHERE platform = ?1 AND order_id IN (SELECT value FROM json_each(?2))"
+            ))?;
+            let rows = stmt
+                .query_map(params![platform, ids], digest_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The stored orders whose platform status is one of `statuses`, oldest placed first. The
+    /// comparison ignores surrounding spaces and ASCII case, as platforms spell their statuses
+    /// loosely.
+    pub async fn orders_in_platform_statuses(
+        &self,
+        platform: &str,
+        statuses: &[&str],
+    ) -> Result<Vec<OrderDigest>, StoreError> {
+        let platform = platform.to_owned();
+        let statuses = Value::from(
+            statuses
+                .iter()
+                .map(|s| s.trim_matches(' ').to_ascii_uppercase())
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {DIGEST_COLUMNS} FROM orders WHERE platform = ?1
+                 AND upper(trim(platform_status)) IN (SELECT value FROM json_each(?2))
+                 ORDER BY placed_at, order_id"
+            ))?;
+            let rows = stmt
+                .query_map(params![platform, statuses], digest_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// The stored raw records of the orders among `ids`, by order id.
+    pub async fn order_raws(
+        &self,
+        platform: &str,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let platform = platform.to_owned();
+        let ids = Value::from(ids).to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT order_id, raw FROM orders
+                 WHERE platform = ?1 AND order_id IN (SELECT value FROM json_each(?2))",
+            )?;
+            let rows = stmt.query_map(params![platform, ids], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
+        })
+        .await
+    }
+
+    /// How many orders of `platform` are stored, and the ids among them that `keep` accepts.
+    /// The ids stream past `keep` one at a time, so a large shop's ids are never all held.
+    pub async fn order_ids_where<F>(
+        &self,
+        platform: &str,
+        mut keep: F,
+    ) -> Result<(u64, Vec<String>), StoreError>
+    where
+        F: FnMut(&str) -> bool + Send + 'static,
+    {
+        let platform = platform.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare("SELECT order_id FROM orders WHERE platform = ?1")?;
+            let mut rows = stmt.query([platform])?;
+            let (mut stored, mut kept) = (0u64, Vec::new());
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                stored += 1;
+                if keep(&id) {
+                    kept.push(id);
+                }
+            }
+            Ok((stored, kept))
+        })
+        .await
     }
 }

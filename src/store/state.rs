@@ -4,27 +4,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{StoreError, parse_ts, ts};
-use crate::model::RunRecord;
+use super::{Store, StoreError, parse_ts, ts};
+use crate::model::{PassProgress, PassState, RunRecord};
 
-/// Where a platform's incremental sync stands. `cursor` is the upper bound of the last completed
-/// pass; while a pass runs, `pass` holds its frozen window and the token of the next page.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassState {
-    pub cursor: Option<DateTime<Utc>>,
-    pub pass: Option<PassProgress>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PassProgress {
-    pub started_at: DateTime<Utc>,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    /// Opaque to the store: the platform's own page token (a URL, an offset, a page number).
-    pub resume: String,
-}
-
-pub fn load_pass_state(conn: &Connection, platform: &str) -> Result<PassState, StoreError> {
+fn load_pass_state(conn: &Connection, platform: &str) -> Result<PassState, StoreError> {
     let row = conn
         .query_row(
             "SELECT cursor, pass_started_at, pass_from, pass_to, resume FROM sync_state
@@ -64,7 +47,7 @@ pub fn load_pass_state(conn: &Connection, platform: &str) -> Result<PassState, S
     })
 }
 
-pub fn save_pass_state(
+pub(super) fn save_pass_state(
     conn: &Connection,
     platform: &str,
     state: &PassState,
@@ -88,7 +71,7 @@ pub fn save_pass_state(
     Ok(())
 }
 
-pub fn start_run(
+fn start_run(
     conn: &Connection,
     platform: &str,
     kind: &str,
@@ -101,7 +84,7 @@ pub fn start_run(
     Ok(conn.last_insert_rowid())
 }
 
-pub fn finish_run(conn: &Connection, id: i64, run: &RunRecord) -> Result<(), StoreError> {
+fn finish_run(conn: &Connection, id: i64, run: &RunRecord) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE sync_runs SET finished_at = ?2, outcome = ?3, fetched = ?4, created = ?5,
              changed = ?6, rejected = ?7, error = ?8
@@ -126,4 +109,86 @@ pub fn finish_run(conn: &Connection, id: i64, run: &RunRecord) -> Result<(), Sto
         params![id],
     )?;
     Ok(())
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        kind: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        outcome: r.get(3)?,
+        fetched: r.get::<_, i64>(4)? as u64,
+        created: r.get::<_, i64>(5)? as u64,
+        changed: r.get::<_, i64>(6)? as u64,
+        rejected: r.get::<_, i64>(7)? as u64,
+        error: r.get(8)?,
+    })
+}
+
+/// Sync bookkeeping: the pass checkpoint and the run history.
+impl Store {
+    /// Where `platform`'s incremental sync stands (nothing yet: the default).
+    pub async fn load_pass_state(&self, platform: &str) -> Result<PassState, StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| load_pass_state(c, &platform)).await
+    }
+
+    /// Replaces `platform`'s pass state. A page's checkpoint is saved with the page instead
+    /// ([`PageWrite::checkpoint`](crate::model::PageWrite::checkpoint)).
+    pub async fn save_pass_state(
+        &self,
+        platform: &str,
+        state: PassState,
+    ) -> Result<(), StoreError> {
+        let platform = platform.to_owned();
+        self.write(move |c| save_pass_state(c, &platform, &state))
+            .await
+    }
+
+    /// Records that a run of `kind` (`sync`, `reconcile`) started; returns its id for
+    /// [`Store::finish_run`].
+    pub async fn start_run(
+        &self,
+        platform: &str,
+        kind: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let (platform, kind) = (platform.to_owned(), kind.to_owned());
+        self.write(move |c| start_run(c, &platform, &kind, started_at))
+            .await
+    }
+
+    /// Records how run `id` ended, and forgets the platform's runs beyond the last 1,000.
+    pub async fn finish_run(&self, id: i64, run: RunRecord) -> Result<(), StoreError> {
+        self.write(move |c| finish_run(c, id, &run)).await
+    }
+
+    /// The latest run of `platform`, finished or not.
+    pub async fn last_run(&self, platform: &str) -> Result<Option<RunRecord>, StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT kind, started_at, finished_at, outcome, fetched, created, changed,
+                        rejected, error
+                 FROM sync_runs WHERE platform = ?1 ORDER BY id DESC LIMIT 1",
+                params![platform],
+                run_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// When the latest successful run of `platform` finished, as stored.
+    pub async fn last_success_at(&self, platform: &str) -> Result<Option<String>, StoreError> {
+        let platform = platform.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT max(finished_at) FROM sync_runs WHERE platform = ?1 AND outcome = 'ok'",
+                params![platform],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
 }

@@ -145,12 +145,11 @@ impl Engine<'_> {
         kind: PassKind,
         pass: impl Future<Output = Result<PassReport, SyncError>>,
     ) -> Result<PassReport, SyncError> {
-        let platform = self.cfg.name.clone();
         let started = Utc::now();
         let file_changes = self.store.file_changes();
         let run_id = match self
             .store
-            .write(move |c| store::start_run(c, &platform, kind.as_str(), started))
+            .start_run(&self.cfg.name, kind.as_str(), started)
             .await
         {
             Ok(id) => id,
@@ -220,11 +219,7 @@ impl Engine<'_> {
         let took = result.as_ref().map_or(Duration::ZERO, |r| r.took);
         crate::telemetry::metrics::metrics().run_finished(&self.cfg.name, &rec, took);
         // Recording the outcome must not mask the pass's own result.
-        if let Err(e) = self
-            .store
-            .write(move |c| store::finish_run(c, run_id, &rec))
-            .await
-        {
+        if let Err(e) = self.store.finish_run(run_id, rec).await {
             warn!(platform = %self.cfg.name, error = %e, "could not record the run's outcome");
         }
         result
@@ -257,10 +252,9 @@ impl Engine<'_> {
         src: &S,
         opts: PassOptions,
     ) -> Result<(PassReport, bool), SyncError> {
-        let platform = self.cfg.name.clone();
         let mut state = self
             .store
-            .read(move |c| store::load_pass_state(c, &platform))
+            .load_pass_state(&self.cfg.name)
             .await
             .map_err(|e| self.store_error(e))?;
         if !opts.full
@@ -272,9 +266,8 @@ impl Engine<'_> {
             warn!(platform = %self.cfg.name, resume = %p.resume, error = %why,
                   "the saved resume point of an interrupted pass cannot be used; reading its window again from the start");
             state.pass = None;
-            let (platform, cleared) = (self.cfg.name.clone(), state.clone());
             self.store
-                .write(move |c| store::save_pass_state(c, &platform, &cleared))
+                .save_pass_state(&self.cfg.name, state.clone())
                 .await
                 .map_err(|e| self.store_error(e))?;
         }
@@ -329,7 +322,7 @@ impl Engine<'_> {
                     },
                 );
                 self.store
-                    .write(move |c| store::save_pass_state(c, &platform, &cleared))
+                    .save_pass_state(&platform, cleared)
                     .await
                     .map_err(|e| self.store_error(e))?;
                 return Err(self.http_error(e));
@@ -471,10 +464,9 @@ impl Engine<'_> {
                 }
             }
             Reconcile::Windows { per_page } => {
-                let platform = self.cfg.name.clone();
                 let listing = self
                     .store
-                    .read(move |c| store::placed_times(c, &platform))
+                    .placed_times(&self.cfg.name)
                     .await
                     .map_err(|e| self.store_error(e))?;
                 let placed: Vec<DateTime<Utc>> =
@@ -512,10 +504,9 @@ impl Engine<'_> {
         let since = Utc::now()
             .checked_sub_signed(lookback(self.cfg.final_watch))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        let platform = self.cfg.name.clone();
         let finals = self
             .store
-            .read(move |c| store::watched_in_status(c, &platform, platform_status, since, per_pass))
+            .watched_in_status(&self.cfg.name, platform_status, since, per_pass)
             .await
             .map_err(|e| self.store_error(e))?;
         let total = finals.len() as u64;
@@ -548,9 +539,8 @@ impl Engine<'_> {
             .cfg
             .reconcile_horizon
             .and_then(|h| now.checked_sub_signed(lookback(h)));
-        let platform = self.cfg.name.clone();
         self.store
-            .read(move |c| store::watched_orders(c, &platform, finals_since, cap))
+            .watched_orders(&self.cfg.name, finals_since, cap)
             .await
             .map_err(|e| self.store_error(e))
     }
@@ -616,13 +606,7 @@ impl Engine<'_> {
             checkpoint,
         };
         self.store
-            .write(move |c| {
-                // IMMEDIATE: the page reads before it writes (see outbox::enqueue).
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = store::apply_page(&tx, &write)?;
-                tx.commit()?;
-                Ok(out)
-            })
+            .apply_page(write)
             .await
             .map_err(|e| self.store_error(e))
     }

@@ -21,7 +21,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use crate::model::RunRecord;
+use crate::model::{OutboxState, RunRecord};
 use crate::store::Store;
 
 type Labels = Vec<(String, String)>;
@@ -342,22 +342,15 @@ pub async fn serve(
 
 async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
     // Outbox depth is read at scrape time: other programs may insert rows directly.
-    let depth = s
-        .store
-        .read(|c| {
-            let mut stmt = c.prepare("SELECT state, count(*) FROM outbox GROUP BY state")?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
-        .await;
+    let depth = s.store.outbox_depth(None).await;
     let m = metrics();
     m.database_fault.set(i64::from(s.store.fault().is_some()));
-    if let Ok(rows) = depth {
-        for state in ["pending", "in_flight", "done", "failed", "cancelled"] {
-            let n = rows.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
-            m.outbox.get_or_create(&labels(&[("state", state)])).set(n);
+    if let Ok(depth) = depth {
+        for state in OutboxState::ALL {
+            let n = depth.get(&state).copied().unwrap_or(0);
+            m.outbox
+                .get_or_create(&labels(&[("state", state.as_str())]))
+                .set(n as i64);
         }
     }
     (

@@ -8,7 +8,7 @@
 //! and all that is kept of the listing is a 64-bit hash of each order id, for the one pass over
 //! the stored ids that finds the orders the platform no longer lists.
 //!
-//! A repair writes the missing and changed orders with [`store::apply_page`], in the same
+//! A repair writes the missing and changed orders with [`Store::apply_page`], in the same
 //! transaction a sync page commits, so the change feed records them as a sync would (`created`,
 //! `status_changed`, `updated`). It never moves the sync cursor or the pass checkpoint, and
 //! never deletes an order: an order the platform stopped listing is reported, nothing more.
@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use crate::config::PlatformConfig;
 use crate::http::HttpError;
 use crate::platforms::{Connector, Page, PassCtx, Source, Window};
-use crate::store::{self, Incoming, PageWrite, Store, StoreError};
+use crate::store::{Incoming, PageWrite, Store, StoreError};
 use crate::sync::Progress;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -356,22 +356,9 @@ impl Run<'_> {
     /// One pass over the stored ids: counts them and keeps those the listing did not show.
     async fn find_extra(&mut self) -> Result<(), Failure> {
         let seen = std::mem::take(&mut self.seen);
-        let platform = self.cfg.name.clone();
         let (stored, extra) = self
             .store
-            .read(move |c| {
-                let mut stmt = c.prepare("SELECT order_id FROM orders WHERE platform = ?1")?;
-                let mut rows = stmt.query([platform])?;
-                let (mut stored, mut extra) = (0u64, Vec::new());
-                while let Some(r) = rows.next()? {
-                    let id: String = r.get(0)?;
-                    stored += 1;
-                    if !seen.contains(&id_hash(&id)) {
-                        extra.push(id);
-                    }
-                }
-                Ok((stored, extra))
-            })
+            .order_ids_where(&self.cfg.name, move |id| !seen.contains(&id_hash(id)))
             .await
             .map_err(Failure::Store)?;
         self.report.stored = stored;
@@ -391,26 +378,13 @@ async fn compare(
     if orders.is_empty() {
         return Ok(PageDrift::default());
     }
-    let ids = serde_json::Value::from(
-        orders
-            .iter()
-            .map(|o| o.order.order_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .to_string();
-    let owned = platform.to_string();
+    let ids = orders.iter().map(|o| o.order.order_id.clone()).collect();
     let stored: HashMap<String, (String, String)> = store
-        .read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT order_id, content_hash, status FROM orders
-                 WHERE platform = ?1 AND order_id IN (SELECT value FROM json_each(?2))",
-            )?;
-            let rows = stmt.query_map(rusqlite::params![owned, ids], |r| {
-                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-            })?;
-            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
-        })
-        .await?;
+        .order_digests(platform, ids)
+        .await?
+        .into_iter()
+        .map(|d| (d.order_id, (d.content_hash, d.status)))
+        .collect();
     let mut drift = PageDrift::default();
     let mut drifted = Vec::new();
     for o in orders {
@@ -434,15 +408,7 @@ async fn compare(
             checkpoint: None,
         };
         let written = write.orders.len() as u64;
-        store
-            .write(move |c| {
-                // IMMEDIATE: the page reads before it writes, as a sync page does.
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = store::apply_page(&tx, &write)?;
-                tx.commit()?;
-                Ok(out)
-            })
-            .await?;
+        store.apply_page(write).await?;
         drift.repaired = written;
     }
     Ok(drift)
@@ -506,20 +472,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("o.db")).unwrap();
         store
-            .write(move |c| {
-                let tx = c.transaction()?;
-                store::apply_page(
-                    &tx,
-                    &PageWrite {
-                        platform: "shop".into(),
-                        orders,
-                        rejects: Vec::new(),
-                        observed_at: Utc::now(),
-                        checkpoint: None,
-                    },
-                )?;
-                tx.commit()?;
-                Ok(())
+            .apply_page(PageWrite {
+                platform: "shop".into(),
+                orders,
+                rejects: Vec::new(),
+                observed_at: Utc::now(),
+                checkpoint: None,
             })
             .await
             .unwrap();

@@ -63,8 +63,6 @@ const ORDERS: &str = "orders/";
 const ITEMS: &str = "order-items/";
 const TOKEN_OBTAIN: &str = "token/obtain/";
 const JSON: &str = "application/json";
-/// Ids per store lookup: well under SQLite's bound-parameter limit.
-const LOOKUP_CHUNK: usize = 500;
 
 pub struct Akinon {
     http: HttpClient,
@@ -433,46 +431,23 @@ impl Akinon {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let platform = ctx.platform.to_string();
         // `last_seen_at` is kept to the millisecond.
         let pass_start = ctx.window.to.trunc_subsecs(3);
-        ctx.store
-            .read(move |c| {
-                let mut stored = HashMap::new();
-                for chunk in ids.chunks(LOOKUP_CHUNK) {
-                    let sql = format!(
-                        "SELECT order_id, number, last_seen_at FROM orders
-                         WHERE platform = ? AND order_id IN ({})",
-                        vec!["?"; chunk.len()].join(",")
-                    );
-                    let mut stmt = c.prepare(&sql)?;
-                    let params =
-                        std::iter::once(platform.as_str()).chain(chunk.iter().map(String::as_str));
-                    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                        ))
-                    })?;
-                    for row in rows {
-                        let (id, number, seen) = row?;
-                        let seen_this_pass = DateTime::parse_from_rfc3339(&seen)
-                            .is_ok_and(|t| t.with_timezone(&Utc) >= pass_start);
-                        if !seen_this_pass {
-                            stored.insert(id, number);
-                        }
-                    }
-                }
-                Ok(ids
-                    .into_iter()
-                    .filter_map(|id| stored.remove(&id).map(|n| (id, n)))
-                    .collect())
-            })
+        let mut stored: HashMap<String, String> = ctx
+            .store
+            .order_digests(ctx.platform, ids.clone())
             .await
             .map_err(|e| HttpError::Transient {
                 reason: format!("cannot look up stored orders: {e}"),
-            })
+            })?
+            .into_iter()
+            .filter(|d| d.last_seen_at.is_none_or(|t| t < pass_start))
+            .map(|d| (d.order_id, d.number))
+            .collect();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| stored.remove(&id).map(|n| (id, n)))
+            .collect())
     }
 
     /// Fetches the items of `orders` and adds each order, complete, to `page`.

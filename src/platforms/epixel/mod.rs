@@ -605,19 +605,8 @@ async fn stored_raws(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let platform = platform.to_owned();
-    let ids = serde_json::Value::from(ids).to_string();
     store
-        .read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT order_id, raw FROM orders
-                 WHERE platform = ?1 AND order_id IN (SELECT value FROM json_each(?2))",
-            )?;
-            let rows = stmt.query_map(rusqlite::params![platform, ids], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            Ok(rows.collect::<Result<HashMap<_, _>, _>>()?)
-        })
+        .order_raws(platform, ids)
         .await
         .map_err(|e| HttpError::Transient {
             reason: format!("cannot read the stored orders to compare with: {e}"),
@@ -794,20 +783,12 @@ mod tests {
             wire::stored_raw(RECORD, Some(STORED)),
         );
         store
-            .write(move |c| {
-                let tx = c.transaction()?;
-                crate::store::apply_page(
-                    &tx,
-                    &crate::store::PageWrite {
-                        platform: "epx".into(),
-                        orders: vec![stale],
-                        rejects: Vec::new(),
-                        observed_at: chrono::Utc::now(),
-                        checkpoint: None,
-                    },
-                )?;
-                tx.commit()?;
-                Ok(())
+            .apply_page(crate::store::PageWrite {
+                platform: "epx".into(),
+                orders: vec![stale],
+                rejects: Vec::new(),
+                observed_at: chrono::Utc::now(),
+                checkpoint: None,
             })
             .await
             .unwrap();

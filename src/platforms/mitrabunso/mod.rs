@@ -397,42 +397,25 @@ impl Mitrabunso {
         on_page: &HashSet<String>,
         found_before: &[String],
     ) -> Option<Vec<String>> {
-        let platform = ctx.platform.to_string();
         let pass_start = ctx.window.to;
         let result = ctx
             .store
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(
-                    "SELECT order_id, last_seen_at FROM orders WHERE platform = ?1
-                     AND upper(trim(platform_status)) IN (?2, ?3, ?4) ORDER BY placed_at, order_id",
-                )?;
-                let rows = stmt.query_map(
-                    rusqlite::params![
-                        platform,
-                        OPEN_STATUSES[0],
-                        OPEN_STATUSES[1],
-                        OPEN_STATUSES[2]
-                    ],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (id, seen) = row?;
-                    // Every page of this pass commits after the pass started.
-                    if crate::store::parse_ts(&seen).is_none_or(|t| t < pass_start) {
-                        out.push(id);
-                    }
-                }
-                Ok(out)
-            })
+            .orders_in_platform_statuses(ctx.platform, &OPEN_STATUSES)
             .await;
         match result {
-            Ok(mut ids) => {
-                ids.retain(|id| {
-                    !on_page.contains(id) && !found_before.contains(id) && !cur.skip.contains(id)
-                });
-                Some(ids)
-            }
+            Ok(stored) => Some(
+                stored
+                    .into_iter()
+                    // Every page of this pass commits after the pass started.
+                    .filter(|o| o.last_seen_at.is_none_or(|t| t < pass_start))
+                    .map(|o| o.order_id)
+                    .filter(|id| {
+                        !on_page.contains(id)
+                            && !found_before.contains(id)
+                            && !cur.skip.contains(id)
+                    })
+                    .collect(),
+            ),
             Err(e) => {
                 warn!(platform = %self.http.platform(), error = %e,
                       "could not read the store to decide where the SENT scan may stop");
@@ -609,36 +592,25 @@ async fn read_stored(
     platform: String,
     wanted: HashMap<String, String>,
 ) -> Result<StoredState, crate::store::StoreError> {
-    store
-        .read(move |c| {
-            let placeholders: Vec<String> =
-                (0..wanted.len()).map(|i| format!("?{}", i + 2)).collect();
-            let sql = format!(
-                "SELECT order_id, content_hash, upper(trim(platform_status)) FROM orders
-                 WHERE platform = ?1 AND order_id IN ({})",
-                placeholders.join(",")
-            );
-            let mut stmt = c.prepare(&sql)?;
-            let params = std::iter::once(platform).chain(wanted.keys().cloned());
-            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-            let mut same = 0;
-            let mut open_ids = Vec::new();
-            while let Some(r) = rows.next()? {
-                let (id, hash, status): (String, String, String) =
-                    (r.get(0)?, r.get(1)?, r.get(2)?);
-                if wanted.get(&id) == Some(&hash) {
-                    same += 1;
-                }
-                if OPEN_STATUSES.contains(&status.as_str()) {
-                    open_ids.push(id);
-                }
-            }
-            Ok(StoredState {
-                all_unchanged: same == wanted.len(),
-                open_ids,
-            })
-        })
-        .await
+    let stored = store
+        .order_digests(&platform, wanted.keys().cloned().collect())
+        .await?;
+    let mut same = 0;
+    let mut open_ids = Vec::new();
+    for o in stored {
+        if wanted.get(&o.order_id) == Some(&o.content_hash) {
+            same += 1;
+        }
+        // As loosely as the platform spells its statuses: surrounding spaces, any case.
+        let status = o.platform_status.trim_matches(' ').to_ascii_uppercase();
+        if OPEN_STATUSES.contains(&status.as_str()) {
+            open_ids.push(o.order_id);
+        }
+    }
+    Ok(StoredState {
+        all_unchanged: same == wanted.len(),
+        open_ids,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

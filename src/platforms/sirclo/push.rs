@@ -46,7 +46,7 @@ pub fn check_params(action: Action, params: &crate::model::Params) -> Result<(),
 }
 
 /// The update endpoint, after `api_prefix`.
-pub const UPDATE_PATH: &str = "/v1/order";
+pub const PATCH_PATH: &str = "/v1/order";
 
 /// Most orders in one update request. The document gives no limit for the update; 100 is the
 /// most this API hands out per request anywhere it states one (`perpage`, `limit`), and it
@@ -330,7 +330,7 @@ fn read_answer(platform: &str, resp: &Response) -> Result<Answer, String> {
                 Ok(r) => {
                     into.insert(r.id.clone(), r);
                 }
-                Err(e) => warn!(platform, position = %format!("PATCH {UPDATE_PATH} {name}[{i}]"),
+                Err(e) => warn!(platform, position = %format!("PATCH {PATCH_PATH} {name}[{i}]"),
                                 error = %e, "unreadable order in SIRCLO's update answer skipped"),
             }
         }
@@ -384,7 +384,7 @@ impl Sirclo {
     /// `partner_id` + a MAC over the request URI and this body, and with `api_key`/`api_secret`
     /// when configured.
     async fn send_update(&self, body: &str) -> Result<Answer, HttpError> {
-        let path = format!("{}{UPDATE_PATH}", self.prefix);
+        let path = format!("{}{PATCH_PATH}", self.prefix);
         let url = self.base.join(&path).map_err(|e| HttpError::NotSent {
             reason: format!("bad update URL {path:?}: {e}"),
         })?;
