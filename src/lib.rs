@@ -8,7 +8,6 @@ pub mod http;
 pub mod outbox;
 pub mod platforms;
 pub mod scheduler;
-pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

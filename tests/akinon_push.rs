@@ -15,8 +15,8 @@ use ordersync::http::Redactor;
 use ordersync::outbox::{self, Action, DrainReport, Params};
 use ordersync::platforms::model::Status;
 use ordersync::scheduler::{self, Platform};
-use ordersync::sim::akinon::{AkinonSim, SimOptions, TruthOrder};
-use ordersync::sim::{Fault, RecordedRequest, RunningSim};
+use ordersync_sim::akinon::{AkinonSim, SimOptions, TruthOrder};
+use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "demo-akinon-api-token";

@@ -13,7 +13,7 @@ use crate::config::{self, Config};
 use crate::outbox::{Action, Params};
 use crate::platforms::model::Status;
 use crate::scheduler::{self, DaemonOptions};
-use crate::sim::fleet::{Fleet, NAMES};
+use ordersync_sim::fleet::{Fleet, NAMES};
 
 /// Removes the throw-away folder however the demo ends.
 struct TempDir(PathBuf);

@@ -1336,7 +1336,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     struct Served {
         sim: EpixelSim,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// One simulated failure, applied to one request. See [`crate::sim::apply_fault`] for how each is
+/// One simulated failure, applied to one request. See [`crate::apply_fault`] for how each is
 /// carried out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {

@@ -1463,7 +1463,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     struct Served {
         sim: MitrabunsoSim,
@@ -1484,7 +1484,7 @@ mod tests {
         let user = opts.user_id.clone();
         let sim = MitrabunsoSim::new(opts);
         let running = sim.serve().await.expect("sim starts");
-        crate::http::install_crypto_provider();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().build().expect("client builds");
         Served {
             sim,

@@ -1314,8 +1314,15 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
-    use crate::platforms::sirclo::sign;
-    use crate::sim::Fault;
+    use crate::Fault;
+
+    /// The MAC as a partner computes it: base64 of HMAC-SHA256 over the request URI and body.
+    fn sign(secret: &str, request_uri: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+        mac.update(request_uri.as_bytes());
+        mac.update(body);
+        BASE64.encode(mac.finalize().into_bytes())
+    }
 
     struct Served {
         sim: SircloSim,
@@ -1329,7 +1336,7 @@ mod tests {
             ..SimOptions::default()
         });
         let running = sim.serve().await.expect("sim starts");
-        crate::http::install_crypto_provider();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().build().expect("client builds");
         Served { sim, running, http }
     }

@@ -1728,7 +1728,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sim::Fault;
+    use crate::Fault;
 
     struct Served {
         sim: AkinonSim,
@@ -1748,7 +1748,7 @@ mod tests {
         let sim = AkinonSim::new(opts);
         let running = sim.serve().await.expect("sim starts");
         // reqwest is built with `rustls-no-provider`: a provider must exist before any Client.
-        crate::http::install_crypto_provider();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder().build().expect("client builds");
         Served { sim, running, http }
     }

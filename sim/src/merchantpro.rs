@@ -1832,7 +1832,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::sim::{Fault, basic_auth_header};
+    use crate::{Fault, basic_auth_header};
 
     struct Served {
         sim: MerchantProSim,
