@@ -9,16 +9,13 @@ use rust_decimal::Decimal;
 
 use super::render::{Empty, ItemRecord, OrderRecord, money, render, render_time, to_cents};
 use super::{DATASOURCE, FIRST_NUMBER};
-use crate::core::data::SimRng;
+use crate::core::data::{OrderBook, Placed, SimRng};
 
 #[derive(Default)]
 pub(super) struct Shop {
-    /// In the order they were added (deleted ones stay, out of the listing).
-    pub(super) orders: Vec<SimOrder>,
-    /// Indexes of the live orders in placement order (ties in the order they were added): the
-    /// listing, which also orders the item list. `orders`' own order too, unless orders were
-    /// placed backdated.
-    pub(super) listing: Vec<usize>,
+    /// In the order they were added, listed in placement order; the listing also orders the
+    /// item list.
+    pub(super) orders: OrderBook<SimOrder>,
     /// In the order of their orders' addition; each order's items are contiguous.
     pub(super) items: Vec<SimItem>,
     pub(super) by_id: HashMap<String, usize>,
@@ -28,7 +25,6 @@ pub(super) struct Shop {
 
 pub(super) struct SimOrder {
     pub(super) rec: OrderRecord,
-    pub(super) deleted: bool,
     /// Microseconds since the epoch.
     pub(super) placed: i64,
     pub(super) created: i64,
@@ -63,13 +59,8 @@ impl Shop {
         self.by_id.insert(g.order.id.clone(), index);
         self.by_number.insert(g.order.number.clone(), index);
         let json = render(&g.order);
-        let at = self
-            .listing
-            .partition_point(|&i| self.orders[i].placed <= g.placed);
-        self.listing.insert(at, index);
-        self.orders.push(SimOrder {
+        self.orders.place(SimOrder {
             rec: g.order,
-            deleted: false,
             placed: g.placed,
             created: g.placed,
             updated: g.updated,
@@ -77,18 +68,13 @@ impl Shop {
             json,
         });
     }
+}
 
-    /// Where live order `index` is in the listing.
-    pub(super) fn position_of(&self, index: usize) -> Option<usize> {
-        let key = (self.orders[index].placed, index);
-        self.listing
-            .binary_search_by(|&i| (self.orders[i].placed, i).cmp(&key))
-            .ok()
-    }
+impl Placed for SimOrder {
+    type At = i64;
 
-    /// When the newest live order was placed.
-    pub(super) fn newest(&self) -> Option<i64> {
-        self.listing.last().map(|&i| self.orders[i].placed)
+    fn placed(&self) -> i64 {
+        self.placed
     }
 }
 

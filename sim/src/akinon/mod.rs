@@ -1,4 +1,4 @@
-//! Simulated Akinon seller API (`platform-docs/akinon.md` and the Akinon section of NOTES.md):
+//! Simulated Akinon seller API, as its API document and the records seen in the wild describe it:
 //! deterministic orders and order items, the two Django-REST lists with every documented filter,
 //! `POST /api/i1/order-items/{id}/reject/`, `POST /api/i1/token/obtain/`, Bearer auth with
 //! tokens that can be revoked mid-run, and the shared fault queue.
@@ -27,29 +27,16 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use axum::Router;
-use axum::http::{HeaderMap, header};
-use axum::middleware::{self};
-use axum::response::Response;
-use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use rust_decimal::Decimal;
-use serde_json::json;
 
 use self::data::{Shop, generate, now_micros};
-use self::routes::{
-    gate, list_items, list_orders, method_not_allowed, not_found, not_simulated, obtain_token,
-    reject_item, unauthorized,
-};
+use crate::core::Harness;
+use crate::core::auth::BearerTokens;
+use crate::core::data::Locked;
 use crate::core::data::SimRng;
-use crate::core::faults::Faults;
-use crate::core::log::{RecordedRequest, RequestLog, record_requests};
-use crate::core::server::{RunningSim, serve};
 
 const ORDERS_PATH: &str = "/api/i1/orders/";
 
@@ -168,23 +155,16 @@ struct Inner {
     max_page_size: usize,
     rejected_status: u16,
     link_base: Option<String>,
-    faults: Faults,
-    log: RequestLog,
-    auth: Mutex<AuthState>,
-    shop: RwLock<Shop>,
-}
-
-#[derive(Default)]
-struct AuthState {
-    /// Access tokens handed out by `token/obtain` and still valid.
-    issued: HashSet<String>,
-    logins: u64,
-    /// Authorized requests with an obtained token still allowed before every obtained token is
-    /// revoked (once).
-    revoke_after: Option<usize>,
+    harness: Harness,
+    /// The tokens `token/obtain` handed out (the configured one is not among them: it is never
+    /// revoked).
+    tokens: BearerTokens,
+    shop: Locked<Shop>,
 }
 
 impl AkinonSim {
+    crate::core::harness_api!("shop");
+
     /// Generates `opts.orders` orders with their items, deterministically from `opts.seed`.
     ///
     /// # Panics
@@ -222,42 +202,11 @@ impl AkinonSim {
                 max_page_size: opts.max_page_size,
                 rejected_status: opts.rejected_status,
                 link_base: opts.link_base.map(|b| b.trim_end_matches('/').to_owned()),
-                faults: Faults::default(),
-                log: RequestLog::default(),
-                auth: Mutex::new(AuthState::default()),
-                shop: RwLock::new(shop),
+                harness: Harness::default(),
+                tokens: BearerTokens::default(),
+                shop: Locked::new(shop),
             }),
         }
-    }
-
-    /// Binds 127.0.0.1:0 and serves the shop until the returned handle is stopped or dropped.
-    pub async fn serve(&self) -> std::io::Result<RunningSim> {
-        serve(self.router()).await
-    }
-
-    /// The complete app (routes, auth, faults, request log).
-    pub fn router(&self) -> Router {
-        let mut router = Router::new()
-            .route(ORDERS_PATH, get(list_orders))
-            .route(ITEMS_PATH, get(list_items))
-            .route(REJECT_PATH, post(reject_item))
-            .route(TOKEN_PATH, post(obtain_token));
-        for path in UNSIMULATED_PATHS {
-            router = router.route(path, get(not_simulated));
-        }
-        router
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
-            .layer(middleware::from_fn_with_state(self.clone(), gate))
-            .layer(middleware::from_fn_with_state(
-                self.inner.log.clone(),
-                record_requests,
-            ))
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
     }
 
     /// Moves order `id` and every one of its items to `status`, as the seller's back office
@@ -267,7 +216,7 @@ impl AkinonSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status(&self, id: &str, status: u16) {
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let index = *shop
             .by_id
             .get(id)
@@ -285,7 +234,7 @@ impl AkinonSim {
     /// # Panics
     /// If there is no item `item_id`.
     pub fn set_item_status(&self, item_id: &str, status: u16) {
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let index = *shop
             .item_by_id
             .get(item_id)
@@ -297,12 +246,13 @@ impl AkinonSim {
     /// time or one second after the previous order if that is later. Returns their ids.
     pub fn add_orders(&self, n: usize) -> Vec<String> {
         let seed = self.inner.seed;
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
             let index = shop.orders.len() as u64;
             let now = now_micros();
             let placed = shop
+                .orders
                 .newest()
                 .map_or(now, |newest| now.max(newest + 1_000_000));
             let mut rng = SimRng::for_record(seed, index);
@@ -320,7 +270,7 @@ impl AkinonSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status_quietly(&self, id: &str, status: u16) {
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let index = *shop
             .by_id
             .get(id)
@@ -342,7 +292,7 @@ impl AkinonSim {
     /// `updated_at__gte` a sync has moved past. Returns their ids.
     pub fn add_backdated_orders(&self, n: usize, placed: DateTime<Utc>) -> Vec<String> {
         let seed = self.inner.seed;
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let mut ids = Vec::with_capacity(n);
         for k in 0..n {
             let index = shop.orders.len() as u64;
@@ -361,19 +311,19 @@ impl AkinonSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn delete_order(&self, id: &str) {
-        let mut shop = self.write();
+        let mut shop = self.inner.shop.write();
         let index = *shop
             .by_id
             .get(id)
             .unwrap_or_else(|| panic!("the Akinon simulator has no order {id}"));
-        shop.orders[index].deleted = true;
-        shop.listing.retain(|&i| i != index);
+        shop.orders.delete(index);
     }
 
     /// Live order ids, in placement order.
     pub fn order_ids(&self) -> Vec<String> {
-        let shop = self.read();
-        shop.listing
+        let shop = self.inner.shop.read();
+        shop.orders
+            .listing()
             .iter()
             .map(|&i| shop.orders[i].rec.id.clone())
             .collect()
@@ -381,8 +331,9 @@ impl AkinonSim {
 
     /// Every live order with its items, in placement order.
     pub fn truth(&self) -> Vec<TruthOrder> {
-        let shop = self.read();
-        shop.listing
+        let shop = self.inner.shop.read();
+        shop.orders
+            .listing()
             .iter()
             .map(|&i| &shop.orders[i])
             .map(|o| {
@@ -413,96 +364,17 @@ impl AkinonSim {
 
     /// Every obtained token stops working now.
     pub fn revoke_tokens(&self) {
-        self.auth().issued.clear();
+        self.inner.tokens.revoke_all();
     }
 
     /// After `requests` more requests authorized by an obtained token, every obtained token is
     /// revoked (once): the next such request gets 401, as when a token expires mid-run.
     pub fn revoke_tokens_after(&self, requests: usize) {
-        self.auth().revoke_after = Some(requests);
+        self.inner.tokens.revoke_after(requests);
     }
 
     /// Successful logins (`token/obtain` answers with a token) so far.
     pub fn logins(&self) -> u64 {
-        self.auth().logins
-    }
-
-    /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.snapshot()
-    }
-
-    /// Every request ever received, including those no longer in [`Self::requests`].
-    pub fn request_count(&self) -> usize {
-        self.inner.log.total()
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Shop> {
-        // Every write replaces whole values, so a poisoned lock still guards a consistent shop.
-        self.inner.shop.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Shop> {
-        self.inner.shop.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn auth(&self) -> MutexGuard<'_, AuthState> {
-        self.inner.auth.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// simplejwt's `JWTAuthentication`: `Authorization: Bearer <token>`, nothing else. `None`
-    /// when the request may proceed, else the 401.
-    fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(token) = presented else {
-            return Some(unauthorized(
-                "Authentication credentials were not provided.",
-                None,
-            ));
-        };
-        if !self.inner.token.is_empty() && token == self.inner.token {
-            return None;
-        }
-        let mut auth = self.auth();
-        if auth.issued.contains(token) {
-            match auth.revoke_after {
-                Some(0) => {
-                    auth.issued.clear();
-                    auth.revoke_after = None;
-                }
-                Some(n) => {
-                    auth.revoke_after = Some(n - 1);
-                    return None;
-                }
-                None => return None,
-            }
-        }
-        Some(unauthorized(
-            "Given token not valid for any token type",
-            Some("token_not_valid"),
-        ))
-    }
-
-    fn issue_token(&self) -> (String, String) {
-        let mut auth = self.auth();
-        auth.logins += 1;
-        let n = auth.logins;
-        let mut rng = SimRng::for_record(self.inner.seed ^ 0x706b_656e, n);
-        let jwt = |kind: &str, rng: &mut SimRng| {
-            let payload = json!({"token_type": kind, "jti": rng.hex(32), "user_id": 1});
-            format!(
-                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
-                URL_SAFE_NO_PAD.encode(payload.to_string()),
-                URL_SAFE_NO_PAD.encode(rng.hex(32))
-            )
-        };
-        let access = jwt("access", &mut rng);
-        let refresh = jwt("refresh", &mut rng);
-        auth.issued.insert(access.clone());
-        (access, refresh)
+        self.inner.tokens.issued()
     }
 }

@@ -1,27 +1,97 @@
-//! Akinon's HTTP side: the router, the gate (auth, then one queued fault), the error bodies, and
-//! one handler per endpoint with the platform's validation.
+//! Akinon's HTTP side: the router, the gate (auth, then one queued fault), the error
+//! bodies, and one handler per endpoint with the platform's validation.
 
 use std::collections::HashSet;
 use std::ops::Range;
 use std::str::FromStr;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::data::{SimItem, SimOrder, now_micros};
-use super::{AkinonSim, CURRENCIES, DEFAULT_PAGE_SIZE, TOKEN_PATH, shop_tz};
-use crate::core::faults::{CorruptOneRecord, apply_fault};
+use super::{
+    AkinonSim, CURRENCIES, DEFAULT_PAGE_SIZE, ITEMS_PATH, ORDERS_PATH, REJECT_PATH, TOKEN_PATH,
+    UNSIMULATED_PATHS, shop_tz,
+};
+use crate::core::data::SimRng;
+use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
 use crate::core::server::json_response;
+
+/// The complete app: the routes behind the gate, every request logged.
+pub(super) fn router(sim: &AkinonSim) -> Router {
+    let mut router = Router::new()
+        .route(ORDERS_PATH, get(list_orders))
+        .route(ITEMS_PATH, get(list_items))
+        .route(REJECT_PATH, post(reject_item))
+        .route(TOKEN_PATH, post(obtain_token));
+    for path in UNSIMULATED_PATHS {
+        router = router.route(path, get(not_simulated));
+    }
+    let routes = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone())
+        .layer(middleware::from_fn_with_state(sim.clone(), gate));
+    sim.inner.harness.app(routes)
+}
+
+impl AkinonSim {
+    /// simplejwt's `JWTAuthentication`: `Authorization: Bearer <token>`, nothing else. `None`
+    /// when the request may proceed, else the 401.
+    pub(super) fn refusal(&self, headers: &HeaderMap) -> Option<Response> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(token) = presented else {
+            return Some(unauthorized(
+                "Authentication credentials were not provided.",
+                None,
+            ));
+        };
+        if !self.inner.token.is_empty() && token == self.inner.token {
+            return None;
+        }
+        if self.inner.tokens.admit(token) {
+            return None;
+        }
+        Some(unauthorized(
+            "Given token not valid for any token type",
+            Some("token_not_valid"),
+        ))
+    }
+
+    pub(super) fn issue_token(&self) -> (String, String) {
+        self.inner.tokens.issue(|n| {
+            let mut rng = SimRng::for_record(self.inner.seed ^ 0x706b_656e, n);
+            let jwt = |kind: &str, rng: &mut SimRng| {
+                let payload = json!({"token_type": kind, "jti": rng.hex(32), "user_id": 1});
+                format!(
+                    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{}.{}",
+                    URL_SAFE_NO_PAD.encode(payload.to_string()),
+                    URL_SAFE_NO_PAD.encode(rng.hex(32))
+                )
+            };
+            let access = jwt("access", &mut rng);
+            (access, jwt("refresh", &mut rng))
+        })
+    }
+}
 
 /// Content type first (the document: 415 for a missing or invalid one), then `Accept` (406),
 /// then auth (401; the login endpoint excepted), then one queued fault.
-pub(super) async fn gate(State(sim): State<AkinonSim>, req: Request, next: Next) -> Response {
+async fn gate(State(sim): State<AkinonSim>, req: Request, next: Next) -> Response {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -51,7 +121,7 @@ pub(super) async fn gate(State(sim): State<AkinonSim>, req: Request, next: Next)
     {
         return refused;
     }
-    apply_fault(sim.inner.faults.next(), req, next, error_response).await
+    apply_fault(sim.inner.harness.next_fault(), req, next, error_response).await
 }
 
 pub(super) fn accepts_json(headers: &HeaderMap) -> bool {
@@ -551,7 +621,7 @@ impl AkinonSim {
         paged: &Paged,
         records: impl ExactSizeIterator<Item = &'a str>,
     ) -> String {
-        let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+        let corrupt = CorruptOneRecord::asked(req);
         let base = self.link_base(req.headers());
         let link =
             |p: Option<usize>| p.map(|p| page_link(&base, req.uri().path(), req.uri().query(), p));
@@ -569,32 +639,22 @@ impl AkinonSim {
             if k > 0 {
                 body.push(',');
             }
-            if corrupt && (k == 1 || (k == 0 && n == 1)) {
-                push_corrupted(&mut body, record);
-            } else {
-                body.push_str(record);
-            }
+            push_record(
+                &mut body,
+                record,
+                corrupt && CorruptOneRecord::is_target(k, n),
+            );
         }
         body.push_str("]}");
         body
     }
 }
 
-/// Appends `record` with its id broken: every record starts with `{"id":"<uuid>"`.
-pub(super) fn push_corrupted(out: &mut String, record: &str) {
-    const ID_START: &str = r#"{"id":""#;
-    let end = record[ID_START.len()..]
-        .find('"')
-        .map_or(record.len(), |n| ID_START.len() + n + 1);
-    out.push_str(r#"{"id":{"oops":true}"#);
-    out.push_str(&record[end..]);
-}
-
 /// `GET /api/i1/orders/`, oldest placed first.
 pub(super) async fn list_orders(State(sim): State<AkinonSim>, req: Request) -> ApiResult {
     let q = ListQuery::parse(req.uri(), OrderFilter::parse)?;
-    let shop = sim.read();
-    let (orders, listing) = (&shop.orders, &shop.listing);
+    let shop = sim.inner.shop.read();
+    let (orders, listing) = (shop.orders.orders(), shop.orders.listing());
     // Positions in the listing.
     let mut range = 0..listing.len();
     for f in &q.filters {
@@ -603,7 +663,11 @@ pub(super) async fn list_orders(State(sim): State<AkinonSim>, req: Request) -> A
                 c.narrow(&mut range, |p| orders[listing[p]].placed, *t)
             }
             OrderFilter::Number(n) => {
-                range = match shop.by_number.get(n).and_then(|&i| shop.position_of(i)) {
+                range = match shop
+                    .by_number
+                    .get(n)
+                    .and_then(|&i| shop.orders.position_of(i))
+                {
                     Some(p) if range.contains(&p) => p..p + 1,
                     _ => 0..0,
                 }
@@ -628,8 +692,8 @@ pub(super) async fn list_orders(State(sim): State<AkinonSim>, req: Request) -> A
 /// `GET /api/i1/order-items/`, in the order of their orders.
 pub(super) async fn list_items(State(sim): State<AkinonSim>, req: Request) -> ApiResult {
     let q = ListQuery::parse(req.uri(), ItemFilter::parse)?;
-    let shop = sim.read();
-    let (orders, listing) = (&shop.orders, &shop.listing);
+    let shop = sim.inner.shop.read();
+    let (orders, listing) = (shop.orders.orders(), shop.orders.listing());
     // Positions in the listing.
     let mut order_range = 0..listing.len();
     for f in &q.filters {
@@ -638,7 +702,11 @@ pub(super) async fn list_items(State(sim): State<AkinonSim>, req: Request) -> Ap
                 c.narrow(&mut order_range, |p| orders[listing[p]].placed, *t)
             }
             ItemFilter::OrderNumber(n) => {
-                order_range = match shop.by_number.get(n).and_then(|&i| shop.position_of(i)) {
+                order_range = match shop
+                    .by_number
+                    .get(n)
+                    .and_then(|&i| shop.orders.position_of(i))
+                {
                     Some(p) if order_range.contains(&p) => p..p + 1,
                     _ => 0..0,
                 }
@@ -695,11 +763,11 @@ pub(super) async fn reject_item(
 ) -> ApiResult {
     json_object(&body)?;
     let rejected = sim.inner.rejected_status;
-    let mut shop = sim.write();
+    let mut shop = sim.inner.shop.write();
     let index = *shop
         .item_by_id
         .get(&id)
-        .filter(|&&i| !shop.orders[shop.items[i].order].deleted)
+        .filter(|&&i| shop.orders.live(shop.items[i].order).is_some())
         .ok_or_else(|| detail(StatusCode::NOT_FOUND, "Not found."))?;
     let status = shop.items[index].rec.status;
     match status {

@@ -12,13 +12,9 @@ use super::data::now_micros;
 use super::render::render_time;
 use super::{AkinonSim, DEFAULT_PAGE_SIZE, STATUSES, SimOptions};
 use crate::Fault;
-use crate::core::server::RunningSim;
+use crate::core::testing::{self, read_json};
 
-struct Served {
-    sim: AkinonSim,
-    running: RunningSim,
-    http: reqwest::Client,
-}
+type Served = testing::Served<AkinonSim>;
 
 async fn shop(orders: usize) -> Served {
     shop_with(SimOptions {
@@ -31,10 +27,7 @@ async fn shop(orders: usize) -> Served {
 async fn shop_with(opts: SimOptions) -> Served {
     let sim = AkinonSim::new(opts);
     let running = sim.serve().await.expect("sim starts");
-    // reqwest is built with `rustls-no-provider`: a provider must exist before any Client.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().expect("client builds");
-    Served { sim, running, http }
+    Served::new(sim, running)
 }
 
 impl Served {
@@ -86,17 +79,6 @@ impl Served {
         }
         (records, pages)
     }
-}
-
-async fn read_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    if status == 204 {
-        assert!(text.is_empty(), "204 has no body: {text}");
-        return (status, Value::Null);
-    }
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, value)
 }
 
 fn ids(records: &[Value]) -> Vec<String> {

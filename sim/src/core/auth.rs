@@ -20,7 +20,7 @@ pub enum AuthOutcome {
 }
 
 /// HTTP Basic auth as the shop platforms do it, including the lockout after repeated failures
-/// (NOTES: "repeated bad attempts give 403"). Only bad attempts are refused with 403; a correct
+/// (repeated bad attempts get 403). Only bad attempts are refused with 403; a correct
 /// request is still served, so a test can recover without restarting the sim.
 #[derive(Debug)]
 pub struct BasicAuth {

@@ -51,6 +51,18 @@ impl SimRng {
         &items[self.below(items.len() as u64) as usize]
     }
 
+    /// `count` distinct indexes below `n` (`count <= n`), in the order drawn.
+    pub fn distinct(&mut self, count: usize, n: usize) -> Vec<usize> {
+        let mut chosen: Vec<usize> = Vec::with_capacity(count);
+        while chosen.len() < count {
+            let i = self.below(n as u64) as usize;
+            if !chosen.contains(&i) {
+                chosen.push(i);
+            }
+        }
+        chosen
+    }
+
     /// Picks from `(weight, item)` pairs in proportion to the weights.
     pub fn weighted<'a, T>(&mut self, items: &'a [(u64, T)]) -> &'a T {
         let total: u64 = items.iter().map(|(w, _)| w).sum();
@@ -158,6 +170,16 @@ pub struct OrderBook<O> {
     listing: Vec<usize>,
 }
 
+impl<O> Default for OrderBook<O> {
+    fn default() -> Self {
+        OrderBook {
+            orders: Vec::new(),
+            deleted: Vec::new(),
+            listing: Vec::new(),
+        }
+    }
+}
+
 impl<O: Placed> OrderBook<O> {
     /// `orders` as generated: already in placement order, none deleted.
     pub fn new(orders: Vec<O>) -> Self {
@@ -203,6 +225,13 @@ impl<O: Placed> OrderBook<O> {
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.deleted[*i])
+    }
+
+    /// Every live order's id, ascending, ids being numbers from `first_id`.
+    pub fn live_ids(&self, first_id: u64) -> Vec<u64> {
+        self.live_orders()
+            .map(|(i, _)| first_id + i as u64)
+            .collect()
     }
 
     /// Every order, deleted ones included, by number.
@@ -329,14 +358,21 @@ mod tests {
         assert_eq!(book.index_of(103, 100), Some(3));
         assert_eq!(book.index_of(99, 100), None);
         assert_eq!(book.newest(), Some(30));
-        let numbers: Vec<usize> = book.live_orders().map(|(i, _)| i).collect();
-        assert_eq!(numbers, [0, 2, 3]);
+        assert_eq!(book.live_ids(100), [100, 102, 103]);
         assert_eq!(
             book.place_each(2, |b, _, k| At(b.newest().unwrap() + k as u32)),
             [4, 5]
         );
         assert_eq!(book.len(), 6);
         assert_eq!(listed(&book).last(), Some(&(5, 31)));
+    }
+
+    #[test]
+    fn distinct_draws_never_repeat_an_index() {
+        let mut rng = SimRng::new(7);
+        let mut drawn = rng.distinct(5, 5);
+        drawn.sort_unstable();
+        assert_eq!(drawn, [0, 1, 2, 3, 4]);
     }
 
     #[test]

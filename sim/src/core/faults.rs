@@ -1,13 +1,14 @@
 //! The fault queue shared by every simulator: tests push failures that the next requests consume,
 //! so a scenario says exactly which request fails and how, with no randomness or timing involved.
 //!
-//! How a fault turns into a response is [`apply_fault`], which every platform's gate calls with the
-//! next queued fault. Besides the queue, this module owns the kind-agnostic rewrites of a good answer into a bad one
-//! ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and edits of one record
-//! (duplicated, a field removed, a field of the wrong type), and the answers that echo the request
-//! back, credentials included ([`echo_body`]). Every list answer of every kind holds
-//! its records in one JSON array of objects, found breadth-first, so no platform module needs to
-//! know about these faults.
+//! How a fault turns into a response is [`apply_fault`], which every platform's gate calls with
+//! the next queued fault. Besides the queue, this module owns the kind-agnostic rewrites of a good
+//! answer into a bad one ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and
+//! edits of one record (duplicated, a field removed, a field of the wrong type), and the answers
+//! that echo the request back, credentials included ([`echo_body`]). Every list answer of every
+//! kind holds its records in one JSON array of objects, found breadth-first, so no platform module
+//! needs to know about these faults; a broken record id is the one edit a handler makes itself
+//! ([`CorruptOneRecord`], [`push_record`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io;

@@ -1,6 +1,7 @@
 //! What every simulator shares: serving on loopback ([`server`]), the fault queue and how a fault
 //! turns into a response ([`faults`]), the request log ([`log`]), credentials checks ([`auth`]),
-//! query strings ([`query`]), and the order data's building blocks ([`data`]).
+//! query strings ([`query`]), the order data's building blocks ([`data`]) and shared wire-format
+//! pieces ([`render`]).
 //!
 //! A platform simulator is an axum `Router` wrapped in two layers, outermost first: the request
 //! log (so even refused requests are logged with their final status), then the platform's own
@@ -11,6 +12,7 @@ pub mod data;
 pub mod faults;
 pub mod log;
 pub mod query;
+pub mod render;
 pub mod server;
 
 use axum::Router;
@@ -53,6 +55,43 @@ impl Harness {
     }
 }
 
+/// The part of every simulator handle's API that is the same for all kinds: serving it, its
+/// faults and its request log. Invoked inside the handle's `impl`; the handle keeps its
+/// [`Harness`] at `self.inner.harness` and its kind module has `routes::router`.
+macro_rules! harness_api {
+    ($what:literal) => {
+        #[doc = concat!("Binds 127.0.0.1:0 and serves the ", $what, " until the returned")]
+        /// handle is stopped or dropped.
+        pub async fn serve(&self) -> std::io::Result<$crate::RunningSim> {
+            $crate::serve(self.router()).await
+        }
+
+        /// The complete app (routes, auth, faults, request log), for callers that serve it
+        /// themselves.
+        pub fn router(&self) -> axum::Router {
+            routes::router(self)
+        }
+
+        /// The faults queued for the next requests, one each.
+        pub fn faults(&self) -> &$crate::Faults {
+            self.inner.harness.faults()
+        }
+
+        /// The last [`RequestLog::CAPACITY`]($crate::RequestLog::CAPACITY) requests received,
+        /// oldest first.
+        pub fn requests(&self) -> Vec<$crate::RecordedRequest> {
+            self.inner.harness.requests()
+        }
+
+        /// Every request ever received, including those no longer in [`Self::requests`].
+        pub fn request_count(&self) -> usize {
+            self.inner.harness.request_count()
+        }
+    };
+}
+
+pub(crate) use harness_api;
+
 #[cfg(test)]
 pub mod testing {
     //! What the simulators' own tests share: a client, and a simulator served for a test.
@@ -81,5 +120,20 @@ pub mod testing {
                 http: client(),
             }
         }
+    }
+
+    /// An answer's status and JSON body, asserting that the body is JSON and says so (a 204
+    /// has no body: `null`).
+    pub async fn read_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").cloned();
+        let text = response.text().await.unwrap();
+        if status == 204 {
+            assert!(text.is_empty(), "204 has no body: {text}");
+            return (status, serde_json::Value::Null);
+        }
+        assert_eq!(content_type.unwrap(), "application/json", "{text}");
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (status, value)
     }
 }

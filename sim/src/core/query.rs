@@ -16,6 +16,16 @@ pub enum QueryError {
     Repeated(String),
 }
 
+impl std::fmt::Display for QueryError {
+    /// The wording of the platforms that word it plainly (a Laravel or Yii back end).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Malformed => f.write_str("Malformed query string"),
+            QueryError::Repeated(key) => write!(f, "Duplicate query parameter: {key}"),
+        }
+    }
+}
+
 /// The query's pairs, decoded, in order.
 pub fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, QueryError> {
     let Query(pairs) =

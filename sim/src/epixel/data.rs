@@ -6,21 +6,15 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::render::render;
-use super::{FIRST_ID, FIRST_NUMBER, NUMBER_STEP, shop_now};
-use crate::core::data::SimRng;
+use super::{FIRST_NUMBER, NUMBER_STEP, shop_now};
+use crate::core::data::{OrderBook, Placed, SimRng};
 
-pub(super) struct Shop {
-    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
-    /// at index `i`.
-    pub(super) orders: Vec<StoredOrder>,
-    /// Indexes of the live orders in creation order (ties in id order): the listing, read from
-    /// its end. Id order too, unless orders were placed backdated.
-    pub(super) listing: Vec<usize>,
-}
+/// By id (the order with id `FIRST_ID + i` is number `i`), listed in creation order and read
+/// from the listing's end.
+pub(super) type Shop = OrderBook<StoredOrder>;
 
 pub(super) struct StoredOrder {
     pub(super) created: DateTime<FixedOffset>,
-    pub(super) deleted: bool,
     pub(super) state: OrderState,
     pub(super) facts: Facts,
     /// The list record.
@@ -46,38 +40,21 @@ pub(super) struct Facts {
 }
 
 impl Shop {
-    /// The index of live order `id`.
-    pub(super) fn index_of(&self, id: u64) -> Option<usize> {
-        let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        self.live(index)
-    }
-
+    /// The number of live order `number`.
     pub(super) fn index_of_number(&self, number: u64) -> Option<usize> {
         let offset = number.checked_sub(FIRST_NUMBER)?;
         if !offset.is_multiple_of(NUMBER_STEP) {
             return None;
         }
-        let index = usize::try_from(offset / NUMBER_STEP).ok()?;
-        self.live(index)
+        self.live(usize::try_from(offset / NUMBER_STEP).ok()?)
     }
+}
 
-    pub(super) fn live(&self, index: usize) -> Option<usize> {
-        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
-    }
+impl Placed for StoredOrder {
+    type At = DateTime<FixedOffset>;
 
-    /// When the newest live order was created.
-    pub(super) fn newest(&self) -> Option<DateTime<FixedOffset>> {
-        self.listing.last().map(|&i| self.orders[i].created)
-    }
-
-    /// Adds a new order (the next id) at its place in the listing.
-    pub(super) fn place(&mut self, order: StoredOrder) {
-        let index = self.orders.len();
-        let at = self
-            .listing
-            .partition_point(|&i| self.orders[i].created <= order.created);
-        self.orders.push(order);
-        self.listing.insert(at, index);
+    fn placed(&self) -> Self::At {
+        self.created
     }
 }
 
@@ -93,7 +70,6 @@ impl StoredOrder {
         let (json, details) = render(&g, created, &state);
         StoredOrder {
             created,
-            deleted: false,
             state,
             facts,
             json,
@@ -329,13 +305,7 @@ pub(super) const PAYMENT_METHODS: &[(u64, &str)] = &[
 pub(super) fn generate(seed: u64, index: u64) -> Generated {
     let mut rng = SimRng::for_record(seed, index);
     let count = *rng.weighted(&[(60, 1usize), (28, 2), (12, 3)]);
-    let mut chosen: Vec<usize> = Vec::with_capacity(count);
-    while chosen.len() < count {
-        let i = rng.below(PRODUCTS.len() as u64) as usize;
-        if !chosen.contains(&i) {
-            chosen.push(i);
-        }
-    }
+    let chosen = rng.distinct(count, PRODUCTS.len());
     let lines: Vec<Line> = chosen
         .into_iter()
         .map(|i| Line {

@@ -1,5 +1,5 @@
-//! Simulated Epixel MLM commerce API (`platform-docs/epixel.md` and the Epixel section of
-//! `NOTES.md`): deterministic order data, the list and order-details endpoints with the
+//! Simulated Epixel MLM commerce API, as its API document and the records seen in the wild
+//! describe it: deterministic order data, the list and order-details endpoints with the
 //! platform's validation and response envelope, `apikey` + Bearer auth with a login endpoint
 //! that issues access tokens (and a way to revoke them mid-sync), and the shared fault queue.
 //! The platform has no update or processing endpoint (it is read-only), so none is served; the
@@ -28,23 +28,20 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use axum::Router;
-use axum::middleware::{self};
-use axum::routing::{get, post};
 use chrono::{DateTime, FixedOffset, SubsecRound, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use self::data::{OrderState, Shop, StoredOrder, generate};
 use self::render::format_time;
-use self::routes::{gate, list_orders, login, method_not_allowed, not_found, order_details};
-use crate::core::data::generate_parallel;
-use crate::core::faults::Faults;
-use crate::core::log::{RecordedRequest, RequestLog, record_requests};
-use crate::core::server::{RunningSim, serve};
+use crate::core::Harness;
+use crate::core::auth::BearerTokens;
+use crate::core::data::{Locked, OrderBook, Schedule, generate_parallel};
+
+/// How the simulator names its platform in a panic.
+const PLATFORM: &str = "Epixel";
 
 /// Ids of generated orders start here; an order's id is `FIRST_ID + index`.
 pub const FIRST_ID: u64 = 501;
@@ -145,46 +142,35 @@ struct Inner {
     username: String,
     password: String,
     prefix: String,
-    faults: Faults,
-    log: RequestLog,
-    tokens: Mutex<Tokens>,
+    harness: Harness,
+    tokens: BearerTokens,
     login_attempts: AtomicUsize,
-    shop: RwLock<Shop>,
-}
-
-struct Tokens {
-    valid: HashSet<String>,
-    issued: u64,
-    /// Accepted requests left before every token is revoked.
-    revoke_after: Option<usize>,
+    shop: Locked<Shop>,
 }
 
 impl EpixelSim {
+    crate::core::harness_api!("store");
+
     /// Generates `opts.orders` orders, deterministically from `opts.seed`.
     ///
     /// # Panics
     /// If `opts.spacing` is negative.
     pub fn new(opts: SimOptions) -> Self {
-        assert!(
-            opts.spacing >= chrono::Duration::zero(),
-            "SimOptions::spacing must not be negative"
+        let schedule = Schedule::new(
+            opts.start.with_timezone(&shop_tz()),
+            opts.spacing,
+            opts.orders,
         );
-        let start = opts.start.with_timezone(&shop_tz());
-        let n = opts.orders;
-        // Generated orders were last touched no later than the newest one was placed, as if the
-        // store had been snapshotted then.
-        let snapshot = start + opts.spacing * (n.saturating_sub(1) as i32);
         let seed = opts.seed;
         let build = |index: usize| {
-            let created = start + opts.spacing * (index as i32);
+            let created = schedule.at(index);
             let g = generate(seed, index as u64);
             let state = OrderState {
                 status: g.status.to_owned(),
-                modified: (created + g.modified_after).min(snapshot.max(created)),
+                modified: (created + g.modified_after).min(schedule.snapshot().max(created)),
             };
             StoredOrder::new(g, created, state)
         };
-        let orders = generate_parallel(n, &build);
         let prefix = format!("/{}", opts.api_prefix.trim_matches('/'));
         EpixelSim {
             inner: Arc::new(Inner {
@@ -193,47 +179,12 @@ impl EpixelSim {
                 username: opts.username,
                 password: opts.password,
                 prefix: if prefix == "/" { String::new() } else { prefix },
-                faults: Faults::default(),
-                log: RequestLog::default(),
-                tokens: Mutex::new(Tokens {
-                    valid: HashSet::from([opts.token]),
-                    issued: 0,
-                    revoke_after: None,
-                }),
+                harness: Harness::default(),
+                tokens: BearerTokens::new([opts.token]),
                 login_attempts: AtomicUsize::new(0),
-                shop: RwLock::new(Shop {
-                    listing: (0..orders.len()).collect(),
-                    orders,
-                }),
+                shop: Locked::new(OrderBook::new(generate_parallel(opts.orders, &build))),
             }),
         }
-    }
-
-    /// Binds 127.0.0.1:0 and serves the store until the returned handle is stopped or dropped.
-    pub async fn serve(&self) -> std::io::Result<RunningSim> {
-        serve(self.router()).await
-    }
-
-    /// The complete app (routes, auth, faults, request log), for callers that serve it
-    /// themselves.
-    pub fn router(&self) -> Router {
-        let p = &self.inner.prefix;
-        Router::new()
-            .route(&format!("{p}{LIST_PATH}"), get(list_orders))
-            .route(&format!("{p}{DETAILS_PATH}"), get(order_details))
-            .route(&format!("{p}{LOGIN_PATH}"), post(login))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
-            .layer(middleware::from_fn_with_state(self.clone(), gate))
-            .layer(middleware::from_fn_with_state(
-                self.inner.log.clone(),
-                record_requests,
-            ))
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
     }
 
     /// Sets an order's status text as the back office would (any text, so tests can produce
@@ -243,35 +194,19 @@ impl EpixelSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status(&self, id: u64, status: &str) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the Epixel simulator has no order {id}"));
-        shop.orders[index].change(seed, index as u64, status);
+        let mut shop = self.inner.shop.write();
+        let index = shop.expect(id, FIRST_ID, PLATFORM);
+        shop[index].change(self.inner.seed, index as u64, status);
     }
 
     /// Places `n` new orders (`Pending`) after the newest one, each created at the sim's current
     /// time or one second after the previous order if that is later. Returns their ids.
     pub fn add_orders(&self, n: usize) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            let index = shop.orders.len() as u64;
+        self.place(n, Some("Pending"), |shop, _| {
             let now = shop_now();
-            let created = shop
-                .newest()
-                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)));
-            let g = generate(seed, index);
-            let state = OrderState {
-                status: "Pending".to_owned(),
-                modified: created,
-            };
-            shop.place(StoredOrder::new(g, created, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+            shop.newest()
+                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)))
+        })
     }
 
     /// Sets an order's status text (its lines' too) without moving `modified`, as a back
@@ -280,39 +215,24 @@ impl EpixelSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status_quietly(&self, id: u64, status: &str) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the Epixel simulator has no order {id}"));
-        let order = &mut shop.orders[index];
+        let mut shop = self.inner.shop.write();
+        let index = shop.expect(id, FIRST_ID, PLATFORM);
+        let order = &mut shop[index];
         let state = OrderState {
             status: status.to_owned(),
             modified: order.state.modified,
         };
-        order.restate(seed, index as u64, state);
+        order.restate(self.inner.seed, index as u64, state);
     }
 
     /// Places `n` orders created at `created` (one second apart, not modified since), where
     /// the creation-ordered listing puts them: deep in the list, among the old orders. Returns
     /// their ids.
     pub fn add_backdated_orders(&self, n: usize, created: DateTime<Utc>) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for k in 0..n {
-            let index = shop.orders.len() as u64;
-            let created = created.with_timezone(&shop_tz()).trunc_subsecs(6)
-                + chrono::Duration::seconds(k as i64);
-            let g = generate(seed, index);
-            let state = OrderState {
-                status: g.status.to_owned(),
-                modified: created,
-            };
-            shop.place(StoredOrder::new(g, created, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+        let created = created.with_timezone(&shop_tz()).trunc_subsecs(6);
+        self.place(n, None, |_, k| {
+            created + chrono::Duration::seconds(k as i64)
+        })
     }
 
     /// Deletes order `id`: it leaves the list, and its details are refused as for an unknown
@@ -321,30 +241,20 @@ impl EpixelSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn delete_order(&self, id: u64) {
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the Epixel simulator has no order {id}"));
-        shop.orders[index].deleted = true;
-        shop.listing.retain(|&i| i != index);
+        let mut shop = self.inner.shop.write();
+        let index = shop.expect(id, FIRST_ID, PLATFORM);
+        shop.delete(index);
     }
 
     /// Every live order id, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        let shop = self.read();
-        (0..shop.orders.len())
-            .filter(|&i| !shop.orders[i].deleted)
-            .map(|i| FIRST_ID + i as u64)
-            .collect()
+        self.inner.shop.read().live_ids(FIRST_ID)
     }
 
     /// Every live order, id ascending.
     pub fn truth(&self) -> Vec<TruthOrder> {
-        let shop = self.read();
-        shop.orders
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.deleted)
+        let shop = self.inner.shop.read();
+        shop.live_orders()
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 order_number: number_of(i as u64).to_string(),
@@ -365,13 +275,13 @@ impl EpixelSim {
     /// Makes every access token issued so far (the configured one included) invalid at once, as
     /// an expiry or a password change on the platform would.
     pub fn revoke_tokens(&self) {
-        self.tokens().valid.clear();
+        self.inner.tokens.revoke_all();
     }
 
     /// Revokes every token once `n` more authenticated requests have been served: the
     /// `n + 1`-th is refused (a token expiring mid-sync).
     pub fn revoke_tokens_after(&self, n: usize) {
-        self.tokens().revoke_after = Some(n);
+        self.inner.tokens.revoke_after(n);
     }
 
     /// Calls of the login endpoint, accepted or not.
@@ -379,27 +289,26 @@ impl EpixelSim {
         self.inner.login_attempts.load(Ordering::SeqCst)
     }
 
-    /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.snapshot()
-    }
-
-    /// Every request ever received, including those no longer in [`Self::requests`].
-    pub fn request_count(&self) -> usize {
-        self.inner.log.total()
-    }
-
-    fn tokens(&self) -> MutexGuard<'_, Tokens> {
-        self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Shop> {
-        // Every write replaces whole values, so a poisoned lock still guards a consistent store.
-        self.inner.shop.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Shop> {
-        self.inner.shop.write().unwrap_or_else(|e| e.into_inner())
+    /// Places `n` orders, the `k`-th created at `created(shop, k)` and not modified since, in
+    /// `status` or else their generated one; their ids.
+    fn place(
+        &self,
+        n: usize,
+        status: Option<&str>,
+        created: impl Fn(&Shop, usize) -> DateTime<FixedOffset>,
+    ) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.inner.shop.write();
+        let numbers = shop.place_each(n, |shop, index, k| {
+            let created = created(shop, k);
+            let g = generate(seed, index as u64);
+            let state = OrderState {
+                status: status.unwrap_or(g.status).to_owned(),
+                modified: created,
+            };
+            StoredOrder::new(g, created, state)
+        });
+        numbers.into_iter().map(|i| FIRST_ID + i as u64).collect()
     }
 }
 

@@ -3,28 +3,16 @@
 
 use chrono::{DateTime, FixedOffset};
 use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::data::{Generated, OrderState, cents};
 use super::{FIRST_ID, item_id, number_of};
+use crate::core::render::Money;
 
 /// Django REST's default: microseconds and the offset.
 pub(super) fn format_time(t: DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string()
-}
-
-/// Money as a JSON number with its decimals as written (`149.5`, `80`), never through `f64`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Money(pub(super) Decimal);
-
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(self.0.normalize().to_string())
-            .map_err(serde::ser::Error::custom)?;
-        raw.serialize(serializer)
-    }
 }
 
 /// Money as the details write `price`: text with two decimals (`"49.90"`).

@@ -1,29 +1,48 @@
-//! Epixel's HTTP side: the router, the gate (auth, then one queued fault), the error bodies, and
-//! one handler per endpoint with the platform's validation.
+//! Epixel's HTTP side: the router, the gate (auth, then one queued fault), the error
+//! bodies, and one handler per endpoint with the platform's validation.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Query, Request, State};
+use axum::Router;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{DEFAULT_LIMIT, EpixelSim, LOGIN_PATH, MAX_LIMIT, number_of, shop_now};
+use super::{
+    DEFAULT_LIMIT, DETAILS_PATH, EpixelSim, LIST_PATH, LOGIN_PATH, MAX_LIMIT, number_of, shop_now,
+};
 use crate::core::data::SimRng;
-use crate::core::faults::{CorruptOneRecord, apply_fault};
+use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
+use crate::core::query::{self, QueryError};
 use crate::core::server::json_response;
+
+/// The complete app: the routes behind the gate (under the configured prefix), every request
+/// logged.
+pub(super) fn router(sim: &EpixelSim) -> Router {
+    let p = &sim.inner.prefix;
+    let routes = Router::new()
+        .route(&format!("{p}{LIST_PATH}"), get(list_orders))
+        .route(&format!("{p}{DETAILS_PATH}"), get(order_details))
+        .route(&format!("{p}{LOGIN_PATH}"), post(login))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone())
+        .layer(middleware::from_fn_with_state(sim.clone(), gate));
+    sim.inner.harness.app(routes)
+}
 
 /// Auth first (a refused request leaves the queued fault for the next one), then one fault. The
 /// login endpoint needs the apikey only: it is where a bearer comes from.
-pub(super) async fn gate(State(sim): State<EpixelSim>, req: Request, next: Next) -> Response {
+async fn gate(State(sim): State<EpixelSim>, req: Request, next: Next) -> Response {
     let is_login = req.uri().path() == format!("{}{LOGIN_PATH}", sim.inner.prefix);
     if let Err(refusal) = sim.check_auth(req.headers(), !is_login) {
         return refusal.into_response();
     }
-    apply_fault(sim.inner.faults.next(), req, next, error_response).await
+    apply_fault(sim.inner.harness.next_fault(), req, next, error_response).await
 }
 
 impl EpixelSim {
@@ -59,18 +78,8 @@ impl EpixelSim {
                 ));
             }
         };
-        let mut tokens = self.tokens();
-        if !tokens.valid.contains(token) {
+        if !self.inner.tokens.admit(token) {
             return Err(unauthorized("Given token not valid for any token type"));
-        }
-        match tokens.revoke_after {
-            Some(0) => {
-                tokens.valid.clear();
-                tokens.revoke_after = None;
-                return Err(unauthorized("Given token not valid for any token type"));
-            }
-            Some(n) => tokens.revoke_after = Some(n - 1),
-            None => {}
         }
         Ok(())
     }
@@ -131,16 +140,11 @@ pub(super) async fn method_not_allowed() -> Response {
 }
 
 /// The query's pairs, decoded, in order; a parameter given twice is refused.
-pub(super) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|_| bad_request("detail", "Malformed query string."))?;
-    let mut seen = HashSet::new();
-    for (key, _) in &pairs {
-        if !seen.insert(key.as_str()) {
-            return Err(bad_request(key, "Given more than once."));
-        }
-    }
-    Ok(pairs)
+fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
+    query::query_pairs(uri).map_err(|e| match e {
+        QueryError::Malformed => bad_request("detail", "Malformed query string."),
+        QueryError::Repeated(key) => bad_request(&key, "Given more than once."),
+    })
 }
 
 #[derive(Debug)]
@@ -221,29 +225,13 @@ impl ListQuery {
     }
 }
 
-/// Appends one record, with the id of the first field broken when `corrupt`. Every record the
-/// simulator renders starts with its id (`{"id":501,…`), so the digits are found without
-/// parsing.
-pub(super) fn push_record(out: &mut String, record: &str, corrupt: bool) {
-    if !corrupt {
-        out.push_str(record);
-        return;
-    }
-    let digits_start = r#"{"id":"#.len();
-    let digits_end = record[digits_start..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(record.len(), |n| digits_start + n);
-    out.push_str(r#"{"id":{"oops":true}"#);
-    out.push_str(&record[digits_end..]);
-}
-
 /// `GET …/commerce/all-orders/`: newest first.
 pub(super) async fn list_orders(State(sim): State<EpixelSim>, req: Request) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let q = ListQuery::parse(&query_pairs(req.uri())?)?;
     let now = shop_now();
-    let shop = sim.read();
-    let (orders, listing) = (&shop.orders, &shop.listing);
+    let shop = sim.inner.shop.read();
+    let (orders, listing) = (shop.orders(), shop.listing());
     let matches = |i: usize| {
         let o = &orders[i];
         q.order_number.is_none_or(|n| number_of(i as u64) == n)
@@ -291,7 +279,7 @@ pub(super) async fn list_orders(State(sim): State<EpixelSim>, req: Request) -> A
 
 /// `GET …/commerce/order-details/?order_number=…`, with the document's three refusals.
 pub(super) async fn order_details(State(sim): State<EpixelSim>, req: Request) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let mut number = None;
     for (key, value) in query_pairs(req.uri())? {
         if key != "order_number" {
@@ -303,13 +291,13 @@ pub(super) async fn order_details(State(sim): State<EpixelSim>, req: Request) ->
     if number.trim().is_empty() {
         return Err(bad_request("order_number", "Order Number maynot be blank."));
     }
-    let shop = sim.read();
+    let shop = sim.inner.shop.read();
     let index = number
         .parse()
         .ok()
         .and_then(|n| shop.index_of_number(n))
         .ok_or_else(|| bad_request("order_number", "Invalid order number."))?;
-    let details = &shop.orders[index].details;
+    let details = &shop[index].details;
     let mut body = String::with_capacity(details.len() + 64);
     body.push_str(r#"{"status_code":200,"errors":{},"data":"#);
     if corrupt {
@@ -376,13 +364,11 @@ pub(super) async fn login(State(sim): State<EpixelSim>, req: Request) -> ApiResu
             "No active account found with the given credentials",
         ));
     }
-    let mut tokens = sim.tokens();
-    tokens.issued += 1;
-    let mut rng = SimRng::for_record(sim.inner.seed ^ 0x5eed, tokens.issued);
-    let access = format!("epx-access-{}-{}", tokens.issued, rng.hex(40));
-    let refresh = format!("epx-refresh-{}-{}", tokens.issued, rng.hex(40));
-    tokens.valid.insert(access.clone());
-    drop(tokens);
+    let (access, refresh) = sim.inner.tokens.issue(|n| {
+        let mut rng = SimRng::for_record(sim.inner.seed ^ 0x5eed, n);
+        let access = format!("epx-access-{n}-{}", rng.hex(40));
+        (access, format!("epx-refresh-{n}-{}", rng.hex(40)))
+    });
     Ok(json_response(
         StatusCode::OK,
         json!({ "refresh": refresh, "access": access }).to_string(),

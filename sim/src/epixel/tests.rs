@@ -8,13 +8,9 @@ use serde_json::{Value, json};
 
 use super::{DEFAULT_LIMIT, EpixelSim, FIRST_ID, SimOptions};
 use crate::Fault;
-use crate::core::server::RunningSim;
+use crate::core::testing::{self, read_json};
 
-struct Served {
-    sim: EpixelSim,
-    running: RunningSim,
-    http: reqwest::Client,
-}
+type Served = testing::Served<EpixelSim>;
 
 async fn store(orders: usize) -> Served {
     let sim = EpixelSim::new(SimOptions {
@@ -22,11 +18,7 @@ async fn store(orders: usize) -> Served {
         ..SimOptions::default()
     });
     let running = sim.serve().await.expect("sim starts");
-    // reqwest is built with `rustls-no-provider`: building any Client panics until a
-    // process-wide provider exists, even for plain http.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().expect("client builds");
-    Served { sim, running, http }
+    Served::new(sim, running)
 }
 
 impl Served {
@@ -62,14 +54,6 @@ impl Served {
             .unwrap();
         read_json(response).await
     }
-}
-
-async fn read_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, value)
 }
 
 fn ids_of(page: &Value) -> Vec<u64> {
@@ -122,8 +106,8 @@ async fn generated_orders_match_the_document_and_the_truth() {
     });
     let truth = sim.truth();
     assert_eq!(truth, again.truth(), "same seed, same store");
-    let shop = sim.read();
-    for (o, t) in shop.orders.iter().zip(&truth) {
+    let shop = sim.inner.shop.read();
+    for (o, t) in shop.orders().iter().zip(&truth) {
         let record: Value = serde_json::from_str(&o.json).unwrap();
         let keys: Vec<&str> = record
             .as_object()
@@ -225,10 +209,10 @@ async fn filters_select_by_number_period_and_category() {
         .await;
     let ids = ids_of(&page);
     assert!(!ids.is_empty());
-    let shop = s.sim.read();
+    let shop = s.sim.inner.shop.read();
     assert!(
         ids.iter()
-            .all(|&id| shop.orders[(id - FIRST_ID) as usize].facts.order_type == "upgrade")
+            .all(|&id| shop[(id - FIRST_ID) as usize].facts.order_type == "upgrade")
     );
 }
 

@@ -9,26 +9,21 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
 use super::render::{
-    ItemMeta, LineItem, Money, OrderHead, Tag, VariantOption, format_time, payment_status_text,
-    render,
+    ItemMeta, LineItem, OrderHead, Tag, VariantOption, format_time, payment_status_text, render,
 };
 use super::routes::Filter;
 use super::{FIRST_ID, SHOP_URL, shop_now};
-use crate::core::data::SimRng;
+use crate::core::data::{OrderBook, Placed, SimRng};
+use crate::core::render::Money;
 
 pub(super) struct Shop {
-    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
-    /// at index `i`.
-    pub(super) orders: Vec<StoredOrder>,
-    /// Indexes of the live orders in `date_created` order (ties in id order): the listing. Id
-    /// order too, unless orders were placed backdated.
-    pub(super) listing: Vec<usize>,
+    /// By id (the order with id `FIRST_ID + i` is number `i`), listed in `date_created` order.
+    pub(super) orders: OrderBook<StoredOrder>,
     pub(super) next_invoice: u64,
 }
 
 pub(super) struct StoredOrder {
     pub(super) created: DateTime<FixedOffset>,
-    pub(super) deleted: bool,
     /// `created`'s calendar day in the shop's zone, what `created_after`/`created_before` compare.
     pub(super) day: NaiveDate,
     pub(super) state: OrderState,
@@ -62,33 +57,17 @@ pub(super) struct OrderFacts {
 }
 
 impl Shop {
-    /// The index of live order `id`.
+    /// The number of live order `id`.
     pub(super) fn index_of(&self, id: u64) -> Option<usize> {
-        let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
+        self.orders.index_of(id, FIRST_ID)
     }
+}
 
-    /// Where live order `index` is in the listing.
-    pub(super) fn position_of(&self, index: usize) -> Option<usize> {
-        let key = (self.orders[index].created, index);
-        self.listing
-            .binary_search_by(|&i| (self.orders[i].created, i).cmp(&key))
-            .ok()
-    }
+impl Placed for StoredOrder {
+    type At = DateTime<FixedOffset>;
 
-    /// When the newest live order was created.
-    pub(super) fn newest(&self) -> Option<DateTime<FixedOffset>> {
-        self.listing.last().map(|&i| self.orders[i].created)
-    }
-
-    /// Adds a new order (the next id) at its place in the listing.
-    pub(super) fn place(&mut self, order: StoredOrder) {
-        let index = self.orders.len();
-        let at = self
-            .listing
-            .partition_point(|&i| self.orders[i].created <= order.created);
-        self.orders.push(order);
-        self.listing.insert(at, index);
+    fn placed(&self) -> Self::At {
+        self.created
     }
 }
 
@@ -111,7 +90,6 @@ impl StoredOrder {
         let (json, items) = render(&mut generated, &state);
         StoredOrder {
             created,
-            deleted: false,
             day: created.date_naive(),
             state,
             facts,
@@ -555,13 +533,7 @@ pub(super) fn random_address(rng: &mut SimRng) -> String {
 pub(super) fn generate_items(rng: &mut SimRng) -> Vec<LineItem> {
     // Most shop orders have a single line; this mix also lands on ~2.7 KB per order.
     let count = *rng.weighted(&[(65, 1), (28, 2), (7, 3)]);
-    let mut chosen: Vec<usize> = Vec::with_capacity(count);
-    while chosen.len() < count {
-        let i = rng.below(PRODUCTS.len() as u64) as usize;
-        if !chosen.contains(&i) {
-            chosen.push(i);
-        }
-    }
+    let chosen = rng.distinct(count, PRODUCTS.len());
     chosen
         .into_iter()
         .map(|i| {

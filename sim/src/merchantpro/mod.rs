@@ -1,7 +1,7 @@
-//! Simulated MerchantPro shop (Orders API v2, `platform-docs/merchantpro.md` and the MerchantPro
-//! section of `NOTES.md`): deterministic order data, the list / single / update / processing
+//! Simulated MerchantPro shop (Orders API v2, as its API document and the records seen in the wild
+//! describe it): deterministic order data, the list / single / update / processing
 //! endpoints with the platform's validation and error bodies. Auth, faults, the request log and
-//! the server itself are the shared pieces of [`super`].
+//! the server itself are the shared pieces of [`crate::core`].
 //!
 //! Built for volume: every order's JSON is rendered once into a `String` (again only when that
 //! order changes) and pages are built by concatenation; orders live in a `Vec` in id order, so an
@@ -17,24 +17,19 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::middleware::{self};
-use axum::routing::{get, patch};
 use chrono::{DateTime, FixedOffset, SubsecRound, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use self::data::{OrderState, Shop, StoredOrder, generate};
 use self::render::format_time;
-use self::routes::{
-    gate, get_order, list_orders, method_not_allowed, not_found, process_order, update_order,
-};
+use crate::core::Harness;
 use crate::core::auth::BasicAuth;
-use crate::core::data::generate_parallel;
-use crate::core::faults::Faults;
-use crate::core::log::{RecordedRequest, RequestLog, record_requests};
-use crate::core::server::{RunningSim, serve};
+use crate::core::data::{Locked, OrderBook, Schedule, generate_parallel, lock};
+
+/// How the simulator names its platform in a panic.
+const PLATFORM: &str = "MerchantPro";
 
 /// The document's example ids start here (`ids=12345001,12345002,12345003`).
 const FIRST_ID: u64 = 12_345_001;
@@ -117,10 +112,9 @@ pub struct MerchantProSim {
 struct Inner {
     seed: u64,
     auth: BasicAuth,
-    faults: Faults,
-    log: RequestLog,
-    shop: RwLock<Shop>,
-    paging: std::sync::Mutex<Paging>,
+    harness: Harness,
+    shop: Locked<Shop>,
+    paging: Mutex<Paging>,
 }
 
 /// How the list walks its pages: as documented, or in one of the ways a broken platform (or a
@@ -139,69 +133,38 @@ pub enum Paging {
 }
 
 impl MerchantProSim {
+    crate::core::harness_api!("shop");
+
     /// Generates `opts.orders` orders, deterministically from `opts.seed`.
     ///
     /// # Panics
     /// If `opts.spacing` is negative.
     pub fn new(opts: SimOptions) -> Self {
-        assert!(
-            opts.spacing >= chrono::Duration::zero(),
-            "SimOptions::spacing must not be negative"
+        let schedule = Schedule::new(
+            opts.start.with_timezone(&shop_tz()),
+            opts.spacing,
+            opts.orders,
         );
-        let start = opts.start.with_timezone(&shop_tz());
-        let n = opts.orders;
-        // Generated orders were last touched no later than the newest order was placed, as if the
-        // shop had been snapshotted at that moment.
-        let snapshot = start + opts.spacing * (n.saturating_sub(1) as i32);
         let seed = opts.seed;
         let build = |index: usize| {
-            let created = start + opts.spacing * (index as i32);
+            let created = schedule.at(index);
             let generated = generate(seed, index as u64, created);
             let mut state = generated.initial.clone();
-            state.date_modified = state.date_modified.min(snapshot.max(created));
+            state.date_modified = state.date_modified.min(schedule.snapshot().max(created));
             StoredOrder::from_generated(generated, created, state)
         };
-        let orders = generate_parallel(n, &build);
         MerchantProSim {
             inner: Arc::new(Inner {
                 seed,
                 auth: BasicAuth::new(&opts.api_key, &opts.api_secret, ALLOWED_AUTH_FAILURES),
-                faults: Faults::default(),
-                log: RequestLog::default(),
-                shop: RwLock::new(Shop {
-                    listing: (0..orders.len()).collect(),
-                    orders,
+                harness: Harness::default(),
+                shop: Locked::new(Shop {
+                    orders: OrderBook::new(generate_parallel(opts.orders, &build)),
                     next_invoice: FIRST_NEW_INVOICE,
                 }),
-                paging: std::sync::Mutex::default(),
+                paging: Mutex::default(),
             }),
         }
-    }
-
-    /// Binds 127.0.0.1:0 and serves the shop until the returned handle is stopped or dropped.
-    pub async fn serve(&self) -> std::io::Result<RunningSim> {
-        serve(self.router()).await
-    }
-
-    /// The complete app (routes, auth, faults, request log), for callers that serve it
-    /// themselves.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route(LIST_PATH, get(list_orders))
-            .route("/api/v2/orders/{id}", get(get_order).patch(update_order))
-            .route("/api/v2/orders/{id}/{handler}", patch(process_order))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
-            .layer(middleware::from_fn_with_state(self.clone(), gate))
-            .layer(middleware::from_fn_with_state(
-                self.inner.log.clone(),
-                record_requests,
-            ))
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
     }
 
     /// Sets `shipping_status` (and its text) as the shop's back office would, bypassing the
@@ -230,27 +193,12 @@ impl MerchantProSim {
     /// sim's current time, or one second after the previous order if that is later. Returns their
     /// ids.
     pub fn add_orders(&self, n: usize) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            let index = shop.orders.len() as u64;
+        self.place(n, "awaiting", |orders, _| {
             let now = shop_now();
-            let created = shop
+            orders
                 .newest()
-                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)));
-            let generated = generate(seed, index, created);
-            let state = OrderState {
-                shipping_status: "awaiting".to_owned(),
-                payment_status: "awaiting",
-                shipping_awb: None,
-                date_modified: created,
-                invoice: None,
-            };
-            shop.place(StoredOrder::from_generated(generated, created, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+                .map_or(now, |newest| now.max(newest + chrono::Duration::seconds(1)))
+        })
     }
 
     /// Sets `shipping_status` as the back office would, without moving `date_modified`: a
@@ -259,40 +207,22 @@ impl MerchantProSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status_quietly(&self, id: u64, shipping_status: &str) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the MerchantPro simulator has no order {id}"));
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
         let order = &mut shop.orders[index];
         let mut state = order.state.clone();
         state.shipping_status = shipping_status.to_owned();
-        order.restate(seed, index as u64, state);
+        order.restate(self.inner.seed, index as u64, state);
     }
 
     /// Places `n` confirmed orders created at `created` (one second apart, not modified since),
     /// where the creation-date listing puts them: among the old orders, before any
     /// `created_after` a sync has moved past. Returns their ids.
     pub fn add_backdated_orders(&self, n: usize, created: DateTime<Utc>) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for k in 0..n {
-            let index = shop.orders.len() as u64;
-            let created = created.with_timezone(&shop_tz()).trunc_subsecs(0)
-                + chrono::Duration::seconds(k as i64);
-            let generated = generate(seed, index, created);
-            let state = OrderState {
-                shipping_status: "confirmed".to_owned(),
-                payment_status: "awaiting",
-                shipping_awb: None,
-                date_modified: created,
-                invoice: None,
-            };
-            shop.place(StoredOrder::from_generated(generated, created, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+        let created = created.with_timezone(&shop_tz()).trunc_subsecs(0);
+        self.place(n, "confirmed", |_, k| {
+            created + chrono::Duration::seconds(k as i64)
+        })
     }
 
     /// Deletes order `id`: it leaves the listing, and reads and updates no longer find it.
@@ -300,30 +230,21 @@ impl MerchantProSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn delete_order(&self, id: u64) {
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the MerchantPro simulator has no order {id}"));
-        shop.orders[index].deleted = true;
-        shop.listing.retain(|&i| i != index);
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
+        shop.orders.delete(index);
     }
 
     /// Live order ids, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        let shop = self.read();
-        (0..shop.orders.len())
-            .filter(|&i| !shop.orders[i].deleted)
-            .map(|i| FIRST_ID + i as u64)
-            .collect()
+        self.inner.shop.read().orders.live_ids(FIRST_ID)
     }
 
     /// Every live order, id ascending.
     pub fn truth(&self) -> Vec<TruthOrder> {
-        let shop = self.read();
+        let shop = self.inner.shop.read();
         shop.orders
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.deleted)
+            .live_orders()
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 shipping_status: o.state.shipping_status.clone(),
@@ -339,36 +260,38 @@ impl MerchantProSim {
             .collect()
     }
 
-    /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.snapshot()
-    }
-
     /// Makes the list page as `paging` says from the next request on.
     pub fn set_paging(&self, paging: Paging) {
-        *self.inner.paging.lock().unwrap_or_else(|e| e.into_inner()) = paging;
+        *lock(&self.inner.paging) = paging;
     }
 
-    /// Every request ever received, including those no longer in [`Self::requests`].
-    pub fn request_count(&self) -> usize {
-        self.inner.log.total()
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Shop> {
-        // Every write replaces whole values, so a poisoned lock still guards a consistent shop.
-        self.inner.shop.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Shop> {
-        self.inner.shop.write().unwrap_or_else(|e| e.into_inner())
+    /// Places `n` unpaid orders in `shipping_status`, the `k`-th created at `created(orders, k)`,
+    /// not modified since; their ids.
+    fn place(
+        &self,
+        n: usize,
+        shipping_status: &str,
+        created: impl Fn(&OrderBook<StoredOrder>, usize) -> DateTime<FixedOffset>,
+    ) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.inner.shop.write();
+        let placed = shop.orders.place_each(n, |orders, index, k| {
+            let created = created(orders, k);
+            let state = OrderState {
+                shipping_status: shipping_status.to_owned(),
+                payment_status: "awaiting",
+                shipping_awb: None,
+                date_modified: created,
+                invoice: None,
+            };
+            StoredOrder::from_generated(generate(seed, index as u64, created), created, state)
+        });
+        placed.into_iter().map(|i| FIRST_ID + i as u64).collect()
     }
 
     fn modify(&self, id: u64, change: impl FnOnce(&mut OrderState)) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the MerchantPro simulator has no order {id}"));
-        shop.orders[index].change(seed, index as u64, change);
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
+        shop.orders[index].change(self.inner.seed, index as u64, change);
     }
 }

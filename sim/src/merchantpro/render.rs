@@ -5,29 +5,15 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use chrono::{DateTime, FixedOffset};
-use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::SHOP_URL;
 use super::data::{Generated, OrderState};
+use crate::core::render::Money;
 
 pub(super) fn format_time(t: DateTime<FixedOffset>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
-/// Money as the shop writes it: a JSON number with at most two decimals and no trailing zeros
-/// (`109`, `30.2`, `526.55`). Serialized from the decimal's text, never through `f64`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Money(pub(super) Decimal);
-
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(self.0.normalize().to_string())
-            .map_err(serde::ser::Error::custom)?;
-        raw.serialize(serializer)
-    }
 }
 
 /// The order object's fields up to `line_items`, in the document's order.

@@ -1,24 +1,41 @@
-//! MerchantPro's HTTP side: the router, the gate (auth, then one queued fault), the error bodies, and
-//! one handler per endpoint with the platform's validation.
+//! MerchantPro's HTTP side: the router, the gate (auth, then one queued fault), the error
+//! bodies, and one handler per endpoint with the platform's validation.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
 use chrono::NaiveDate;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{LIST_PATH, MAX_LIMIT, MerchantProSim, Paging};
 use crate::core::auth::AuthOutcome;
-use crate::core::faults::{CorruptOneRecord, apply_fault};
+use crate::core::data::lock;
+use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
+use crate::core::query;
 use crate::core::server::json_response;
 
+/// The complete app: the routes behind the gate, every request logged.
+pub(super) fn router(sim: &MerchantProSim) -> Router {
+    let routes = Router::new()
+        .route(LIST_PATH, get(list_orders))
+        .route("/api/v2/orders/{id}", get(get_order).patch(update_order))
+        .route("/api/v2/orders/{id}/{handler}", patch(process_order))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone())
+        .layer(middleware::from_fn_with_state(sim.clone(), gate));
+    sim.inner.harness.app(routes)
+}
+
 /// Auth first (a bad-auth request is refused even when a fault is queued), then one fault.
-pub(super) async fn gate(State(sim): State<MerchantProSim>, req: Request, next: Next) -> Response {
+async fn gate(State(sim): State<MerchantProSim>, req: Request, next: Next) -> Response {
     match sim.inner.auth.check(req.headers()) {
         AuthOutcome::Accepted => {}
         AuthOutcome::Unauthorized => {
@@ -31,7 +48,7 @@ pub(super) async fn gate(State(sim): State<MerchantProSim>, req: Request, next: 
             );
         }
     }
-    apply_fault(sim.inner.faults.next(), req, next, error_response).await
+    apply_fault(sim.inner.harness.next_fault(), req, next, error_response).await
 }
 
 /// The platform's error body, `{"error":{"name","message"}}`, `name` being the status's reason
@@ -85,18 +102,9 @@ pub(super) async fn method_not_allowed() -> Response {
     error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
 }
 
-/// The query's pairs, decoded, in order; duplicates are refused (which value would win is
-/// undocumented, and a client sending one twice has a bug).
-pub(super) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|_| bad_request("Malformed query string"))?;
-    let mut seen = HashSet::new();
-    for (key, _) in &pairs {
-        if !seen.insert(key.as_str()) {
-            return Err(bad_request(format!("Duplicate query parameter: {key}")));
-        }
-    }
-    Ok(pairs)
+/// The query's pairs, decoded, in order; a parameter given twice is refused.
+fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
+    query::query_pairs(uri).map_err(|e| bad_request(e.to_string()))
 }
 
 /// Equality filters of the list endpoint beyond ids and dates.
@@ -304,31 +312,10 @@ pub(super) const DOCUMENTED_FIELDS: &[&str] = &[
 
 /// Appends one order object, reduced to `fields` (plus `id`, always first) when given, and with
 /// its id broken when `corrupt`.
-pub(super) fn push_record(
-    out: &mut String,
-    record: &str,
-    fields: Option<&[String]>,
-    corrupt: bool,
-) {
-    let selected;
-    let record = match fields {
-        Some(fields) => {
-            selected = select_fields(record, fields);
-            selected.as_str()
-        }
-        None => record,
-    };
-    if corrupt {
-        // Every record starts with its id (`{"id":12345001,…`), so the id's digits are found
-        // without parsing.
-        let digits_start = r#"{"id":"#.len();
-        let digits_end = record[digits_start..]
-            .find(|c: char| !c.is_ascii_digit())
-            .map_or(record.len(), |n| digits_start + n);
-        out.push_str(r#"{"id":{"oops":true}"#);
-        out.push_str(&record[digits_end..]);
-    } else {
-        out.push_str(record);
+fn push_selected(out: &mut String, record: &str, fields: Option<&[String]>, corrupt: bool) {
+    match fields {
+        Some(fields) => push_record(out, &select_fields(record, fields), corrupt),
+        None => push_record(out, record, corrupt),
     }
 }
 
@@ -356,12 +343,12 @@ pub(super) fn select_fields(record: &str, fields: &[String]) -> String {
 
 /// `GET /api/v2/orders`.
 pub(super) async fn list_orders(State(sim): State<MerchantProSim>, req: Request) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let uri = req.uri();
     let q = ListQuery::parse(&query_pairs(uri)?)?;
 
-    let shop = sim.read();
-    let (orders, listing) = (&shop.orders, &shop.listing);
+    let shop = sim.inner.shop.read();
+    let (orders, listing) = (shop.orders.orders(), shop.orders.listing());
     let lo = q
         .created_after
         .map_or(0, |d| listing.partition_point(|&i| orders[i].day < d));
@@ -377,7 +364,7 @@ pub(super) async fn list_orders(State(sim): State<MerchantProSim>, req: Request)
         let mut p: Vec<usize> = ids
             .iter()
             .filter_map(|&id| shop.index_of(id))
-            .filter_map(|i| shop.position_of(i))
+            .filter_map(|i| shop.orders.position_of(i))
             .filter(|p| (lo..hi).contains(p))
             .collect();
         p.sort_unstable();
@@ -400,12 +387,7 @@ pub(super) async fn list_orders(State(sim): State<MerchantProSim>, req: Request)
         let k = if q.descending { total - 1 - k } else { k };
         positions.as_ref().map_or(lo + k, |p| p[k])
     };
-    let paging = sim
-        .inner
-        .paging
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let paging = lock(&sim.inner.paging).clone();
     let first = match paging {
         Paging::IgnoresStart => 0,
         _ => q.start,
@@ -425,8 +407,8 @@ pub(super) async fn list_orders(State(sim): State<MerchantProSim>, req: Request)
             body.push(',');
         }
         let record = orders[listing[nth(k)]].list_json(q.line_items);
-        let corrupt_this = corrupt && (n == 1 || (n == 0 && current == 1));
-        push_record(&mut body, &record, q.fields.as_deref(), corrupt_this);
+        let corrupt_this = corrupt && CorruptOneRecord::is_target(n, current);
+        push_selected(&mut body, &record, q.fields.as_deref(), corrupt_this);
     }
     drop(shop);
 
@@ -492,7 +474,7 @@ pub(super) async fn get_order(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let mut fields = None;
     for (key, value) in query_pairs(req.uri())? {
         if key != "fields" {
@@ -500,14 +482,14 @@ pub(super) async fn get_order(
         }
         fields = Some(parse_fields(&value)?);
     }
-    let shop = sim.read();
+    let shop = sim.inner.shop.read();
     let index = id
         .parse()
         .ok()
         .and_then(|id| shop.index_of(id))
         .ok_or_else(|| order_not_found(&id))?;
     let mut body = String::new();
-    push_record(
+    push_selected(
         &mut body,
         &shop.orders[index].json,
         fields.as_deref(),
@@ -524,11 +506,11 @@ pub(super) async fn update_order(
     Path(id): Path<String>,
     req: Request,
 ) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let id_num = id
         .parse::<u64>()
         .ok()
-        .filter(|&n| sim.read().index_of(n).is_some())
+        .filter(|&n| sim.inner.shop.read().index_of(n).is_some())
         .ok_or_else(|| order_not_found(&id))?;
     let is_json = req
         .headers()
@@ -562,14 +544,14 @@ pub(super) async fn update_order(
     };
 
     let seed = sim.inner.seed;
-    let mut shop = sim.write();
+    let mut shop = sim.inner.shop.write();
     let index = shop.index_of(id_num).ok_or_else(|| order_not_found(&id))?;
     let order = &mut shop.orders[index];
     if let Some(awb) = awb {
         order.change(seed, index as u64, |state| state.shipping_awb = awb);
     }
     let mut body = String::new();
-    push_record(&mut body, &order.json, None, corrupt);
+    push_record(&mut body, &order.json, corrupt);
     drop(shop);
     Ok(json_response(StatusCode::OK, body))
 }
@@ -580,7 +562,7 @@ pub(super) async fn process_order(
     Path((id, handler)): Path<(String, String)>,
 ) -> ApiResult {
     let seed = sim.inner.seed;
-    let mut shop = sim.write();
+    let mut shop = sim.inner.shop.write();
     let index = id
         .parse()
         .ok()

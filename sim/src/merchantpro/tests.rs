@@ -9,14 +9,10 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{FIRST_ID, MerchantProSim, SimOptions};
-use crate::core::server::RunningSim;
+use crate::core::testing::{self, read_json};
 use crate::{Fault, basic_auth_header};
 
-struct Served {
-    sim: MerchantProSim,
-    running: RunningSim,
-    http: reqwest::Client,
-}
+type Served = testing::Served<MerchantProSim>;
 
 async fn shop(orders: usize) -> Served {
     shop_with(SimOptions {
@@ -29,11 +25,7 @@ async fn shop(orders: usize) -> Served {
 async fn shop_with(opts: SimOptions) -> Served {
     let sim = MerchantProSim::new(opts);
     let running = sim.serve().await.expect("sim starts");
-    // reqwest is built with `rustls-no-provider`: building any Client panics until a
-    // process-wide provider exists, even for plain http.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().expect("client builds");
-    Served { sim, running, http }
+    Served::new(sim, running)
 }
 
 impl Served {
@@ -67,18 +59,6 @@ impl Served {
         }
         read_json(request.send().await.unwrap()).await
     }
-}
-
-async fn read_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/json",
-        "every answer is JSON"
-    );
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, value)
 }
 
 fn ids_of(page: &Value) -> Vec<u64> {
@@ -142,10 +122,10 @@ async fn generated_orders_match_the_document_and_the_truth() {
         ..SimOptions::default()
     });
     let truth = sim.truth();
-    let shop = sim.read();
+    let shop = sim.inner.shop.read();
     let mut bytes = 0;
     let mut trailing_zero_cents = 0;
-    for (stored, truth) in shop.orders.iter().zip(&truth) {
+    for (stored, truth) in shop.orders.orders().iter().zip(&truth) {
         bytes += stored.json.len();
         let o: BTreeMap<String, &RawValue> = serde_json::from_str(&stored.json).unwrap();
         assert_eq!(o["id"].get(), truth.id.to_string());
@@ -195,11 +175,13 @@ async fn generated_orders_match_the_document_and_the_truth() {
     assert!(truth.iter().any(|t| t.shipping_awb.is_some()));
     assert!(
         shop.orders
+            .orders()
             .iter()
             .any(|o| o.json.contains(r#""customer_email":null"#))
     );
     assert!(
         shop.orders
+            .orders()
             .iter()
             .any(|o| o.json.contains(r#""shipping_amount":null"#))
     );

@@ -504,13 +504,7 @@ pub(super) fn generate(seed: u64, index: u64, created: DateTime<FixedOffset>) ->
     let (sender_name, sender_phone) = SENDERS[shop_index];
 
     let lines = *rng.weighted(&[(70, 1usize), (22, 2), (8, 3)]);
-    let mut chosen: Vec<usize> = Vec::with_capacity(lines);
-    while chosen.len() < lines {
-        let p = rng.below(PRODUCTS.len() as u64) as usize;
-        if !chosen.contains(&p) {
-            chosen.push(p);
-        }
-    }
+    let chosen = rng.distinct(lines, PRODUCTS.len());
     let mut details = Vec::with_capacity(lines);
     let mut items = Vec::with_capacity(lines);
     let mut total = Decimal::ZERO;
@@ -553,7 +547,7 @@ pub(super) fn generate(seed: u64, index: u64, created: DateTime<FixedOffset>) ->
         invoice,
         courier: rng.weighted(COURIERS),
         shop: &SHOPS[shop_index],
-        // The document writes it as text every time; NOTES says sometimes.
+        // The document writes it as text every time; real records only sometimes.
         shipping_cost: number(shipping, rng.percent(85)),
         admin_note: match rng.below(10) {
             0..=5 => None,

@@ -1,5 +1,5 @@
-//! Simulated Mitrabunso account (`platform-docs/mitrabunso.md` and the Mitrabunso section of
-//! `NOTES.md`): deterministic order data in the document's shape and quirks (numbers sometimes
+//! Simulated Mitrabunso account, as its API document and the records seen in the wild describe
+//! it: deterministic order data in the document's shape and quirks (numbers sometimes
 //! written as text, `updatedAWB`/`updatedInvoice` beside `order.awb`/`order.invoice`, zone-less
 //! UTC+7 times, nulls and empty strings for missing values), the read endpoints (`list`,
 //! `details`, `total_summary`) with strict validation, Bearer auth, the shared fault queue and
@@ -27,25 +27,15 @@ mod routes;
 mod tests;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::middleware::{self};
-use axum::routing::{get, post};
 use chrono::{DateTime, FixedOffset, SubsecRound, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 use self::data::{Account, OrderState, StoredOrder, born, generate};
-use self::routes::{
-    ApiError, gate, list_orders, method_not_allowed, not_found, not_simulated, order_details,
-    print_order, total_summary,
-};
-use crate::core::data::{SimRng, generate_parallel};
-use crate::core::faults::Faults;
-use crate::core::log::{RecordedRequest, RequestLog, record_requests};
-use crate::core::server::{RunningSim, serve};
+use crate::core::Harness;
+use crate::core::data::{Locked, Schedule, SimRng, generate_parallel};
 
 /// The largest `limit` the simulator serves (the document names none; see the module doc).
 pub const MAX_LIMIT: usize = 100;
@@ -60,7 +50,7 @@ const STATE_SALT: u64 = 0x5EED_57A7_E000_0001;
 
 const PRODUCT_SALT: u64 = 0x5EED_960D_0C70_0002;
 
-/// Asia/Bangkok, the platform's zone (NOTES); it has no daylight saving.
+/// Asia/Bangkok, the platform's zone; it has no daylight saving.
 fn platform_tz() -> FixedOffset {
     FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
 }
@@ -116,7 +106,8 @@ impl Default for SimOptions {
 pub struct TruthOrder {
     /// `order.order_id`.
     pub id: String,
-    /// SPEC: `updatedInvoice` when not empty, else `order.invoice`.
+    /// `updatedInvoice` when not empty, else `order.invoice` (what the daemon takes as the
+    /// order's number).
     pub number: String,
     pub status: String,
     /// `order.totalCost`.
@@ -155,32 +146,26 @@ struct Inner {
     seed: u64,
     user_id: String,
     bearer: String,
-    faults: Faults,
-    log: RequestLog,
+    harness: Harness,
     /// Orders placed after every list page served (0: none).
     inserts_per_page: AtomicUsize,
-    account: RwLock<Account>,
+    account: Locked<Account>,
 }
 
 impl MitrabunsoSim {
+    crate::core::harness_api!("account");
+
     /// Generates `opts.orders` orders, deterministically from `opts.seed`.
     ///
     /// # Panics
     /// If `opts.spacing` is negative or `opts.statuses` has no positive weight.
     pub fn new(opts: SimOptions) -> Self {
         assert!(
-            opts.spacing >= chrono::Duration::zero(),
-            "SimOptions::spacing must not be negative"
-        );
-        assert!(
             opts.statuses.iter().any(|(w, _)| *w > 0),
             "SimOptions::statuses needs a positive weight"
         );
-        let start = opts.start.with_timezone(&platform_tz());
         let n = opts.orders;
-        // Nothing generated happened after the newest order was placed, as if the account had
-        // been snapshotted at that moment.
-        let snapshot = start + opts.spacing * (n.saturating_sub(1) as i32);
+        let schedule = Schedule::new(opts.start.with_timezone(&platform_tz()), opts.spacing, n);
         let seed = opts.seed;
         let statuses: Vec<(u64, &str)> = opts
             .statuses
@@ -188,11 +173,18 @@ impl MitrabunsoSim {
             .map(|(w, s)| (*w, s.as_str()))
             .collect();
         let build = |index: usize| {
-            let created = start + opts.spacing * (index as i32);
+            let created = schedule.at(index);
             let mut pick = SimRng::for_record(seed ^ STATE_SALT, index as u64);
             let status = *pick.weighted(&statuses);
             let parts = generate(seed, index as u64, created);
-            let state = born(seed, index as u64, &parts, status, created, snapshot);
+            let state = born(
+                seed,
+                index as u64,
+                &parts,
+                status,
+                created,
+                schedule.snapshot(),
+            );
             StoredOrder::new(&parts, created, state)
         };
         let orders = generate_parallel(n, &build);
@@ -210,60 +202,11 @@ impl MitrabunsoSim {
                 seed,
                 user_id: opts.user_id,
                 bearer: format!("Bearer {}", opts.token),
-                faults: Faults::default(),
-                log: RequestLog::default(),
+                harness: Harness::default(),
                 inserts_per_page: AtomicUsize::new(0),
-                account: RwLock::new(account),
+                account: Locked::new(account),
             }),
         }
-    }
-
-    /// Binds 127.0.0.1:0 and serves the account until the returned handle is stopped or dropped.
-    pub async fn serve(&self) -> std::io::Result<RunningSim> {
-        serve(self.router()).await
-    }
-
-    /// The complete app (routes, auth, faults, request log).
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route(
-                "/public/order/orders/list/{id_user}/{offsite}/{limit}",
-                get(list_orders),
-            )
-            .route(
-                "/public/order/orders/details/{id_user}/{id_order}",
-                get(order_details),
-            )
-            .route(
-                "/public/order/orders/total_summary/{id_user}",
-                get(total_summary),
-            )
-            .route(
-                "/public/order/orders/processed_list/{id_user}",
-                get(not_simulated),
-            )
-            .route("/public/order/orders/create/{id_user}", post(not_simulated))
-            .route(
-                "/public/order/orders/batch_create/{id_user}",
-                post(not_simulated),
-            )
-            .route("/public/smartorder/fetch/{id_user}", post(not_simulated))
-            .route(
-                "/public/order/orders/print_order/{id_user}/{timestamp}/{print_status}",
-                post(print_order),
-            )
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
-            .layer(middleware::from_fn_with_state(self.clone(), gate))
-            .layer(middleware::from_fn_with_state(
-                self.inner.log.clone(),
-                record_requests,
-            ))
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
     }
 
     /// After every list page served from now on, places `k` new orders at the head of that
@@ -331,7 +274,7 @@ impl MitrabunsoSim {
     /// second after the newest order if that is later; returns their ids.
     pub fn add_orders_with_status(&self, n: usize, status: &str) -> Vec<String> {
         let seed = self.inner.seed;
-        let mut account = self.write();
+        let mut account = self.inner.account.write();
         let mut ids = Vec::with_capacity(n);
         for _ in 0..n {
             let index = account.orders.len();
@@ -357,7 +300,7 @@ impl MitrabunsoSim {
         status: &str,
     ) -> Vec<String> {
         let seed = self.inner.seed;
-        let mut account = self.write();
+        let mut account = self.inner.account.write();
         let mut ids = Vec::with_capacity(n);
         for k in 0..n {
             let index = account.orders.len();
@@ -373,7 +316,7 @@ impl MitrabunsoSim {
 
     /// Live order ids, oldest first.
     pub fn order_ids(&self) -> Vec<String> {
-        let account = self.read();
+        let account = self.inner.account.read();
         account
             .live
             .iter()
@@ -383,7 +326,7 @@ impl MitrabunsoSim {
 
     /// Every live order, oldest first.
     pub fn truth(&self) -> Vec<TruthOrder> {
-        let account = self.read();
+        let account = self.inner.account.read();
         account
             .live
             .iter()
@@ -391,31 +334,9 @@ impl MitrabunsoSim {
             .collect()
     }
 
-    /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.snapshot()
-    }
-
-    /// Every request ever received, including those no longer in [`Self::requests`].
-    pub fn request_count(&self) -> usize {
-        self.inner.log.total()
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Account> {
-        // Every write replaces whole values, so a poisoned lock still guards a consistent account.
-        self.inner.account.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Account> {
-        self.inner
-            .account
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
     fn modify(&self, id: &str, change: impl FnOnce(&mut OrderState)) {
         let seed = self.inner.seed;
-        let mut account = self.write();
+        let mut account = self.inner.account.write();
         let index = *account
             .positions
             .get(id)
@@ -432,15 +353,6 @@ impl MitrabunsoSim {
         let now_listed = (order.state.deleted_at.is_none()).then(|| order.state.status.clone());
         if was_listed != now_listed {
             account.relist(index, was_listed.as_deref(), now_listed.as_deref());
-        }
-    }
-
-    /// 401 unless the path's `id_user` is the token's user.
-    fn check_user(&self, id_user: &str) -> Result<(), ApiError> {
-        if id_user == self.inner.user_id {
-            Ok(())
-        } else {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated."))
         }
     }
 }

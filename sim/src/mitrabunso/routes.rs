@@ -1,23 +1,72 @@
-//! Mitrabunso's HTTP side: the router, the gate (auth, then one queued fault), the error bodies, and
-//! one handler per endpoint with the platform's validation.
+//! Mitrabunso's HTTP side: the router, the gate (auth, then one queued fault), the error
+//! bodies, and one handler per endpoint with the platform's validation.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::Router;
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use serde_json::json;
 
 use super::data::generate;
 use super::render::render_details;
 use super::{DOCUMENTED_STATUSES, MAX_LIMIT, MitrabunsoSim};
 use crate::core::faults::{CorruptOneRecord, apply_fault};
+use crate::core::query;
 use crate::core::server::json_response;
 
+/// The complete app: the routes behind the gate, every request logged.
+pub(super) fn router(sim: &MitrabunsoSim) -> Router {
+    let routes = Router::new()
+        .route(
+            "/public/order/orders/list/{id_user}/{offsite}/{limit}",
+            get(list_orders),
+        )
+        .route(
+            "/public/order/orders/details/{id_user}/{id_order}",
+            get(order_details),
+        )
+        .route(
+            "/public/order/orders/total_summary/{id_user}",
+            get(total_summary),
+        )
+        .route(
+            "/public/order/orders/processed_list/{id_user}",
+            get(not_simulated),
+        )
+        .route("/public/order/orders/create/{id_user}", post(not_simulated))
+        .route(
+            "/public/order/orders/batch_create/{id_user}",
+            post(not_simulated),
+        )
+        .route("/public/smartorder/fetch/{id_user}", post(not_simulated))
+        .route(
+            "/public/order/orders/print_order/{id_user}/{timestamp}/{print_status}",
+            post(print_order),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone())
+        .layer(middleware::from_fn_with_state(sim.clone(), gate));
+    sim.inner.harness.app(routes)
+}
+
+impl MitrabunsoSim {
+    /// 401 unless the path's `id_user` is the token's user.
+    pub(super) fn check_user(&self, id_user: &str) -> Result<(), ApiError> {
+        if id_user == self.inner.user_id {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated."))
+        }
+    }
+}
+
 /// Auth first (a refused request leaves a queued fault for the next one), then one fault.
-pub(super) async fn gate(State(sim): State<MitrabunsoSim>, req: Request, next: Next) -> Response {
+async fn gate(State(sim): State<MitrabunsoSim>, req: Request, next: Next) -> Response {
     let authorized = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -30,7 +79,7 @@ pub(super) async fn gate(State(sim): State<MitrabunsoSim>, req: Request, next: N
     if !authorized {
         return error_response(StatusCode::UNAUTHORIZED, "Unauthenticated.");
     }
-    apply_fault(sim.inner.faults.next(), req, next, error_response).await
+    apply_fault(sim.inner.harness.next_fault(), req, next, error_response).await
 }
 
 /// The platform's answers carry `message`; errors are that alone.
@@ -87,18 +136,9 @@ pub(super) async fn print_order() -> Response {
     )
 }
 
-/// The query's pairs, decoded; a parameter given twice is refused (which one wins is
-/// undocumented, and a client sending one twice has a bug).
-pub(super) fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|_| bad_request("Malformed query string"))?;
-    let mut seen = HashSet::new();
-    for (key, _) in &pairs {
-        if !seen.insert(key.as_str()) {
-            return Err(bad_request(format!("Duplicate query parameter: {key}")));
-        }
-    }
-    Ok(pairs)
+/// The query's pairs, decoded; a parameter given twice is refused.
+fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, ApiError> {
+    query::query_pairs(uri).map_err(|e| bad_request(e.to_string()))
 }
 
 /// A path integer: digits only, as a PHP route constraint `[0-9]+` would take it.
@@ -122,7 +162,7 @@ pub(super) async fn list_orders(
     Path((id_user, offsite, limit)): Path<(String, String, String)>,
     req: Request,
 ) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     sim.check_user(&id_user)?;
     let offset = path_int("offsite", &offsite, 0, usize::MAX)?;
     let limit = path_int("limit", &limit, 1, MAX_LIMIT)?;
@@ -140,7 +180,7 @@ pub(super) async fn list_orders(
         }
     }
 
-    let account = sim.read();
+    let account = sim.inner.account.read();
     let all: &[usize] = match &status {
         Some(s) => account.by_status.get(s).map_or(&[], Vec::as_slice),
         None => &account.live,
@@ -170,7 +210,7 @@ pub(super) async fn list_orders(
         }
         // Newest first: the k-th of the listing is the k-th from the end of `positions`.
         let order = &account.orders[positions[total - 1 - k]];
-        if corrupt && (n == 1 || (n == 0 && shown == 1)) {
+        if corrupt && CorruptOneRecord::is_target(n, shown) {
             body.push_str(&order.json[..order.id_at.start]);
             body.push_str(r#"{"oops":true}"#);
             body.push_str(&order.json[order.id_at.end..]);
@@ -194,7 +234,7 @@ pub(super) async fn order_details(
     Path((id_user, id_order)): Path<(String, String)>,
 ) -> ApiResult {
     sim.check_user(&id_user)?;
-    let account = sim.read();
+    let account = sim.inner.account.read();
     let index = *account
         .positions
         .get(&id_order)
@@ -212,7 +252,7 @@ pub(super) async fn total_summary(
     Path(id_user): Path<String>,
 ) -> ApiResult {
     sim.check_user(&id_user)?;
-    let account = sim.read();
+    let account = sim.inner.account.read();
     let mut counts = serde_json::Map::new();
     for s in DOCUMENTED_STATUSES {
         counts.insert(s.to_owned(), json!(0));

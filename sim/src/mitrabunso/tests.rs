@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{DOCUMENTED_STATUSES, MitrabunsoSim, SimOptions};
 use crate::Fault;
 use crate::core::server::RunningSim;
+use crate::core::testing::{self, read_json};
 
 struct Served {
     sim: MitrabunsoSim,
@@ -30,8 +31,7 @@ async fn account_with(opts: SimOptions) -> Served {
     let user = opts.user_id.clone();
     let sim = MitrabunsoSim::new(opts);
     let running = sim.serve().await.expect("sim starts");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().expect("client builds");
+    let http = testing::client();
     Served {
         sim,
         running,
@@ -63,14 +63,6 @@ impl Served {
             self.user
         )
     }
-}
-
-async fn read_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, value)
 }
 
 fn ids_of(page: &Value) -> Vec<String> {
@@ -119,7 +111,7 @@ async fn generated_records_have_the_documents_shape_and_quirks() {
         ..SimOptions::default()
     });
     let truth = sim.truth();
-    let account = sim.read();
+    let account = sim.inner.account.read();
     let mut quirks = BTreeMap::<&str, usize>::new();
     for (stored, t) in account.orders.iter().zip(&truth) {
         let r: Value = serde_json::from_str(&stored.json).unwrap();

@@ -4,9 +4,10 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::render::{LineItem, Money, Record, render};
+use super::render::{LineItem, Record, render};
 use super::{FIRST_ID, platform_time, wib};
-use crate::core::data::SimRng;
+use crate::core::data::{OrderBook, Placed, SimRng};
+use crate::core::render::Money;
 
 /// The simulator's clock, at the platform's precision.
 pub(super) fn now_micros() -> DateTime<Utc> {
@@ -14,17 +15,12 @@ pub(super) fn now_micros() -> DateTime<Utc> {
 }
 
 pub(super) struct Shop {
-    /// In id order (deleted ones stay, out of the listing); the order with id `FIRST_ID + i` is
-    /// at index `i`.
-    pub(super) orders: Vec<StoredOrder>,
-    /// Indexes of the live orders in order-date order (ties in id order): the listing. Id
-    /// order too, unless orders were placed backdated.
-    pub(super) listing: Vec<usize>,
+    /// By id (the order with id `FIRST_ID + i` is number `i`), listed in order-date order.
+    pub(super) orders: OrderBook<StoredOrder>,
 }
 
 pub(super) struct StoredOrder {
     pub(super) placed: DateTime<Utc>,
-    pub(super) deleted: bool,
     pub(super) state: OrderState,
     pub(super) facts: Facts,
     pub(super) json: String,
@@ -50,25 +46,17 @@ pub(super) struct Facts {
 }
 
 impl Shop {
-    /// The index of live order `id`.
+    /// The number of live order `id`.
     pub(super) fn index_of(&self, id: u64) -> Option<usize> {
-        let index = usize::try_from(id.checked_sub(FIRST_ID)?).ok()?;
-        (index < self.orders.len() && !self.orders[index].deleted).then_some(index)
+        self.orders.index_of(id, FIRST_ID)
     }
+}
 
-    /// When the newest live order was placed.
-    pub(super) fn newest(&self) -> Option<DateTime<Utc>> {
-        self.listing.last().map(|&i| self.orders[i].placed)
-    }
+impl Placed for StoredOrder {
+    type At = DateTime<Utc>;
 
-    /// Adds a new order (the next id) at its place in the listing.
-    pub(super) fn place(&mut self, order: StoredOrder) {
-        let index = self.orders.len();
-        let at = self
-            .listing
-            .partition_point(|&i| self.orders[i].placed <= order.placed);
-        self.orders.push(order);
-        self.listing.insert(at, index);
+    fn placed(&self) -> Self::At {
+        self.placed
     }
 }
 
@@ -93,7 +81,6 @@ impl StoredOrder {
         let json = render(&mut generated.record, &state);
         StoredOrder {
             placed,
-            deleted: false,
             state,
             facts,
             json,
@@ -317,7 +304,7 @@ pub(super) fn generate(seed: u64, index: u64, placed: DateTime<Utc>) -> Generate
         ),
         _ => format!("SO{}{:07}", local.format("%y"), index + 1),
     };
-    // Some records carry the number as `order_id`, as the create endpoint names it (NOTES).
+    // Some records carry the number as `order_id`, as the create endpoint names it.
     let (order_number, order_id) = if rng.percent(15) {
         (None, Some(number.clone()))
     } else {
@@ -330,13 +317,7 @@ pub(super) fn generate(seed: u64, index: u64, placed: DateTime<Utc>) -> Generate
     };
 
     let count = *rng.weighted(&[(60, 1usize), (28, 2), (12, 3)]);
-    let mut chosen: Vec<usize> = Vec::with_capacity(count);
-    while chosen.len() < count {
-        let i = rng.below(PRODUCTS.len() as u64) as usize;
-        if !chosen.contains(&i) {
-            chosen.push(i);
-        }
-    }
+    let chosen = rng.distinct(count, PRODUCTS.len());
     let line_items: Vec<LineItem> = chosen
         .into_iter()
         .map(|i| {

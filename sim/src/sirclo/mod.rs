@@ -1,9 +1,9 @@
-//! Simulated SIRCLO / Connexi partner API (`platform-docs/sirclo.md` and the SIRCLO section of
-//! `NOTES.md`): deterministic order data, the paged list filtered on the order date, the
+//! Simulated SIRCLO / Connexi partner API, as its API document and the records seen in the wild
+//! describe it: deterministic order data, the paged list filtered on the order date, the
 //! batched update endpoint (`PATCH /v1/order`), `partner_id` + `MAC` auth checked over the exact
 //! bytes received (the update also takes `api_key`/`api_secret`), and the shared fault queue.
 //!
-//! The data keeps the quirks real records have (NOTES): the number under `order_number` or
+//! The data keeps the quirks real records have: the number under `order_number` or
 //! `order_id`, both `canceled` and `cancelled`, `createdAt`/`updatedAt` without a zone and with
 //! trailing zeros of the microseconds dropped (as Postgres prints them), `order_date` in +07:00
 //! or `Z`.
@@ -21,12 +21,9 @@ mod routes;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
-use axum::Router;
 use axum::http::{HeaderMap, Uri};
-use axum::middleware::{self};
-use axum::routing::{get, patch};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, FixedOffset, SubsecRound, TimeZone, Utc};
@@ -35,11 +32,11 @@ use rust_decimal::Decimal;
 use sha2::Sha256;
 
 use self::data::{OrderState, Shop, StoredOrder, generate};
-use self::routes::{gate, list_orders, method_not_allowed, not_found, update_orders};
-use crate::core::data::generate_parallel;
-use crate::core::faults::Faults;
-use crate::core::log::{RecordedRequest, RequestLog, record_requests};
-use crate::core::server::{RunningSim, serve};
+use crate::core::Harness;
+use crate::core::data::{Locked, OrderBook, Schedule, generate_parallel};
+
+/// How the simulator names its platform in a panic.
+const PLATFORM: &str = "SIRCLO";
 
 /// Ids of generated orders start here (order `FIRST_ID + i` is at index `i`).
 const FIRST_ID: u64 = 100_001;
@@ -151,14 +148,15 @@ struct Inner {
     secret: String,
     api_key: String,
     api_secret: String,
-    faults: Faults,
-    log: RequestLog,
-    shop: RwLock<Shop>,
+    harness: Harness,
+    shop: Locked<Shop>,
     /// At most this many orders per page whatever `perpage` asks (a platform-side cap).
     page_cap: std::sync::atomic::AtomicUsize,
 }
 
 impl SircloSim {
+    crate::core::harness_api!("account");
+
     /// From the next request on, answers at most `cap` orders per page whatever `perpage`
     /// asks, while `total_record` still counts the whole listing.
     pub fn cap_pages_at(&self, cap: usize) {
@@ -172,24 +170,17 @@ impl SircloSim {
     /// # Panics
     /// If `opts.spacing` is negative.
     pub fn new(opts: SimOptions) -> Self {
-        assert!(
-            opts.spacing >= chrono::Duration::zero(),
-            "SimOptions::spacing must not be negative"
-        );
-        let start = opts.start.trunc_subsecs(0);
-        let n = opts.orders;
-        // Generated orders were last touched no later than the newest one was placed, as if the
-        // account had been snapshotted then.
-        let snapshot = start + opts.spacing * (n.saturating_sub(1) as i32);
+        let schedule = Schedule::new(opts.start.trunc_subsecs(0), opts.spacing, opts.orders);
         let seed = opts.seed;
         let build = |index: usize| {
-            let placed = (start + opts.spacing * (index as i32)).trunc_subsecs(0);
+            let placed = schedule.at(index).trunc_subsecs(0);
             let generated = generate(seed, index as u64, placed);
             let mut state = generated.initial.clone();
-            state.updated = state.updated.min(snapshot.max(generated.created));
+            state.updated = state
+                .updated
+                .min(schedule.snapshot().max(generated.created));
             StoredOrder::from_generated(generated, placed, state)
         };
-        let orders = generate_parallel(n, &build);
         SircloSim {
             inner: Arc::new(Inner {
                 seed: opts.seed,
@@ -197,41 +188,13 @@ impl SircloSim {
                 secret: opts.secret,
                 api_key: opts.api_key,
                 api_secret: opts.api_secret,
-                faults: Faults::default(),
-                log: RequestLog::default(),
-                shop: RwLock::new(Shop {
-                    listing: (0..orders.len()).collect(),
-                    orders,
+                harness: Harness::default(),
+                shop: Locked::new(Shop {
+                    orders: OrderBook::new(generate_parallel(opts.orders, &build)),
                 }),
                 page_cap: std::sync::atomic::AtomicUsize::new(usize::MAX),
             }),
         }
-    }
-
-    /// Binds 127.0.0.1:0 and serves the account until the returned handle is stopped or
-    /// dropped.
-    pub async fn serve(&self) -> std::io::Result<RunningSim> {
-        serve(self.router()).await
-    }
-
-    /// The complete app (routes, auth, faults, request log), for callers that serve it
-    /// themselves.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route(LIST_ROUTE, get(list_orders))
-            .route(UPDATE_PATH, patch(update_orders))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed)
-            .with_state(self.clone())
-            .layer(middleware::from_fn_with_state(self.clone(), gate))
-            .layer(middleware::from_fn_with_state(
-                self.inner.log.clone(),
-                record_requests,
-            ))
-    }
-
-    pub fn faults(&self) -> &Faults {
-        &self.inner.faults
     }
 
     /// Sets `status` as SIRCLO's back office would, bypassing the update endpoint's rules, and
@@ -255,26 +218,11 @@ impl SircloSim {
     /// Places `n` new pending orders, dated now (never before the newest order). Returns their
     /// ids.
     pub fn add_orders(&self, n: usize) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for _ in 0..n {
-            let index = shop.orders.len() as u64;
+        self.place(n, "pending", |orders, _| {
             // Never in the future: a list whose `until` is "now" must see an order placed now.
             let now = Utc::now().trunc_subsecs(0);
-            let placed = shop.newest().map_or(now, |newest| now.max(newest));
-            let generated = generate(seed, index, placed);
-            let state = OrderState {
-                status: "pending".to_owned(),
-                airwaybill: None,
-                updated: generated.created,
-                received_by: None,
-                cancel_reason: None,
-            };
-            shop.place(StoredOrder::from_generated(generated, placed, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+            orders.newest().map_or(now, |newest| now.max(newest))
+        })
     }
 
     /// Sets `status` as the back office would, without moving `updatedAt`: a change no filter
@@ -283,39 +231,22 @@ impl SircloSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn set_status_quietly(&self, id: u64, platform_status: &str) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the SIRCLO simulator has no order {id}"));
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
         let order = &mut shop.orders[index];
         let mut state = order.state.clone();
         state.status = platform_status.to_owned();
-        order.restate(seed, index as u64, state);
+        order.restate(self.inner.seed, index as u64, state);
     }
 
     /// Places `n` accepted orders dated `placed` (one second apart, last updated when they were
     /// created), where the order-date listing puts them: among the old orders, out of reach of
     /// a sync window that starts after them. Returns their ids.
     pub fn add_backdated_orders(&self, n: usize, placed: DateTime<Utc>) -> Vec<u64> {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let mut ids = Vec::with_capacity(n);
-        for k in 0..n {
-            let index = shop.orders.len() as u64;
-            let placed = placed.trunc_subsecs(0) + chrono::Duration::seconds(k as i64);
-            let generated = generate(seed, index, placed);
-            let state = OrderState {
-                status: "accepted".to_owned(),
-                airwaybill: None,
-                updated: generated.created,
-                received_by: None,
-                cancel_reason: None,
-            };
-            shop.place(StoredOrder::from_generated(generated, placed, state));
-            ids.push(FIRST_ID + index);
-        }
-        ids
+        let placed = placed.trunc_subsecs(0);
+        self.place(n, "accepted", |_, k| {
+            placed + chrono::Duration::seconds(k as i64)
+        })
     }
 
     /// Deletes order `id`: it leaves the listing, and updates no longer find it.
@@ -323,31 +254,22 @@ impl SircloSim {
     /// # Panics
     /// If there is no order `id`.
     pub fn delete_order(&self, id: u64) {
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the SIRCLO simulator has no order {id}"));
-        shop.orders[index].deleted = true;
-        shop.listing.retain(|&i| i != index);
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
+        shop.orders.delete(index);
     }
 
     /// Live order ids, ascending.
     pub fn order_ids(&self) -> Vec<u64> {
-        let shop = self.read();
-        (0..shop.orders.len())
-            .filter(|&i| !shop.orders[i].deleted)
-            .map(|i| FIRST_ID + i as u64)
-            .collect()
+        self.inner.shop.read().orders.live_ids(FIRST_ID)
     }
 
     /// Every live order, id ascending (which is also order-date order unless orders were
     /// placed backdated).
     pub fn truth(&self) -> Vec<TruthOrder> {
-        let shop = self.read();
+        let shop = self.inner.shop.read();
         shop.orders
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| !o.deleted)
+            .live_orders()
             .map(|(i, o)| TruthOrder {
                 id: FIRST_ID + i as u64,
                 number: o.facts.number.clone(),
@@ -366,32 +288,35 @@ impl SircloSim {
             .collect()
     }
 
-    /// The last [`RequestLog::CAPACITY`] requests received, oldest first.
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.log.snapshot()
-    }
-
-    /// Every request ever received, including those no longer in [`Self::requests`].
-    pub fn request_count(&self) -> usize {
-        self.inner.log.total()
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Shop> {
-        // Every write replaces whole values, so a poisoned lock still guards a consistent shop.
-        self.inner.shop.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Shop> {
-        self.inner.shop.write().unwrap_or_else(|e| e.into_inner())
+    /// Places `n` orders in `status`, the `k`-th dated `placed(orders, k)` and last updated when
+    /// it was created; their ids.
+    fn place(
+        &self,
+        n: usize,
+        status: &str,
+        placed: impl Fn(&OrderBook<StoredOrder>, usize) -> DateTime<Utc>,
+    ) -> Vec<u64> {
+        let seed = self.inner.seed;
+        let mut shop = self.inner.shop.write();
+        let numbers = shop.orders.place_each(n, |orders, index, k| {
+            let placed = placed(orders, k);
+            let generated = generate(seed, index as u64, placed);
+            let state = OrderState {
+                status: status.to_owned(),
+                airwaybill: None,
+                updated: generated.created,
+                received_by: None,
+                cancel_reason: None,
+            };
+            StoredOrder::from_generated(generated, placed, state)
+        });
+        numbers.into_iter().map(|i| FIRST_ID + i as u64).collect()
     }
 
     fn modify(&self, id: u64, change: impl FnOnce(&mut OrderState)) {
-        let seed = self.inner.seed;
-        let mut shop = self.write();
-        let index = shop
-            .index_of(id)
-            .unwrap_or_else(|| panic!("the SIRCLO simulator has no order {id}"));
-        shop.orders[index].change(seed, index as u64, change);
+        let mut shop = self.inner.shop.write();
+        let index = shop.orders.expect(id, FIRST_ID, PLATFORM);
+        shop.orders[index].change(self.inner.seed, index as u64, change);
     }
 
     /// `partner_id` (either spelling) and a MAC (`MAC`, or `secret` as later revisions name

@@ -1,25 +1,11 @@
 //! SIRCLO's wire format: the records as the platform's JSON writes them, rendered once per
 //! change.
 
-use rust_decimal::Decimal;
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
 use super::data::OrderState;
 use super::platform_time;
-
-/// Money as the platform writes it: a JSON number (integer rupiah, a few with cents),
-/// serialized from the decimal's text, never through `f64`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Money(pub(super) Decimal);
-
-impl Serialize for Money {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(self.0.normalize().to_string())
-            .map_err(serde::ser::Error::custom)?;
-        raw.serialize(serializer)
-    }
-}
+use crate::core::render::Money;
 
 /// One order in the document's field order; `id` first (the corrupting fault relies on it).
 #[derive(Serialize)]

@@ -1,25 +1,40 @@
-//! SIRCLO's HTTP side: the router, the gate (auth, then one queued fault), the error bodies, and
-//! one handler per endpoint with the platform's validation.
+//! SIRCLO's HTTP side: the router, the gate (auth, then one queued fault), the error
+//! bodies, and one handler per endpoint with the platform's validation.
 
 use std::collections::HashSet;
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::data::Shop;
 use super::{
-    MAX_BODY, MAX_PERPAGE, SircloSim, UPDATE_GROUPS, UPDATE_PATH, WRONG_PARAMETERS, platform_time,
+    LIST_ROUTE, MAX_BODY, MAX_PERPAGE, SircloSim, UPDATE_GROUPS, UPDATE_PATH, WRONG_PARAMETERS,
+    platform_time,
 };
-use crate::core::faults::{CorruptOneRecord, apply_fault};
+use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
 use crate::core::server::json_response;
 
+/// The complete app: the routes behind the gate, every request logged.
+pub(super) fn router(sim: &SircloSim) -> Router {
+    let routes = Router::new()
+        .route(LIST_ROUTE, get(list_orders))
+        .route(UPDATE_PATH, patch(update_orders))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(sim.clone())
+        .layer(middleware::from_fn_with_state(sim.clone(), gate));
+    sim.inner.harness.app(routes)
+}
+
 /// Auth first (a refused request is refused even when a fault is queued), then one fault.
-pub(super) async fn gate(State(sim): State<SircloSim>, req: Request, next: Next) -> Response {
+async fn gate(State(sim): State<SircloSim>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
@@ -34,7 +49,7 @@ pub(super) async fn gate(State(sim): State<SircloSim>, req: Request, next: Next)
         );
     }
     let req = Request::from_parts(parts, Body::from(body));
-    apply_fault(sim.inner.faults.next(), req, next, error_response).await
+    apply_fault(sim.inner.harness.next_fault(), req, next, error_response).await
 }
 
 /// SIRCLO's envelope, `{"data", "message", "reference"}`, with no data.
@@ -142,7 +157,7 @@ pub(super) async fn list_orders(
     Path(page_no): Path<String>,
     req: Request,
 ) -> ApiResult {
-    let corrupt = req.extensions().get::<CorruptOneRecord>().is_some();
+    let corrupt = CorruptOneRecord::asked(&req);
     let page_no = Some(page_no.as_str())
         .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|p| p.parse::<usize>().ok())
@@ -150,8 +165,8 @@ pub(super) async fn list_orders(
         .ok_or_else(|| bad_request("Invalid pageNo: must be an integer from 1"))?;
     let q = ListQuery::parse(req.uri())?;
 
-    let shop = sim.read();
-    let (orders, listing) = (&shop.orders, &shop.listing);
+    let shop = sim.inner.shop.read();
+    let (orders, listing) = (shop.orders.orders(), shop.orders.listing());
     let lo = listing.partition_point(|&i| orders[i].placed < q.since);
     let hi = listing
         .partition_point(|&i| orders[i].placed <= q.until)
@@ -176,7 +191,7 @@ pub(super) async fn list_orders(
         if n > 0 {
             body.push(',');
         }
-        let corrupt_this = corrupt && (n == 1 || (n == 0 && count == 1));
+        let corrupt_this = corrupt && CorruptOneRecord::is_target(n, count);
         push_record(&mut body, &order.json, corrupt_this);
     }
     drop(shop);
@@ -184,22 +199,6 @@ pub(super) async fn list_orders(
         r#"],"total_record":{total},"message":"","reference":""}}"#
     ));
     Ok(json_response(StatusCode::OK, body))
-}
-
-/// Appends one order object, with its id broken when `corrupt`.
-pub(super) fn push_record(out: &mut String, record: &str, corrupt: bool) {
-    if !corrupt {
-        out.push_str(record);
-        return;
-    }
-    // Every record starts with its id (`{"id":100001,…`), so the digits are found without
-    // parsing.
-    let digits_start = r#"{"id":"#.len();
-    let digits_end = record[digits_start..]
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or(record.len(), |n| digits_start + n);
-    out.push_str(r#"{"id":{"oops":true}"#);
-    out.push_str(&record[digits_end..]);
 }
 
 /// `PATCH /v1/order`: entries grouped by target status; each order succeeds or fails on its
@@ -252,7 +251,7 @@ pub(super) async fn update_orders(
     }
 
     let seed = sim.inner.seed;
-    let mut shop = sim.write();
+    let mut shop = sim.inner.shop.write();
     let (mut succeed, mut failed) = (Vec::new(), Vec::new());
     for (group, id, entry) in entries {
         match shop.update(seed, group, id, entry) {
@@ -330,7 +329,7 @@ impl Shop {
             )));
         }
         order.change(seed, index as u64, |state| {
-            // Read back with the spelling the platform uses for its own cancellations (NOTES).
+            // Read back with the spelling the platform uses for its own cancellations.
             state.status = if group == "cancelled" {
                 "canceled".to_owned()
             } else {

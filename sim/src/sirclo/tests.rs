@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 use super::{FIRST_ID, SimOptions, SircloSim, UPDATE_PATH, platform_time};
 use crate::Fault;
-use crate::core::server::RunningSim;
+use crate::core::testing::{self, read_json};
 
 /// The MAC as a partner computes it: base64 of HMAC-SHA256 over the request URI and body.
 fn sign(secret: &str, request_uri: &str, body: &[u8]) -> String {
@@ -23,11 +23,7 @@ fn sign(secret: &str, request_uri: &str, body: &[u8]) -> String {
     BASE64.encode(mac.finalize().into_bytes())
 }
 
-struct Served {
-    sim: SircloSim,
-    running: RunningSim,
-    http: reqwest::Client,
-}
+type Served = testing::Served<SircloSim>;
 
 async fn account(orders: usize) -> Served {
     let sim = SircloSim::new(SimOptions {
@@ -35,9 +31,7 @@ async fn account(orders: usize) -> Served {
         ..SimOptions::default()
     });
     let running = sim.serve().await.expect("sim starts");
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder().build().expect("client builds");
-    Served { sim, running, http }
+    Served::new(sim, running)
 }
 
 const SINCE: &str = "2024-12-31T00:00:00Z";
@@ -79,14 +73,6 @@ impl Served {
             .body(body);
         read_json(request.send().await.unwrap()).await
     }
-}
-
-async fn read_json(response: reqwest::Response) -> (u16, Value) {
-    let status = response.status().as_u16();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    let text = response.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, value)
 }
 
 fn ids_of(page: &Value) -> Vec<u64> {
