@@ -13,6 +13,8 @@ use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::faults::ErrorBody;
+
 /// How long [`RunningSim::stop`] lets in-flight requests (a `Slow` fault, say) finish before the
 /// server task is aborted; a test sim must never hold up a test for long.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -95,4 +97,29 @@ pub fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
         body.into(),
     )
         .into_response()
+}
+
+/// A refusal in a platform's words: small, unlike a `Response`, so validation code can return it
+/// in a `Result`; answered with the platform's error body.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    body: ErrorBody,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, message: impl Into<String>, body: ErrorBody) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+            body,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.body)(self.status, &self.message)
+    }
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch};
 use chrono::NaiveDate;
 use serde_json::value::RawValue;
@@ -19,7 +19,7 @@ use crate::core::auth::AuthOutcome;
 use crate::core::data::lock;
 use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
 use crate::core::query;
-use crate::core::server::json_response;
+use crate::core::server::{Refusal, json_response};
 
 /// The complete app: the routes behind the gate, every request logged.
 pub(super) fn router(sim: &MerchantProSim) -> Router {
@@ -64,34 +64,21 @@ pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
     json_response(status, body.to_string())
 }
 
-/// A refusal, rendered as the platform's error body; small, unlike a `Response`, so validation
-/// code can return it in a `Result`.
-#[derive(Debug)]
-pub(super) struct ApiError {
-    pub(super) status: StatusCode,
-    pub(super) message: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.status, &self.message)
-    }
-}
+/// A refusal, answered with the platform's error body.
+pub(super) type ApiError = Refusal;
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
+fn refuse(status: StatusCode, message: impl Into<String>) -> ApiError {
+    Refusal::new(status, message, error_response)
+}
+
 pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: message.into(),
-    }
+    refuse(StatusCode::BAD_REQUEST, message)
 }
 
 pub(super) fn order_not_found(id: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!("Order {id} not found"),
-    }
+    refuse(StatusCode::NOT_FOUND, format!("Order {id} not found"))
 }
 
 pub(super) async fn not_found() -> Response {
@@ -600,10 +587,10 @@ pub(super) async fn process_order(
             shop.next_invoice += 1;
         }
         _ => {
-            return Err(ApiError {
-                status: StatusCode::NOT_FOUND,
-                message: format!("Unknown request handler: {handler}"),
-            });
+            return Err(refuse(
+                StatusCode::NOT_FOUND,
+                format!("Unknown request handler: {handler}"),
+            ));
         }
     }
     drop(shop);

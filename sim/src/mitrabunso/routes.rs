@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 
@@ -16,7 +16,7 @@ use super::render::render_details;
 use super::{DOCUMENTED_STATUSES, MAX_LIMIT, MitrabunsoSim};
 use crate::core::faults::{CorruptOneRecord, apply_fault};
 use crate::core::query;
-use crate::core::server::json_response;
+use crate::core::server::{Refusal, json_response};
 
 /// The complete app: the routes behind the gate, every request logged.
 pub(super) fn router(sim: &MitrabunsoSim) -> Router {
@@ -60,7 +60,7 @@ impl MitrabunsoSim {
         if id_user == self.inner.user_id {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthenticated."))
+            Err(refuse(StatusCode::UNAUTHORIZED, "Unauthenticated."))
         }
     }
 }
@@ -87,31 +87,17 @@ pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
     json_response(status, json!({ "message": message }).to_string())
 }
 
-#[derive(Debug)]
-pub(super) struct ApiError {
-    pub(super) status: StatusCode,
-    pub(super) message: String,
-}
-
-impl ApiError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.status, &self.message)
-    }
-}
+/// A refusal, answered with the platform's error body.
+pub(super) type ApiError = Refusal;
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
+fn refuse(status: StatusCode, message: impl Into<String>) -> ApiError {
+    Refusal::new(status, message, error_response)
+}
+
 pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+    refuse(StatusCode::BAD_REQUEST, message)
 }
 
 pub(super) async fn not_found() -> Response {
@@ -238,7 +224,7 @@ pub(super) async fn order_details(
     let index = *account
         .positions
         .get(&id_order)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Data not found"))?;
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Data not found"))?;
     let order = &account.orders[index];
     let parts = generate(sim.inner.seed, index as u64, order.created);
     let body = render_details(&parts, &order.state, order.created);

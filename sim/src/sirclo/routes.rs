@@ -8,7 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, patch};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -19,7 +19,7 @@ use super::{
     platform_time,
 };
 use crate::core::faults::{CorruptOneRecord, apply_fault, push_record};
-use crate::core::server::json_response;
+use crate::core::server::{Refusal, json_response};
 
 /// The complete app: the routes behind the gate, every request logged.
 pub(super) fn router(sim: &SircloSim) -> Router {
@@ -58,25 +58,17 @@ pub(super) fn error_response(status: StatusCode, message: &str) -> Response {
     json_response(status, body.to_string())
 }
 
-#[derive(Debug)]
-pub(super) struct ApiError {
-    pub(super) status: StatusCode,
-    pub(super) message: String,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        error_response(self.status, &self.message)
-    }
-}
+/// A refusal, answered with the platform's error body.
+pub(super) type ApiError = Refusal;
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
+fn refuse(status: StatusCode, message: impl Into<String>) -> ApiError {
+    Refusal::new(status, message, error_response)
+}
+
 pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        message: message.into(),
-    }
+    refuse(StatusCode::BAD_REQUEST, message)
 }
 
 pub(super) async fn not_found() -> Response {
