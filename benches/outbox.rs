@@ -37,7 +37,7 @@ use anyhow::{Context, bail, ensure};
 use chrono::Utc;
 use ordersync::model::Status;
 use ordersync::outbox::{Action, Params};
-use ordersync::sim::{RecordedRequest, akinon, merchantpro, sirclo};
+use ordersync_sim::{RecordedRequest, akinon, merchantpro, sirclo};
 use rusqlite::Connection;
 use serde_json::json;
 use support::{Launcher, Usage, count, round3};

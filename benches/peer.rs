@@ -40,7 +40,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, ensure};
 use chrono::Utc;
-use ordersync::sim::merchantpro::{MerchantProSim, SimOptions};
+use ordersync_sim::merchantpro::{MerchantProSim, SimOptions};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use support::{Job, Launcher, Usage, count, met, round3};

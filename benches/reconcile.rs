@@ -55,9 +55,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, Utc};
-use ordersync::sim::{
-    RecordedRequest, RunningSim, akinon, epixel, merchantpro, mitrabunso, sirclo,
-};
+use ordersync_sim::{RecordedRequest, RunningSim, akinon, epixel, merchantpro, mitrabunso, sirclo};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use support::{Launcher, Usage, count, met, round3};

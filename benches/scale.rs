@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, Utc};
-use ordersync::sim::fleet::{Fleet, NAMES};
+use ordersync_sim::fleet::{Fleet, NAMES};
 use rusqlite::Connection;
 use serde_json::json;
 use support::{count, met, round3};

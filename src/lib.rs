@@ -9,7 +9,6 @@ pub mod http;
 pub mod model;
 pub mod outbox;
 pub mod platforms;
-pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -15,8 +15,8 @@ use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
-use ordersync::sim::akinon::{AkinonSim, SimOptions, TruthOrder};
-use ordersync::sim::{Fault, RecordedRequest, RunningSim};
+use ordersync_sim::akinon::{AkinonSim, SimOptions, TruthOrder};
+use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "demo-akinon-api-token";

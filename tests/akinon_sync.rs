@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::{Setup, count};
-use ordersync::sim::akinon::{AkinonSim, SimOptions, TruthOrder};
-use ordersync::sim::{Fault, RunningSim};
+use ordersync_sim::akinon::{AkinonSim, SimOptions, TruthOrder};
+use ordersync_sim::{Fault, RunningSim};
 use rusqlite::Connection;
 
 const TOKEN: &str = "demo-akinon-api-token";
@@ -217,7 +217,7 @@ fn last_event_id(db: &Connection) -> i64 {
     count(db, "SELECT coalesce(max(id), 0) FROM order_events")
 }
 
-fn header<'a>(r: &'a ordersync::sim::RecordedRequest, name: &str) -> Option<&'a str> {
+fn header<'a>(r: &'a ordersync_sim::RecordedRequest, name: &str) -> Option<&'a str> {
     r.headers
         .iter()
         .find(|(k, _)| k == name)
@@ -694,7 +694,7 @@ async fn a_login_obtains_the_token_and_a_token_revoked_mid_sync_is_replaced_once
 
     sync(&setup).await.unwrap();
     let requests = shop.sim.requests();
-    let logins: Vec<&ordersync::sim::RecordedRequest> = requests
+    let logins: Vec<&ordersync_sim::RecordedRequest> = requests
         .iter()
         .filter(|r| r.path_and_query == "/api/i1/token/obtain/")
         .collect();

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ordersync::sim::fleet::{Fleet, NAMES};
+use ordersync_sim::fleet::{Fleet, NAMES};
 
 fn stored_per_platform(setup: &Setup) -> Vec<(String, i64)> {
     let db = setup.db();

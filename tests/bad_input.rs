@@ -34,10 +34,10 @@ use ordersync::http::MAX_BODY_BYTES;
 use ordersync::platforms::{
     Connector, Reconcile, Source, akinon, epixel, merchantpro, mitrabunso, sirclo,
 };
-use ordersync::sim::fleet::{Fleet, NAMES};
-use ordersync::sim::{Fault, Faults};
 use ordersync::store::Store;
 use ordersync::sync::{Engine, PassOptions};
+use ordersync_sim::fleet::{Fleet, NAMES};
+use ordersync_sim::{Fault, Faults};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::running::{Running, eventually, free_port, write_main_file};
 use common::*;
-use ordersync::sim::Fault;
+use ordersync_sim::Fault;
 
 /// Long enough that no test here ever meets a watchdog ping it did not ask for.
 const WATCHDOG: Duration = Duration::from_secs(120);

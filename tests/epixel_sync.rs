@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Setup, count, events_by_kind};
-use ordersync::sim::epixel::{EpixelSim, SimOptions, TruthOrder};
-use ordersync::sim::{Fault, RecordedRequest, RunningSim};
+use ordersync_sim::epixel::{EpixelSim, SimOptions, TruthOrder};
+use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use rusqlite::Connection;
 
 const LIST: &str = "/api/v1/commerce/all-orders/";

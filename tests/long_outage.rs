@@ -20,9 +20,9 @@ use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
-use ordersync::sim::merchantpro::MerchantProSim;
 use ordersync::store::Store;
 use ordersync::sync::{PassKind, PassOptions};
+use ordersync_sim::merchantpro::MerchantProSim;
 use tokio_util::sync::CancellationToken;
 
 const OUTAGE_MINUTES: i64 = 120;

@@ -10,7 +10,7 @@ use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ordersync::sim::Fault;
+use ordersync_sim::Fault;
 
 /// Waits for `child` up to `secs` seconds (killing it past the deadline, so a hang fails the
 /// test instead of stalling it).
@@ -189,7 +189,7 @@ async fn a_redirect_names_its_location_and_the_fix() {
     let shop = Shop::open("shop-ro", 5).await;
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
-    let key = ordersync::sim::merchantpro::SimOptions::default().api_key;
+    let key = ordersync_sim::merchantpro::SimOptions::default().api_key;
     shop.sim.faults().push(Fault::Redirect {
         status: 302,
         location: "https://shop.example.ro/api/v2/orders?start=0&key=demo-key",

@@ -14,7 +14,7 @@ use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
 use ordersync::outbox::{self, Action, Params};
-use ordersync::sim::Fault;
+use ordersync_sim::Fault;
 use tokio_util::sync::CancellationToken;
 
 struct Fixture {
@@ -101,7 +101,7 @@ impl Fixture {
     }
 
     /// The requests the simulator saw whose path starts with `prefix`.
-    fn requests_to(&self, prefix: &str) -> Vec<ordersync::sim::RecordedRequest> {
+    fn requests_to(&self, prefix: &str) -> Vec<ordersync_sim::RecordedRequest> {
         self.shop
             .sim
             .requests()
@@ -172,7 +172,7 @@ async fn each_transition_sends_the_documented_request_and_the_next_sync_confirms
         "{report:?}"
     );
 
-    let auth = ordersync::sim::basic_auth_header("demo-key", "demo-secret");
+    let auth = ordersync_sim::basic_auth_header("demo-key", "demo-secret");
     for (order, _, awb, handler) in &cases {
         let sent = f.requests_to(&format!("/api/v2/orders/{order}"));
         let patches: Vec<_> = sent.iter().filter(|r| r.method == "PATCH").collect();

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ordersync::sim::Fault;
+use ordersync_sim::Fault;
 
 async fn sync(setup: &Setup) -> Result<(), String> {
     ordersync::cli::sync(setup.config(), &[], false, false)
@@ -250,7 +250,7 @@ async fn a_platform_that_ignores_its_paging_parameter_fails_the_pass_within_a_fe
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
     shop.sim
-        .set_paging(ordersync::sim::merchantpro::Paging::IgnoresStart);
+        .set_paging(ordersync_sim::merchantpro::Paging::IgnoresStart);
 
     let started = Instant::now();
     let out = sync_binary(&setup).await;
@@ -279,7 +279,7 @@ async fn a_platform_that_caps_its_pages_below_the_limit_is_read_whole() {
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml("page_size = 100"));
     shop.sim
-        .set_paging(ordersync::sim::merchantpro::Paging::CapsPagesAt(10));
+        .set_paging(ordersync_sim::merchantpro::Paging::CapsPagesAt(10));
 
     let out = sync_binary(&setup).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -299,7 +299,7 @@ async fn a_next_link_to_another_host_fails_the_pass_and_the_fixed_platform_syncs
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml("page_size = 100"));
     shop.sim
-        .set_paging(ordersync::sim::merchantpro::Paging::NextLinkTo(
+        .set_paging(ordersync_sim::merchantpro::Paging::NextLinkTo(
             "http://127.0.0.2:9".into(),
         ));
 
@@ -312,7 +312,7 @@ async fn a_next_link_to_another_host_fails_the_pass_and_the_fixed_platform_syncs
     );
 
     shop.sim
-        .set_paging(ordersync::sim::merchantpro::Paging::AsDocumented);
+        .set_paging(ordersync_sim::merchantpro::Paging::AsDocumented);
     let out = sync_binary(&setup).await;
     assert!(
         out.status.success(),
@@ -329,7 +329,7 @@ async fn a_return_after_delivery_is_found_by_reconcile_with_one_event() {
     let spacing = chrono::Duration::hours(1);
     let start = chrono::Utc::now() - spacing * 490;
     let sim =
-        ordersync::sim::merchantpro::MerchantProSim::new(ordersync::sim::merchantpro::SimOptions {
+        ordersync_sim::merchantpro::MerchantProSim::new(ordersync_sim::merchantpro::SimOptions {
             orders: 480,
             start,
             spacing,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use common::{Setup, count, events_by_kind};
-use ordersync::sim::mitrabunso::{MitrabunsoSim, SimOptions, TruthOrder};
-use ordersync::sim::{Fault, RecordedRequest, RunningSim};
+use ordersync_sim::mitrabunso::{MitrabunsoSim, SimOptions, TruthOrder};
+use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::running::{Running, free_port, write_main_file};
 use common::*;
-use ordersync::sim::fleet::{Fleet, NAMES};
+use ordersync_sim::fleet::{Fleet, NAMES};
 use serde_json::Value;
 
 /// The whole test, from the fleet's start to the last alert, stays under this.

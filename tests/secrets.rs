@@ -13,9 +13,9 @@ use chrono::Utc;
 use common::*;
 use ordersync::config::PlatformConfig;
 use ordersync::platforms::Connector;
-use ordersync::sim::{Fault, Faults, akinon, epixel, merchantpro, mitrabunso, sirclo};
 use ordersync::store::Store;
 use ordersync::sync::{Engine, PassOptions};
+use ordersync_sim::{Fault, Faults, akinon, epixel, merchantpro, mitrabunso, sirclo};
 use tokio_util::sync::CancellationToken;
 
 const MP_KEY: &str = "S3cr3t-merchantpro-api-key-4410";
@@ -94,7 +94,7 @@ impl Creds {
         ]
         .map(String::from)
         .to_vec();
-        let basic = ordersync::sim::basic_auth_header(self.mp_key, self.mp_secret);
+        let basic = ordersync_sim::basic_auth_header(self.mp_key, self.mp_secret);
         v.push(basic.trim_start_matches("Basic ").to_string());
         v
     }
@@ -118,7 +118,7 @@ fn forbidden() -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     for secret in [MP_SECRET, MP_WRONG_SECRET] {
-        let basic = ordersync::sim::basic_auth_header(MP_KEY, secret);
+        let basic = ordersync_sim::basic_auth_header(MP_KEY, secret);
         v.push(basic.trim_start_matches("Basic ").to_string());
     }
     // Distinctive fragments, so a truncated or re-encoded secret is caught too.
@@ -178,11 +178,11 @@ fn dump_database(setup: &Setup) -> Vec<(String, String)> {
 }
 
 struct Shops {
-    mp: (merchantpro::MerchantProSim, ordersync::sim::RunningSim),
-    sc: (sirclo::SircloSim, ordersync::sim::RunningSim),
-    ak: (akinon::AkinonSim, ordersync::sim::RunningSim),
-    mb: (mitrabunso::MitrabunsoSim, ordersync::sim::RunningSim),
-    ep: (epixel::EpixelSim, ordersync::sim::RunningSim),
+    mp: (merchantpro::MerchantProSim, ordersync_sim::RunningSim),
+    sc: (sirclo::SircloSim, ordersync_sim::RunningSim),
+    ak: (akinon::AkinonSim, ordersync_sim::RunningSim),
+    mb: (mitrabunso::MitrabunsoSim, ordersync_sim::RunningSim),
+    ep: (epixel::EpixelSim, ordersync_sim::RunningSim),
     start: chrono::DateTime<Utc>,
     creds: Creds,
 }
@@ -480,7 +480,7 @@ fn a_leaked_secret_is_caught() {
 #[test]
 #[should_panic(expected = "leaked in probe")]
 fn leaked_basic_credentials_are_caught() {
-    let header = ordersync::sim::basic_auth_header(MP_KEY, MP_SECRET);
+    let header = ordersync_sim::basic_auth_header(MP_KEY, MP_SECRET);
     assert_clean("probe", &format!("authorization: {header}"));
 }
 

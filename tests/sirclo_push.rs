@@ -17,8 +17,8 @@ use ordersync::model::Status;
 use ordersync::outbox::{self, Action, DrainReport, Params};
 use ordersync::platforms::sirclo::push::MAX_ORDERS_PER_REQUEST;
 use ordersync::platforms::sirclo::sign;
-use ordersync::sim::sirclo::{SimOptions, SircloSim, TruthOrder};
-use ordersync::sim::{Fault, RecordedRequest, RunningSim};
+use ordersync_sim::sirclo::{SimOptions, SircloSim, TruthOrder};
+use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

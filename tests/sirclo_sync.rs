@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::{Setup, count, events_by_kind};
 use ordersync::platforms::sirclo::{self, sign};
-use ordersync::sim::sirclo::{SimOptions, SircloSim, TruthOrder};
-use ordersync::sim::{Fault, RunningSim};
+use ordersync_sim::sirclo::{SimOptions, SircloSim, TruthOrder};
+use ordersync_sim::{Fault, RunningSim};
 use rusqlite::Connection;
 
 /// A simulated SIRCLO partner account on loopback.

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use ordersync::sim::fleet::{Fleet, NAMES};
+use ordersync_sim::fleet::{Fleet, NAMES};
 use serde_json::Value;
 
 /// A fleet of every kind synced once, with Akinon refusing its credentials so one platform

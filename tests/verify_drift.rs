@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::*;
-use ordersync::sim::RunningSim;
-use ordersync::sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+use ordersync_sim::RunningSim;
+use ordersync_sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
 use serde_json::Value;
 
 const SPACING_SECS: i64 = 90;

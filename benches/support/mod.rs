@@ -498,7 +498,7 @@ pub fn platform_toml(
     backfill_from: chrono::DateTime<chrono::Utc>,
     extra: &str,
 ) -> String {
-    use ordersync::sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+    use ordersync_sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
     let (more, auth) = match kind {
         "merchantpro" => {
             let o = merchantpro::SimOptions::default();
@@ -566,7 +566,7 @@ pub fn platform_toml(
 /// Of the simulator's requests since `before` (its request count then), how many and the first
 /// one not answered 2xx, if any. The log keeps the newest 10,000.
 pub fn requests_since(
-    log: &[ordersync::sim::RecordedRequest],
+    log: &[ordersync_sim::RecordedRequest],
     total_now: usize,
     before: usize,
 ) -> (usize, Option<String>) {

@@ -14,8 +14,8 @@ use crate::config::{self, Config};
 use crate::daemon::{self, DaemonOptions};
 use crate::model::{OutboxState, Status};
 use crate::outbox::{Action, Params};
-use crate::sim::fleet::{Fleet, NAMES};
 use crate::store::Store;
+use ordersync_sim::fleet::{Fleet, NAMES};
 
 /// Removes the throw-away folder however the demo ends.
 struct TempDir(PathBuf);

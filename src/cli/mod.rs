@@ -2,6 +2,7 @@
 //! exit codes sysadmins script against: 0 success, 1 runtime failure or refusal, 2 usage,
 //! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain, each cause once.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod doctor;
 pub mod generate;
@@ -165,6 +166,7 @@ pub enum Command {
         json: bool,
     },
     /// Run the daemon against built-in simulated platforms with a throw-away database
+    #[cfg(feature = "demo")]
     Demo {
         /// Stop after this long (e.g. "60s"); default: until Ctrl-C
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
@@ -198,6 +200,7 @@ pub enum OutboxCommand {
     },
 }
 
+#[cfg(feature = "demo")]
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write a duration like \"60s\")"))
 }
@@ -277,8 +280,9 @@ impl Command {
             Command::Run
             | Command::Sync { .. }
             | Command::Push { .. }
-            | Command::Transition { .. }
-            | Command::Demo { .. } => false,
+            | Command::Transition { .. } => false,
+            #[cfg(feature = "demo")]
+            Command::Demo { .. } => false,
         }
     }
 }
@@ -515,6 +519,7 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             crate::telemetry::init(level, config.daemon.log_format);
             runtime()?.block_on(verify::run(config, names, *repair, *json, bars))
         }
+        #[cfg(feature = "demo")]
         Command::Demo { duration, orders } => {
             crate::telemetry::init("info", config::LogFormat::Text);
             runtime()?.block_on(demo::run(*duration, *orders))

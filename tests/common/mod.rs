@@ -10,8 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use chrono::{DateTime, Utc};
 use ordersync::config::{self, Config};
-use ordersync::sim::RunningSim;
-use ordersync::sim::merchantpro::{MerchantProSim, SimOptions, TruthOrder};
+use ordersync_sim::RunningSim;
+use ordersync_sim::merchantpro::{MerchantProSim, SimOptions, TruthOrder};
 use rusqlite::Connection;
 
 /// The kind's connector as `Connector::new` builds it (every configured secret registered for

@@ -674,8 +674,8 @@ mod tests {
     async fn client(
         router: axum::Router,
         page_size: u32,
-    ) -> (Epixel, Store, crate::sim::RunningSim, tempfile::TempDir) {
-        let running = crate::sim::serve(router).await.unwrap();
+    ) -> (Epixel, Store, ordersync_sim::RunningSim, tempfile::TempDir) {
+        let running = ordersync_sim::serve(router).await.unwrap();
         let url = Url::parse(&running.base_url()).unwrap();
         let mut cfg = PlatformConfig::new("epx", crate::platforms::epixel::DESCRIPTOR.kind, url);
         cfg.page_size = page_size;

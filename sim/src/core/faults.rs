@@ -1,22 +1,30 @@
 //! The fault queue shared by every simulator: tests push failures that the next requests consume,
 //! so a scenario says exactly which request fails and how, with no randomness or timing involved.
 //!
-//! Besides the queue, this module owns the kind-agnostic rewrites of a good answer into a bad one
-//! ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and edits of one record
-//! (duplicated, a field removed, a field of the wrong type), and the answers that echo the request
-//! back, credentials included ([`echo_body`]). Every list answer of every kind holds
-//! its records in one JSON array of objects, found breadth-first, so no platform module needs to
-//! know about these faults.
+//! How a fault turns into a response is [`apply_fault`], which every platform's gate calls with
+//! the next queued fault. Besides the queue, this module owns the kind-agnostic rewrites of a good
+//! answer into a bad one ([`rewrite_body`]): an HTML page, invalid UTF-8, a padded giant page, and
+//! edits of one record (duplicated, a field removed, a field of the wrong type), and the answers
+//! that echo the request back, credentials included ([`echo_body`]). Every list answer of every
+//! kind holds its records in one JSON array of objects, found breadth-first, so no platform module
+//! needs to know about these faults; a broken record id is the one edit a handler makes itself
+//! ([`CorruptOneRecord`], [`push_record`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// One simulated failure, applied to one request. See [`crate::sim::apply_fault`] for how each is
+/// One simulated failure, applied to one request. See [`apply_fault`] for how each is
 /// carried out.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -311,6 +319,174 @@ pub fn records(body: &str) -> Option<(Range<usize>, Vec<Range<usize>>)> {
     None
 }
 
+/// Renders a platform's error response for a status and a human message; each platform has its
+/// own error body shape.
+pub type ErrorBody = fn(StatusCode, &str) -> Response;
+
+/// Request extension set by [`apply_fault`] for [`Fault::MalformedRecord`]: the handler must break
+/// the id of one record in its answer (the 2nd on a page, or the only one). Only the platform
+/// knows which part of its answer is a record, so the handler does it, with [`push_record`].
+#[derive(Debug, Clone, Copy)]
+pub struct CorruptOneRecord;
+
+impl CorruptOneRecord {
+    /// Whether [`apply_fault`] asked this request's handler to break a record.
+    pub fn asked(req: &Request) -> bool {
+        req.extensions().get::<CorruptOneRecord>().is_some()
+    }
+
+    /// Whether record `k` (from 0) of the `n` on a page is the one to break.
+    pub fn is_target(k: usize, n: usize) -> bool {
+        k == 1 || (k == 0 && n == 1)
+    }
+}
+
+/// Appends `record`, with its id broken when `corrupt`. Every record the simulators render
+/// starts with its id, a number (`{"id":12345001,…`) or a string (`{"id":"…"`), so the id is
+/// found without parsing.
+pub fn push_record(out: &mut String, record: &str, corrupt: bool) {
+    const ID_START: &str = r#"{"id":"#;
+    if !corrupt || !record.starts_with(ID_START) {
+        out.push_str(record);
+        return;
+    }
+    let id = &record[ID_START.len()..];
+    let id_len = match id.strip_prefix('"') {
+        Some(text) => text.find('"').map_or(id.len(), |n| n + 2),
+        None => id.find(|c: char| !c.is_ascii_digit()).unwrap_or(id.len()),
+    };
+    out.push_str(r#"{"id":{"oops":true}"#);
+    out.push_str(&id[id_len..]);
+}
+
+/// Carries out `fault` (if any) for this request, calling the handler (`next`) when the fault
+/// lets the request through.
+///
+/// Faults that answer with an error status (`Status`, `TooManyRequests`, `Redirect`) stop the
+/// request before the handler, so nothing changes on the platform. Faults that answer 200
+/// (`MalformedJson`, `MalformedRecord`, `DropConnection`, `Slow`, and the body rewrites of
+/// [`rewrite_body`] and [`echo_body`]) run the handler first, so a PATCH takes
+/// effect even though the client cannot read the answer: the case a client's retry must survive.
+pub async fn apply_fault(
+    fault: Option<Fault>,
+    mut req: Request,
+    next: Next,
+    error: ErrorBody,
+) -> Response {
+    match fault {
+        None => next.run(req).await,
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error(status, "Simulated failure")
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let location = HeaderValue::from_static(location);
+            (status, [(header::LOCATION, location)]).into_response()
+        }
+        Some(Fault::MalformedJson) => {
+            let (mut parts, body) = next.run(req).await.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            // Half of a JSON object is never JSON: its closing brace is gone.
+            let cut = bytes.slice(..bytes.len() / 2);
+            let cut = if cut.is_empty() {
+                Bytes::from_static(b"{")
+            } else {
+                cut
+            };
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(cut))
+        }
+        Some(Fault::MalformedRecord) => {
+            req.extensions_mut().insert(CorruptOneRecord);
+            next.run(req).await
+        }
+        Some(Fault::DropConnection) => drop_mid_body(next.run(req).await).await,
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            next.run(req).await
+        }
+        Some(fault) => {
+            debug_assert!(fault.rewrites_body());
+            let echo = fault.echoes_request().then(|| RequestEcho {
+                request_line: format!("{} {}", req.method(), req.uri()),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                        (k.as_str().to_owned(), v)
+                    })
+                    .collect(),
+            });
+            let (mut parts, body) = next.run(req).await.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let rewritten = match &echo {
+                Some(echo) => echo_body(&fault, echo, &bytes),
+                None => rewrite_body(&fault, &bytes),
+            };
+            let Some((rewritten, content_type)) = rewritten else {
+                return Response::from_parts(parts, Body::from(bytes));
+            };
+            parts.status = StatusCode::OK;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            if let Some(ct) = content_type {
+                parts
+                    .headers
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            }
+            Response::from_parts(parts, Body::from(rewritten))
+        }
+    }
+}
+
+/// Sends the head and the first half of `response`'s body, then fails the body stream, which
+/// makes hyper abort the connection: the client sees a truncated body.
+async fn drop_mid_body(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // A 204 has no body to break: hyper would send it whole. Its head goes out as 200 instead,
+    // so the client still loses the answer after the handler acted (Akinon's reject).
+    if parts.status == StatusCode::NO_CONTENT {
+        parts.status = StatusCode::OK;
+    }
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let head = bytes.slice(..bytes.len() / 2);
+    enum Step {
+        Head(Bytes),
+        Abort,
+        Done,
+    }
+    let stream = futures_util::stream::unfold(Step::Head(head), |step| async move {
+        match step {
+            Step::Head(head) => Some((Ok(head), Step::Abort)),
+            Step::Abort => {
+                // Pausing makes hyper flush the head and the first bytes before the abort, so the
+                // client fails while reading the body rather than while waiting for headers.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let err = io::Error::new(io::ErrorKind::ConnectionAborted, "simulated drop");
+                Some((Err(err), Step::Done))
+            }
+            Step::Done => None,
+        }
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +582,20 @@ mod tests {
         assert_eq!(v["data"]["orders"][0]["id"], 1);
         assert!(ct.is_none());
         assert!(rewrite_body(&Fault::EchoRequest, PAGE.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn a_broken_record_keeps_everything_but_its_id_numeric_or_text() {
+        let mut out = String::new();
+        push_record(&mut out, r#"{"id":12345001,"a":1}"#, true);
+        push_record(&mut out, r#"{"id":"9f2c-41","a":2}"#, true);
+        push_record(&mut out, r#"{"id":7,"a":3}"#, false);
+        assert_eq!(
+            out,
+            r#"{"id":{"oops":true},"a":1}{"id":{"oops":true},"a":2}{"id":7,"a":3}"#
+        );
+        assert!(CorruptOneRecord::is_target(1, 3) && CorruptOneRecord::is_target(0, 1));
+        assert!(!CorruptOneRecord::is_target(0, 3) && !CorruptOneRecord::is_target(2, 3));
     }
 
     #[test]

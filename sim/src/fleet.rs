@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::RunningSim;
-use super::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+use crate::core::server::RunningSim;
+use crate::{akinon, epixel, merchantpro, mitrabunso, sirclo};
 
 /// One running shop per kind. Dropping the fleet stops every server.
 pub struct Fleet {
