@@ -2,10 +2,12 @@
 //! the platforms, and then lives in [`run`]'s loop until a signal stops it. Its parts, one file
 //! each: [`platform`] (one platform's runs and what keeps them apart), [`timetable`] (the cron
 //! jobs), [`signals`] (stop and reload), [`push`] (the outbox loop), [`watchdog`] (systemd's
-//! watchdog and the scheduler heartbeat), [`daemon_lock`] (one daemon per database). Runs go to
+//! watchdog and the scheduler heartbeat), [`daemon_lock`] (one daemon per database), [`health`] (`/metrics` and
+//! `/health`). Runs go to
 //! a task tracker that shutdown drains within `shutdown_grace`.
 
 mod daemon_lock;
+mod health;
 mod platform;
 mod push;
 mod signals;
@@ -73,7 +75,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     .await?;
     let (platforms_tx, platforms_rx) = tokio::sync::watch::channel(table.platforms.clone());
     if let Some(addr) = config.daemon.metrics_listen {
-        crate::telemetry::metrics::serve(
+        health::serve(
             addr,
             store.clone(),
             config.daemon.health_max_age,

@@ -1,16 +1,11 @@
-//! Prometheus metrics: the process-wide registry, the counters the HTTP layer and the sync
-//! engine bump, and the `/metrics` + `/health` server on `metrics_listen`.
+//! Prometheus metrics: the process-wide registry, the counters every layer bumps (requests,
+//! runs, pushes, verify), and what `/health` reads (stale platforms, drift). The daemon serves
+//! them (`daemon::health`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -18,11 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
 
-use crate::model::{OutboxState, RunRecord};
-use crate::store::Store;
+use crate::model::RunRecord;
 
 type Labels = Vec<(String, String)>;
 
@@ -300,91 +292,21 @@ impl Metrics {
             .collect()
     }
 
+    /// Whether the store refuses writes right now (`ordersync_database_fault`).
+    pub fn set_database_fault(&self, fault: bool) {
+        self.database_fault.set(i64::from(fault));
+    }
+
+    /// How many outbox entries are in `state`, read at scrape time.
+    pub fn set_outbox_depth(&self, state: &str, entries: u64) {
+        self.outbox
+            .get_or_create(&labels(&[("state", state)]))
+            .set(entries as i64);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
-    }
-}
-
-#[derive(Clone)]
-struct ServerState {
-    store: Store,
-    health_max_age: Duration,
-}
-
-/// Serves `/metrics` and `/health` until `cancel`.
-pub async fn serve(
-    addr: SocketAddr,
-    store: Store,
-    health_max_age: Duration,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    info!(listen = %listener.local_addr()?, "serving /metrics and /health");
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/health", get(health_handler))
-        .with_state(ServerState {
-            store,
-            health_max_age,
-        });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await })
-            .await
-        {
-            error!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok(())
-}
-
-async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
-    // Outbox depth is read at scrape time: other programs may insert rows directly.
-    let depth = s.store.outbox_depth(None).await;
-    let m = metrics();
-    m.database_fault.set(i64::from(s.store.fault().is_some()));
-    if let Ok(depth) = depth {
-        for state in OutboxState::ALL {
-            let n = depth.get(&state).copied().unwrap_or(0);
-            m.outbox
-                .get_or_create(&labels(&[("state", state.as_str())]))
-                .set(n as i64);
-        }
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        m.encode(),
-    )
-}
-
-async fn health_handler(State(s): State<ServerState>) -> impl IntoResponse {
-    let stale = metrics().stale(s.health_max_age);
-    // A database refusing writes fails every platform at once, long before health_max_age.
-    let mut list: Vec<String> = s.store.fault().into_iter().collect();
-    list.extend(
-        stale
-            .iter()
-            .map(|(p, t)| format!("{p}: no successful sync since {}", crate::store::ts(*t))),
-    );
-    list.extend(
-        metrics()
-            .drifted()
-            .into_iter()
-            .map(|(p, missing, changed)| {
-                format!(
-                    "{p}: the last verify found {missing} missing and {changed} changed orders \
-             (`ordersync verify {p} --repair`, or verify_repair = true)"
-                )
-            }),
-    );
-    if list.is_empty() {
-        (StatusCode::OK, "ok\n".to_string())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, list.join("\n") + "\n")
     }
 }
