@@ -1,4 +1,4 @@
-//! The command line (SPEC section 3): parsing with clap, loading the configuration, and the
+//! The command line (docs/contract.md §3): parsing with clap, loading the configuration, and the
 //! exit codes sysadmins script against: 0 success, 1 runtime failure or refusal, 2 usage,
 //! 78 configuration. Errors are `anyhow` here, at the edge, printed with their whole chain, each cause once.
 

@@ -1,4 +1,4 @@
-//! Configuration (SPEC section 2): the typed [`Config`] every other module reads, and [`load`],
+//! Configuration (docs/contract.md §2): the typed [`Config`] every module reads, and [`load`],
 //! which layers the main file, every `*.toml` in `platforms.d/` and `ORDERSYNC_*` environment
 //! variables with figment, validates the lot strictly and reports every problem at once, each
 //! naming the file (or environment variable) and the dotted key it came from.
@@ -297,7 +297,7 @@ impl Default for RetryConfig {
 /// `password`, `user_id`, `username`), already read from `<key>_file` where one was given.
 ///
 /// Every value is held as a [`Secret`] so that `Debug` of a config never shows one, even the
-/// ones SPEC does not count as secret.
+/// ones docs/contract.md §2 does not count as secret.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     values: BTreeMap<String, Secret>,

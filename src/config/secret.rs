@@ -1,5 +1,5 @@
 //! [`Secret`]: the one type credentials travel in, so that printing a config, an auth table or an
-//! error can never leak a password, token or key (SPEC section 2: secrets never appear in logs,
+//! error can never leak a password, token or key (docs/contract.md §2: secrets never reach logs,
 //! errors or any command's output).
 
 use std::fmt;

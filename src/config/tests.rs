@@ -1,4 +1,4 @@
-//! The configuration contract (SPEC section 2), one rule per test, on throw-away directories.
+//! The configuration contract (docs/contract.md §2), one rule per test, on throw-away directories.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

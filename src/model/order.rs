@@ -61,7 +61,7 @@ impl Status {
         )
     }
 
-    /// The canonical state machine of SPEC section 4.
+    /// The canonical state machine of docs/contract.md §4.
     pub fn can_transition_to(self, to: Status) -> bool {
         use Status::*;
         matches!(

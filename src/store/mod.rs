@@ -761,7 +761,7 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let conn = connect(&path, false, BUSY_TIMEOUT).unwrap();
         // Order 7 has number 100; order 100 has number 555. `ORDER` "100" is the id of the
-        // second, which wins over the number of the first (SPEC: the order_id or the number).
+        // second, which wins over the number of the first (docs/contract.md §3: id or number).
         for (id, order_id, number) in [(1, "7", "100"), (2, "100", "555")] {
             conn.execute(
                 "INSERT INTO order_fields (id, platform, order_id, number, status,

@@ -1,6 +1,6 @@
 //! The database schema as an ordered list of migrations. `PRAGMA user_version` records how many
 //! have been applied, so a newer binary upgrades an older database at start and never re-runs a
-//! step. The public tables (SPEC section 5) keep exactly their documented column names: other
+//! step. The public tables (docs/contract.md §5) keep exactly their documented column names: other
 //! programs read them.
 
 pub const MIGRATIONS: &[&str] = &[

@@ -1,5 +1,5 @@
 //! The sync engine: one incremental pass or one reconcile pass of one platform. It owns the
-//! window rule (SPEC section 6: `[cursor − lookback, pass start]`, the upper bound frozen when
+//! window rule (docs/contract.md §6: `[cursor − lookback, pass start]`, the upper bound frozen when
 //! the pass starts), streams the platform page by page (memory stays flat however large the
 //! shop), and commits each page with its events and the advanced checkpoint in one transaction,
 //! so a pass killed at any instant resumes where its last commit left it.

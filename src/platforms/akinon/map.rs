@@ -1,4 +1,4 @@
-//! Akinon records to the canonical model (SPEC section 4): an order object plus its order-item
+//! Akinon records to the canonical model (docs/contract.md §4): an order object plus its order-item
 //! records become one [`Order`]. `number` is `number`, `total` is `amount`, the canonical status
 //! comes from the order's own integer status (100…900), and every item keeps its own integer
 //! status as text. Also builds the raw JSON kept for the order, items included.
@@ -16,7 +16,7 @@ use crate::platforms::map_status;
 /// The key under which the stored raw order carries its items (the order object has none).
 pub const ITEMS_KEY: &str = "order_items";
 
-/// SPEC's akinon column: 100 pending, 200 accepted, 300/400 processing, 500 shipped,
+/// docs/contract.md §4 (akinon): 100 pending, 200 accepted, 300/400 processing, 500 shipped,
 /// 600 delivered, 700 cancelling, 800 cancelled, 900 rejected.
 pub fn builtin_status(s: &str) -> Option<Status> {
     Some(match s.trim().parse::<i64>().ok()? {

@@ -1,5 +1,5 @@
-//! Akinon seller API (`kind = "akinon"`, `platform-docs/akinon.md` and the Akinon section of
-//! NOTES.md): Django-REST lists paged with `page`/`limit` by following `next`, filtered by
+//! Akinon seller API (`kind = "akinon"`, `docs/platforms/akinon.md`):
+//! Django-REST lists paged with `page`/`limit` by following `next`, filtered by
 //! `updated_at__gte`, so no reconcile pass is needed. Orders and their lines are two lists
 //! (`/api/i1/orders/`, `/api/i1/order-items/`) and a line's status is its own, so a pass reads
 //! both and stores each order with all of its lines. Auth is a Bearer token, configured or

@@ -1,4 +1,4 @@
-//! Akinon's write side (SPEC section 4, push mapping; NOTES, Akinon): the seller API has no
+//! Akinon's write side (docs/platforms/akinon.md, Pushing): the seller API has no
 //! order-level status update, only `POST /api/i1/order-items/{id}/reject/` with body `{}` →
 //! 204, which cancels one line. A `cancelled` or `rejected` entry therefore rejects each
 //! targeted line of its order (every line, or the `--item` ones) one request at a time; the
@@ -7,7 +7,7 @@
 //!
 //! What a retry may find, and what we decided:
 //! - Lines the last sync already saw at 800/900 are skipped: rejecting them again is refused.
-//! - A 400 is ambiguous: the document lists it only as "invalid request body"; NOTES adds that
+//! - A 400 is ambiguous: the document lists it only as "invalid request body"; in fact
 //!   a packaged line answers 400 (final), and a line already rejected (by an earlier attempt of
 //!   this entry whose later line failed) is refused the same way by the API as we know it. The
 //!   message text is not documented, so it is not parsed: the order's lines are read back, and
@@ -29,10 +29,10 @@ use crate::model::Status;
 use crate::model::{Action, Entry};
 use crate::platforms::{Push, PushOutcome};
 
-/// What Akinon can be asked to do: both end in rejected lines (SPEC section 4).
+/// What Akinon can be asked to do: both end in rejected lines (docs/contract.md §4).
 pub const PUSH_ACTIONS: &[&str] = &["cancelled", "rejected"];
 
-/// The body NOTES prescribes for a reject: the endpoint takes no fields, and an empty JSON
+/// The reject body (docs/platforms/akinon.md): the endpoint takes no fields, and an empty JSON
 /// object is what the `Content-Type: application/json` we must send promises.
 const REJECT_BODY: &str = "{}";
 

@@ -38,7 +38,7 @@ pub struct Order {
     pub amount: Option<Decimal>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub tracking_number: Option<String>,
-    // The document's example has no update time at all (NOTES: tolerate its absence); other
+    // The document's example has no update time at all (docs/platforms/akinon.md: tolerated); other
     // Akinon endpoints call it `modified_date`, so either spelling is taken when present.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub updated_at: Option<String>,

@@ -1,4 +1,4 @@
-//! Epixel records to the canonical model (SPEC section 4): `number` is `order_number`, `total` is
+//! Epixel records to canonical form (docs/contract.md §4): `number` is `order_number`, `total` is
 //! `order_total`, the status is free text mapped case-insensitively, and the items come from the
 //! order's details (their own ids, else the 1-based position), each with its own status text.
 
@@ -14,7 +14,7 @@ use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 
 /// The built-in reading of Epixel's status texts. The document shows none (`<status>`), so these
-/// are the texts its commerce back office uses and their usual synonyms; SPEC maps Epixel only
+/// are the texts its commerce back office uses and their synonyms; docs/contract.md §4 maps only
 /// to pending, accepted, processing, shipped, delivered and cancelled, so anything else (refunds,
 /// failures) stays `unknown` unless a platform's `status_map` says otherwise. `_` and `-` read
 /// as spaces, so `in_process`, `In-Process` and `in process` are one status.

@@ -47,7 +47,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
 /// The document gives no maximum for `limit`; 100 is the largest page the platform is known to
 /// serve whole, and the simulator refuses more.
 pub const MAX_LIMIT: u32 = 100;
-/// Details requests in flight at once for one page. They are not list requests (of those SPEC
+/// Details requests in flight at once for one page. Not list requests (docs/contract.md §6
 /// allows one at a time); the rate limit still spaces them, this only overlaps their latency.
 const DETAILS_CONCURRENCY: usize = 4;
 const LIST_PATH: &str = "commerce/all-orders/";

@@ -1,4 +1,4 @@
-//! MerchantPro records to the canonical model (SPEC section 4): `shipping_status` carries the
+//! MerchantPro records to the canonical model (docs/contract.md §4): `shipping_status` carries the
 //! order's lifecycle, the id is also the number, items have no ids of their own.
 
 use std::collections::BTreeMap;

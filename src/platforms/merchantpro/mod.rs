@@ -1,7 +1,7 @@
 //! MerchantPro (`kind = "merchantpro"`): `GET /api/v2/orders` paged with `start`/`limit`,
 //! following `meta.links.next`; `created_after` is the only time filter (a date, on creation),
 //! so open orders are re-read by id (`ids=`) in reconcile passes. Basic auth; a 401/403 stops
-//! the run at once, since repeated bad attempts lock the account (NOTES.md).
+//! the run at once, since repeated bad attempts lock the account (docs/platforms/merchantpro.md).
 
 pub mod map;
 pub mod push;

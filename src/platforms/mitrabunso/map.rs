@@ -1,6 +1,6 @@
-//! Mitrabunso records to the canonical model (SPEC section 4): the top-level `status` is the
+//! Mitrabunso records to the canonical model (docs/contract.md §4): the top-level `status` is the
 //! lifecycle (`DRAFT` → `NEW` → `PROCESSED` → `SENT`); `updatedInvoice` and `updatedAWB`, when
-//! not empty, supersede `order.invoice` and `order.awb` (NOTES); `total` is `order.totalCost`;
+//! not empty, supersede `order.invoice` and `order.awb`; `total` is `order.totalCost`;
 //! items have no ids of their own, so their id is their 1-based position. Times carry no zone and
 //! are read in the configured one (UTC+7 unless `timezone` says otherwise).
 
@@ -14,7 +14,7 @@ use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 
-/// The SPEC's status table. The platform writes its statuses in capitals; other spellings of
+/// Per docs/contract.md §4. The platform writes its statuses in capitals; other spellings of
 /// the same words are accepted, since nothing is gained by calling them unknown.
 pub fn builtin_status(s: &str) -> Option<Status> {
     Some(match s.to_ascii_uppercase().as_str() {

@@ -1,10 +1,12 @@
 //! Mitrabunso (`kind = "mitrabunso"`): `GET /public/order/orders/list/{id_user}/{offset}/{limit}`
 //! with an optional `status` filter, Bearer auth, no date filter and no documented sort order.
 //!
-//! A pass follows NOTES.md: the open statuses (`DRAFT`, `NEW`, `PROCESSED`) are read whole, then
+//! A pass (docs/platforms/mitrabunso.md) reads `DRAFT`, `NEW` and `PROCESSED` (open) whole, then
 //! `SENT` from its head until two consecutive pages hold only orders already stored unchanged
-//! (one page, plus one page of overlap). The open scans are the reconcile, so this kind needs no
-//! reconcile pass.
+//! (one page, plus one page of overlap). The open scans keep every open order current; the
+//! kind's reconcile pass only looks up, one by one by number, the orders that entered `SENT`
+//! within `final_watch` (a return or a correction after sending), which the stopping scan would
+//! not read again.
 //!
 //! Stopping at known orders is only sound if an order that changes shows up before the stop. The
 //! open scans see every change among open orders, and an order that moves on to `SENT` leaves
@@ -62,7 +64,7 @@ pub const MAX_LIMIT: u32 = 100;
 pub const OPEN_STATUSES: [&str; 3] = ["DRAFT", "NEW", "PROCESSED"];
 pub const SENT: &str = "SENT";
 
-/// The platform's zone (Asia/Bangkok, NOTES): its times carry none.
+/// The platform's zone (Asia/Bangkok, docs/platforms/mitrabunso.md): its times carry none.
 pub const DEFAULT_UTC_OFFSET_SECS: i32 = 7 * 3600;
 
 /// Consecutive fully known `SENT` pages after which the scan may stop.

@@ -1,4 +1,4 @@
-//! Mitrabunso's JSON as `platform-docs/mitrabunso.md` shows it, read leniently: numbers as
+//! Mitrabunso's JSON as `docs/platforms/mitrabunso.md` describes it, read leniently: numbers as
 //! numbers or text (`"qty":"1"`, `"shippingCost":"0"`), nulls wherever a value may be missing.
 //! Only the fields the canonical model needs are typed, so an odd value in a field ordersync does
 //! not use never costs a record; the whole record is kept raw beside them.

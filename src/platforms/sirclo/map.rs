@@ -1,4 +1,4 @@
-//! SIRCLO records to the canonical model (SPEC section 4): `status` carries the lifecycle,
+//! SIRCLO records to the canonical model (docs/contract.md §4): `status` carries the lifecycle,
 //! `order_number` (or `order_id`) is the number, `total` the platform's own total, items keep
 //! SIRCLO's item ids. `createdAt`/`updatedAt` carry no zone (UTC unless `timezone` says
 //! otherwise); `order_date` is RFC 3339.
@@ -13,7 +13,7 @@ use crate::model::{Item, Order, Status};
 use crate::platforms::lenient::{BadTime, time_field};
 use crate::platforms::map_status;
 
-/// SPEC section 4's sirclo column. An empty status is pending: the document says the platform
+/// docs/contract.md §4 (sirclo). An empty status is pending: the document says the platform
 /// assigns "pending" to an order created without one.
 pub fn builtin_status(s: &str) -> Option<Status> {
     Some(match s.to_ascii_lowercase().as_str() {

@@ -1,5 +1,5 @@
 //! SIRCLO / Connexi (`kind = "sirclo"`): `GET /v1/partner/page/{pageNo}?since=…&until=…&perpage=…`
-//! signed with `partner_id` + `MAC` (HMAC-SHA256 of the request URI and body, NOTES.md). `since`
+//! signed with `partner_id` + `MAC` (an HMAC of URI and body, docs/platforms/sirclo.md). `since`
 //! and `until` filter on the order date, not on the last update, so changes to older orders are
 //! found by re-reading narrow windows around the watched orders' dates ([`Reconcile::Windows`]).
 //! Owns the request
@@ -53,13 +53,13 @@ pub const MAX_PERPAGE: u32 = 100;
 pub const LIST_PATH: &str = "/v1/partner/page";
 
 /// The document's header is `partner_id`; later revisions (and proxies that drop headers with
-/// underscores, as nginx does by default) use `partner-id`. Sending both is harmless (NOTES).
+/// underscores, as nginx does by default) use `partner-id`. Both go out (docs/platforms/sirclo.md).
 const PARTNER_ID: HeaderName = HeaderName::from_static("partner_id");
 const PARTNER_ID_DASHED: HeaderName = HeaderName::from_static("partner-id");
 const MAC_HEADER: HeaderName = HeaderName::from_static("mac");
 
 /// `base64(HMAC-SHA256(key = secret as ASCII bytes, message = request URI + body))`, the request
-/// URI being the path and, when there is one, `?` and the query exactly as sent (NOTES.md).
+/// URI being the path and, if any, `?` and the query exactly as sent (docs/platforms/sirclo.md).
 pub fn sign(secret: &str, request_uri: &str, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
@@ -262,7 +262,7 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 }
 
 /// The MACs one request sent, registered with the redactor while the request runs and
-/// forgotten after: a MAC is a credential (SPEC section 2) but is good for one URI only, and a
+/// forgotten after: a MAC is a credential (docs/contract.md §2) but is good for one URI only, and a
 /// daemon signing every page would otherwise grow the redactor without bound.
 struct SentMacs<'r> {
     redactor: &'r Redactor,

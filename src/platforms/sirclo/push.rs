@@ -1,4 +1,4 @@
-//! SIRCLO's update side (SPEC section 4, push mapping; NOTES.md): the due transitions of one
+//! SIRCLO's update side (docs/platforms/sirclo.md, Pushing): the due transitions of one
 //! platform go out together in `PATCH /v1/order`, the body grouped by target status
 //! (`accepted`, `packed`, `completed`, `cancelled`), each order as `{id, order_number, …,
 //! updated_at}`. `updated_at` is the order's `updatedAt` exactly as the platform last reported
@@ -31,7 +31,7 @@ use crate::model::{Action, Entry};
 use crate::platforms::{ConnectorError, Source, Window, lenient};
 use crate::platforms::{Push, PushOutcome};
 
-/// What SIRCLO can be asked to do (SPEC section 4, push mapping).
+/// What SIRCLO can be asked to do (docs/contract.md §4, push mapping).
 pub const PUSH_ACTIONS: &[&str] = &["accepted", "shipped", "delivered", "cancelled"];
 
 /// `shipped` is sent with the air waybill, so a transition without one is refused up front.
@@ -72,7 +72,7 @@ const API_KEY: HeaderName = HeaderName::from_static("api_key");
 const API_SECRET: HeaderName = HeaderName::from_static("api_secret");
 
 /// `api_key` and `api_secret`, the update endpoint's credentials in the document. Optional:
-/// later revisions authenticate the update with `partner_id` + MAC like the list, and NOTES
+/// later revisions use `partner_id` + MAC like the list, and docs/platforms/sirclo.md
 /// says to send both when both are configured.
 pub(super) struct ApiKey {
     key: HeaderValue,
@@ -149,7 +149,7 @@ enum Id<'a> {
 struct RawFields<'a> {
     #[serde(rename = "updatedAt", borrow, default)]
     updated_at_camel: Option<&'a RawValue>,
-    /// The spelling some records use (NOTES); `updatedAt` wins when both are present.
+    /// Some records' spelling (docs/platforms/sirclo.md); `updatedAt` wins when both are present.
     #[serde(rename = "updated_at", borrow, default)]
     updated_at_snake: Option<&'a RawValue>,
     #[serde(default, deserialize_with = "lenient::opt_string")]

@@ -27,7 +27,7 @@ pub struct Order {
     pub id: String,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub order_number: Option<String>,
-    /// What the create endpoint and some records call the number (NOTES).
+    /// What the create endpoint and some records call the number (docs/platforms/sirclo.md).
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub order_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
