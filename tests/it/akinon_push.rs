@@ -3,14 +3,13 @@
 //! fail at once (a packaged line among them), a lost answer read back before any resend, and a
 //! refused token replaced by one login.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{Setup, count};
 use chrono::{DateTime, SubsecRound, Utc};
-use common::{Setup, count};
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
@@ -115,7 +114,7 @@ impl Fixture {
     }
 
     async fn sync(&self) {
-        ordersync::cli::sync(self.setup.config(), &[], false, false)
+        ordersync::cli::sync(self.setup.config(), SyncArgs::default())
             .await
             .unwrap_or_else(|e| panic!("sync: {:#}", e.error.expect("an error")));
     }

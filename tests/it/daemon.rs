@@ -2,13 +2,11 @@
 //! `NOTIFY_SOCKET`, configuration reload on SIGHUP (same process, new platforms picked up, a
 //! broken file refused with its file and key), and `/metrics` + `/health`.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn signal(child: &Daemon, sig: i32) {
     // SAFETY: kill(2) on a child we own.

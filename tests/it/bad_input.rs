@@ -21,14 +21,12 @@
 //! order is stored and its reject is gone. Timestamps in every zone form the platform documents
 //! show are checked at the end, through each kind's public wire types and mapping.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::{DateTime, FixedOffset, Utc};
-use common::*;
 use ordersync::config::PlatformConfig;
 use ordersync::http::MAX_BODY_BYTES;
 use ordersync::platforms::{
@@ -129,7 +127,7 @@ impl Bench {
         let cfg = config.platform(kind.name()).unwrap().clone();
         let store = Store::open(&config.daemon.database).unwrap();
         let db = setup.db();
-        let connector = common::fast_connector(&cfg, ATTEMPTS);
+        let connector = crate::common::fast_connector(&cfg, ATTEMPTS);
         Bench {
             kind,
             fleet,

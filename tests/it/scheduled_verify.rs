@@ -2,12 +2,10 @@
 //! on the schedule, named by `/health` and counted by `ordersync_drift_orders`, and repaired
 //! through the change feed once `verify_repair` is switched on by a reload.
 
-mod common;
-
 use std::time::Duration;
 
-use common::running::*;
-use common::*;
+use crate::common::running::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_verifies_on_schedule_names_drift_on_health_and_repairs_when_told() {

@@ -2,15 +2,14 @@
 //! status changes found by reconcile, faults on the wire, malformed records, refused
 //! credentials, and platforms failing independently.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ordersync_sim::Fault;
 
 async fn sync(setup: &Setup) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], false, false)
+    ordersync::cli::sync(setup.config(), SyncArgs::default())
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
@@ -155,9 +154,16 @@ async fn a_malformed_record_is_kept_in_rejects_and_the_rest_of_its_page_is_store
     assert_eq!(count(&db, "SELECT count(*) FROM orders"), 249);
 
     // The next sync (the record is fine again) completes the store.
-    ordersync::cli::sync(setup.config(), &[], true, true)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        setup.config(),
+        SyncArgs {
+            full: true,
+            reconcile: false,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_store_matches(&db, "shop-ro", &shop.sim.truth());
 }
 

@@ -1,9 +1,8 @@
 //! The read and operator commands SPEC section 3 promises, through the real binary:
 //! `orders` filters, `order` by id or number, `events --after`, and `outbox retry` / `cancel`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use ordersync::cli::SyncArgs;
 use serde_json::Value;
 
 fn json(out: &std::process::Output) -> Value {
@@ -15,9 +14,15 @@ async fn synced_shop(orders: usize) -> (Shop, Setup) {
     let shop = Shop::open("shop-ro", orders).await;
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
-    ordersync::cli::sync(setup.config(), &[], false, true)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        setup.config(),
+        SyncArgs {
+            reconcile: false,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     (shop, setup)
 }
 
@@ -68,9 +73,16 @@ async fn orders_order_and_events_answer_from_the_store() {
     // The change feed, after a cursor: only later events, in id order.
     shop.sim.set_status(first.id, "cancelled");
     let before: i64 = count(&setup.db(), "SELECT max(id) FROM order_events");
-    ordersync::cli::sync(setup.config(), &[], true, true)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        setup.config(),
+        SyncArgs {
+            full: true,
+            reconcile: false,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     let out = tokio::task::spawn_blocking(move || {
         setup.ordersync(&["events", "--after", &before.to_string(), "--json"])
     })

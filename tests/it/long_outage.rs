@@ -8,14 +8,13 @@
 //! paused clock jumps to the next timer whenever the runtime waits on a socket, so a server
 //! that had to answer would race the request's own timeout.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::common::*;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::*;
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
@@ -57,7 +56,7 @@ impl Outage {
                 "max_requests_per_second = 1000000000",
             );
         setup.add_platform_file("shop-ro.toml", &toml);
-        ordersync::cli::sync(setup.config(), &[], false, false)
+        ordersync::cli::sync(setup.config(), SyncArgs::default())
             .await
             .unwrap();
         let Shop { sim, server, .. } = shop;

@@ -2,14 +2,13 @@
 //! a listing piped into a reader that stops early ends without a panic, and the operator hears
 //! about the mistakes that used to pass in silence.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use ordersync_sim::Fault;
 
 /// Waits for `child` up to `secs` seconds (killing it past the deadline, so a hang fails the
@@ -39,9 +38,15 @@ async fn a_listing_whose_reader_goes_away_ends_quietly() {
     let shop = Shop::open("shop-ro", ORDERS).await;
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
-    ordersync::cli::sync(setup.config(), &[], false, true)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        setup.config(),
+        SyncArgs {
+            reconcile: false,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut db = setup.db();
     let tx = db.transaction().unwrap();
     tx.execute(
@@ -120,7 +125,7 @@ async fn the_daemon_outlives_a_closed_log_pipe() {
     drop(daemon.0.stdout.take());
     drop(daemon.0.stderr.take());
     let db = setup.db_path();
-    common::running::eventually(20, "three runs after the log pipe closed", || {
+    crate::common::running::eventually(20, "three runs after the log pipe closed", || {
         if let Some(status) = daemon.0.try_wait().unwrap() {
             panic!("the daemon died: {status:?}");
         }
@@ -249,7 +254,7 @@ async fn a_refused_secret_from_the_environment_is_fixed_by_a_restart_not_a_reloa
             .find(|l| l.contains("credentials refused"))
             .map(str::to_string)
     };
-    common::running::eventually(20, "the credentials-refused warning", || {
+    crate::common::running::eventually(20, "the credentials-refused warning", || {
         refused().is_some()
     })
     .await;

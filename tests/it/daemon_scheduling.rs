@@ -2,12 +2,10 @@
 //! their memory back, runs of one platform that wait for each other instead of being dropped,
 //! and one daemon per database.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::running::{Running, eventually, free_port, write_main_file};
-use common::*;
+use crate::common::running::{Running, eventually, free_port, write_main_file};
+use crate::common::*;
 use ordersync_sim::Fault;
 
 /// Long enough that no test here ever meets a watchdog ping it did not ask for.

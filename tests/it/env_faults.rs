@@ -7,14 +7,12 @@
 //! The immutable file and the small tmpfs need root (CAP_LINUX_IMMUTABLE, CAP_SYS_ADMIN); where
 //! the test may not, it says so and skips. The lock needs nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::running::*;
-use common::*;
+use crate::common::running::*;
+use crate::common::*;
 use rusqlite::{Connection, OpenFlags};
 
 /// Long enough that a running daemon is safe from systemd, short enough to see several pings.

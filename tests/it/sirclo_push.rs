@@ -3,14 +3,13 @@
 //! one order or of a whole request, lost answers read back instead of resent, a thousand
 //! transitions at once, and the platform's optimistic lock on `updated_at`.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::{Setup, count};
 use chrono::{DateTime, SubsecRound, Utc};
-use common::{Setup, count};
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
@@ -63,7 +62,7 @@ impl Fixture {
                 api_secret = o.api_secret,
             ),
         );
-        ordersync::cli::sync(setup.config(), &[], false, false)
+        ordersync::cli::sync(setup.config(), SyncArgs::default())
             .await
             .unwrap();
         Fixture {
@@ -343,9 +342,15 @@ async fn each_transition_goes_out_in_one_documented_patch_and_the_next_sync_conf
 
     // The store moves only when the platform reports it: now, as our own pushes arriving.
     let before = count(&db, "SELECT max(id) FROM order_events");
-    ordersync::cli::sync(f.setup.config(), &[], true, false)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        f.setup.config(),
+        SyncArgs {
+            full: true,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut stmt = db
         .prepare(&format!(
             "SELECT order_id, kind FROM order_events WHERE id > {before} ORDER BY id"

@@ -4,11 +4,10 @@
 //! refused credentials, the apikey + Bearer headers, logging in (and again once when the token
 //! is revoked), free-text statuses with the config's `status_map`, and the example file.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::time::{Duration, Instant};
 
-use common::{Setup, count, events_by_kind};
+use crate::common::{Setup, count, events_by_kind};
 use ordersync_sim::epixel::{EpixelSim, SimOptions, TruthOrder};
 use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use rusqlite::Connection;
@@ -18,15 +17,15 @@ const DETAILS: &str = "/api/v1/commerce/order-details/";
 const LOGIN: &str = "/api/v1/user/login/";
 
 /// A simulated Epixel store on loopback.
-struct Store {
-    name: String,
-    sim: EpixelSim,
-    server: RunningSim,
+pub(crate) struct Store {
+    pub(crate) name: String,
+    pub(crate) sim: EpixelSim,
+    pub(crate) server: RunningSim,
 }
 
 /// How the platform file authenticates.
 #[derive(Clone, Copy)]
-enum Auth {
+pub(crate) enum Auth {
     Token,
     Login,
     Both,
@@ -34,7 +33,7 @@ enum Auth {
 
 impl Store {
     /// A store whose orders were placed over the last `orders × 90 s`.
-    async fn open(name: &str, orders: usize) -> Store {
+    pub(crate) async fn open(name: &str, orders: usize) -> Store {
         let spacing = chrono::Duration::seconds(90);
         let sim = EpixelSim::new(SimOptions {
             orders,
@@ -51,7 +50,7 @@ impl Store {
     }
 
     /// The platform file for this store; `extra` lines go inside `[platforms.<name>]`.
-    fn platform_toml(&self, auth: Auth, extra: &str) -> String {
+    pub(crate) fn platform_toml(&self, auth: Auth, extra: &str) -> String {
         let o = SimOptions::default();
         let credentials = match auth {
             Auth::Token => format!("token = \"{}\"", o.token),
@@ -93,13 +92,13 @@ impl Store {
 }
 
 async fn sync(setup: &Setup) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], false, false)
+    ordersync::cli::sync(setup.config(), SyncArgs::default())
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
 
 /// The canonical status each status text the simulator writes must map to.
-fn canonical(status: &str) -> &'static str {
+pub(crate) fn canonical(status: &str) -> &'static str {
     match status.to_lowercase().as_str() {
         "pending" | "on hold" => "pending",
         "confirmed" => "accepted",
@@ -113,7 +112,7 @@ fn canonical(status: &str) -> &'static str {
 }
 
 /// Asserts the store holds exactly the simulator's orders, field by field and line by line.
-fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
+pub(crate) fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
     let stored = count(
         db,
         &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),
@@ -658,7 +657,7 @@ fn the_example_platform_file_loads_beside_the_example_main_file() {
     assert!(p.auth.get("api_key").is_some() && p.auth.get("token").is_some());
     assert!(!p.status_map.is_empty(), "the example shows a status_map");
 
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::common::BIN)
         .arg("--config")
         .arg(&main)
         .arg("check")

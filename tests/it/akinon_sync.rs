@@ -3,33 +3,32 @@
 //! statuses, faults on the wire, malformed records, an interrupted pass, refused credentials,
 //! the login flow, the JSON content type, and the example platform file.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::time::{Duration, Instant};
 
+use crate::common::{Setup, count};
 use chrono::{DateTime, Utc};
-use common::{Setup, count};
 use ordersync_sim::akinon::{AkinonSim, SimOptions, TruthOrder};
 use ordersync_sim::{Fault, RunningSim};
 use rusqlite::Connection;
 
-const TOKEN: &str = "demo-akinon-api-token";
+pub(crate) const TOKEN: &str = "demo-akinon-api-token";
 
-struct Shop {
-    name: String,
-    sim: AkinonSim,
-    server: RunningSim,
-    start: DateTime<Utc>,
+pub(crate) struct Shop {
+    pub(crate) name: String,
+    pub(crate) sim: AkinonSim,
+    pub(crate) server: RunningSim,
+    pub(crate) start: DateTime<Utc>,
 }
 
-enum Creds<'a> {
+pub(crate) enum Creds<'a> {
     Token(&'a str),
     Login { email: &'a str, password: &'a str },
 }
 
 impl Shop {
     /// A shop whose orders were placed over the last `orders × 90 s`.
-    async fn open(name: &str, orders: usize) -> Shop {
+    pub(crate) async fn open(name: &str, orders: usize) -> Shop {
         Shop::open_with(
             name,
             SimOptions {
@@ -58,7 +57,7 @@ impl Shop {
     }
 
     /// The platform file; `extra` lines go inside `[platforms.<name>]`.
-    fn toml(&self, creds: Creds<'_>, extra: &str) -> String {
+    pub(crate) fn toml(&self, creds: Creds<'_>, extra: &str) -> String {
         let auth = match creds {
             Creds::Token(t) => format!("token = \"{t}\"\n"),
             Creds::Login { email, password } => {
@@ -91,19 +90,25 @@ fn setup_with(file: &str, toml: &str) -> Setup {
 }
 
 async fn sync(setup: &Setup) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], false, false)
+    ordersync::cli::sync(setup.config(), SyncArgs::default())
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
 
 async fn full_sync(setup: &Setup) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], true, false)
-        .await
-        .map_err(|e| format!("{:#}", e.error.expect("an error")))
+    ordersync::cli::sync(
+        setup.config(),
+        SyncArgs {
+            full: true,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
 
 /// SPEC section 4's akinon column.
-fn canonical(status: u16) -> &'static str {
+pub(crate) fn canonical(status: u16) -> &'static str {
     match status {
         100 => "pending",
         200 => "accepted",
@@ -118,7 +123,7 @@ fn canonical(status: u16) -> &'static str {
 }
 
 /// Asserts the store holds exactly the simulator's orders and lines, field by field.
-fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
+pub(crate) fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
     let stored = count(
         db,
         &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),

@@ -2,8 +2,6 @@
 //! exactly what the CLI generates, `man` renders the page with every subcommand and option in
 //! it, and real bash, zsh and fish load the completions and offer the subcommands.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -86,8 +84,8 @@ fn man_renders_the_page_with_every_subcommand_and_option_in_it() {
         .env_remove("MAN_KEEP_FORMATTING")
         .output()
         .expect("man runs (apt-get install man-db)");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let text = common::stdout(&out);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let text = crate::common::stdout(&out);
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     for section in [
         "NAME",
@@ -130,8 +128,11 @@ fn bash_completes_every_subcommand_and_a_subcommands_options() {
             ))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", common::stderr(&out));
-        common::stdout(&out).lines().map(str::to_string).collect()
+        assert!(out.status.success(), "{}", crate::common::stderr(&out));
+        crate::common::stdout(&out)
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
     let offered = complete("ordersync ''");
     for sub in top_level_subcommands() {
@@ -161,8 +162,8 @@ fn fish_completes_every_subcommand() {
         ))
         .output()
         .expect("fish runs (apt-get install fish)");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let offered: Vec<String> = common::stdout(&out)
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let offered: Vec<String> = crate::common::stdout(&out)
         .lines()
         .filter_map(|l| l.split('\t').next())
         .map(str::to_string)
@@ -191,8 +192,8 @@ fn zsh_loads_the_completion_function() {
         ))
         .output()
         .expect("zsh runs (apt-get install zsh)");
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_eq!(common::stdout(&out).trim(), "_ordersync");
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert_eq!(crate::common::stdout(&out).trim(), "_ordersync");
     let text = std::fs::read_to_string(&script).unwrap();
     for sub in top_level_subcommands() {
         assert!(

@@ -2,15 +2,13 @@
 //! distinctive credentials, every command of the binary run against it, and no secret value —
 //! nor a credential derived from one — in any stdout, stderr or table of the public database.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use ordersync::config::PlatformConfig;
 use ordersync::platforms::Connector;
 use ordersync::store::Store;
@@ -626,7 +624,7 @@ async fn an_answer_echoing_the_credentials_leaks_no_piece_of_them() {
     ];
     for (name, faults, id_field) in platforms {
         let cfg = config.platform(name).unwrap();
-        let connector = common::fast_connector(cfg, ATTEMPTS);
+        let connector = crate::common::fast_connector(cfg, ATTEMPTS);
 
         faults.push_n(Fault::EchoRequest, ATTEMPTS as usize);
         let err = incremental(cfg, &store, &connector)

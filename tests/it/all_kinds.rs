@@ -2,9 +2,7 @@
 //! one run, a platform that fails does not stop the other four, and `ordersync demo` shows all
 //! five kinds.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ordersync_sim::fleet::{Fleet, NAMES};
 
 fn stored_per_platform(setup: &Setup) -> Vec<(String, i64)> {

@@ -2,14 +2,13 @@
 //! confirmation by the next sync, refusals, retry schedules, permanent failures, and crashes at
 //! the two dangerous instants of a push.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use chrono::Utc;
-use common::*;
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
 use ordersync::model::Status;
@@ -37,7 +36,7 @@ impl Fixture {
                 "{keys}\n[platforms.shop-ro.retry]\nmax_attempts = 4\ninitial_interval = \"10s\"\nmax_interval = \"10m\""
             )),
         );
-        ordersync::cli::sync(setup.config(), &[], false, false)
+        ordersync::cli::sync(setup.config(), SyncArgs::default())
             .await
             .unwrap();
         Fixture { shop, setup }
@@ -212,9 +211,15 @@ async fn each_transition_sends_the_documented_request_and_the_next_sync_confirms
 
     // The store changes only when the platform reports it: now, as our own pushes arriving.
     let before = count(&db, "SELECT max(id) FROM order_events");
-    ordersync::cli::sync(f.setup.config(), &[], true, false)
-        .await
-        .unwrap();
+    ordersync::cli::sync(
+        f.setup.config(),
+        SyncArgs {
+            full: true,
+            ..SyncArgs::default()
+        },
+    )
+    .await
+    .unwrap();
     let kinds: Vec<(String, String)> = db
         .prepare(&format!(
             "SELECT order_id, kind FROM order_events WHERE id > {before} ORDER BY id"

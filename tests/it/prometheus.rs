@@ -4,15 +4,13 @@
 //! alerting rule of `contrib/alerts.yml` must load and evaluate, and the alerts the fleet's
 //! troubles call for (and only those) must reach `firing`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::running::{Running, free_port, write_main_file};
-use common::*;
+use crate::common::running::{Running, free_port, write_main_file};
+use crate::common::*;
 use ordersync_sim::fleet::{Fleet, NAMES};
 use serde_json::Value;
 

@@ -4,28 +4,27 @@
 //! numbers and superseding fields, orders that leave the documented statuses, and the example
 //! configuration file.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use crate::common::{Setup, count, events_by_kind};
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use common::{Setup, count, events_by_kind};
 use ordersync_sim::mitrabunso::{MitrabunsoSim, SimOptions, TruthOrder};
 use ordersync_sim::{Fault, RecordedRequest, RunningSim};
 use rusqlite::Connection;
 use rust_decimal::Decimal;
 
 /// A simulated Mitrabunso account on loopback.
-struct Account {
-    name: String,
-    sim: MitrabunsoSim,
-    server: RunningSim,
+pub(crate) struct Account {
+    pub(crate) name: String,
+    pub(crate) sim: MitrabunsoSim,
+    pub(crate) server: RunningSim,
 }
 
 impl Account {
-    async fn open(name: &str, orders: usize) -> Account {
+    pub(crate) async fn open(name: &str, orders: usize) -> Account {
         Account::open_with(
             name,
             SimOptions {
@@ -53,7 +52,7 @@ impl Account {
     }
 
     /// The platform file for this account; `extra` lines go inside `[platforms.<name>]`.
-    fn platform_toml(&self, extra: &str) -> String {
+    pub(crate) fn platform_toml(&self, extra: &str) -> String {
         self.platform_toml_named(&self.name, extra)
     }
 
@@ -76,7 +75,7 @@ impl Account {
 }
 
 async fn sync(setup: &Setup) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], false, false)
+    ordersync::cli::sync(setup.config(), SyncArgs::default())
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
@@ -102,7 +101,7 @@ fn details_requests(requests: &[RecordedRequest]) -> usize {
 }
 
 /// The canonical status SPEC's table gives a documented Mitrabunso status.
-fn canonical(status: &str) -> &'static str {
+pub(crate) fn canonical(status: &str) -> &'static str {
     match status {
         "DRAFT" => "pending",
         "NEW" => "accepted",
@@ -113,7 +112,7 @@ fn canonical(status: &str) -> &'static str {
 }
 
 /// Asserts the store holds exactly the simulator's orders, field by field and item by item.
-fn assert_store_matches(conn: &Connection, platform: &str, truth: &[TruthOrder]) {
+pub(crate) fn assert_store_matches(conn: &Connection, platform: &str, truth: &[TruthOrder]) {
     let stored = count(
         conn,
         &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),

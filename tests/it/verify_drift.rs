@@ -4,15 +4,13 @@
 //! 1 without writing; `verify --repair` writes them through the change feed and exits 0; the
 //! next `verify` exits 0. One scenario, run per kind through a small fixture.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chrono::{DateTime, Utc};
-use common::*;
 use ordersync_sim::RunningSim;
 use ordersync_sim::{akinon, epixel, merchantpro, mitrabunso, sirclo};
 use serde_json::Value;

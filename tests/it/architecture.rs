@@ -190,7 +190,7 @@ fn every_module_of_src_has_a_layer() {
     let unplaced: Vec<&String> = deps.keys().filter(|m| layer_of(m).is_none()).collect();
     assert!(
         unplaced.is_empty(),
-        "modules with no layer in tests/architecture.rs: {unplaced:?}"
+        "modules with no layer in tests/it/architecture.rs: {unplaced:?}"
     );
 }
 

@@ -3,13 +3,11 @@
 //! `timeout` with a typed error naming the platform, and the daemon meanwhile keeps syncing its
 //! healthy platforms and keeps feeding systemd's watchdog.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::running::*;
-use common::*;
+use crate::common::running::*;
+use crate::common::*;
 use ordersync::http::{ClientOptions, HttpClient, HttpError, Redactor, RequestRetry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

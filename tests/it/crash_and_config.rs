@@ -2,11 +2,9 @@
 //! simulator's truth with no lost order and no duplicate event; SIGTERM stops `run` cleanly;
 //! `check` reports every configuration error at once with its file and key.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use rand::RngExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

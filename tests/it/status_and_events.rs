@@ -2,14 +2,12 @@
 //! numbers, no value cut in the middle) beside `status --json` with full RFC 3339 timestamps,
 //! and `events --follow --json` streaming one JSON document per line as events arrive.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ordersync_sim::fleet::{Fleet, NAMES};
 use serde_json::Value;
 

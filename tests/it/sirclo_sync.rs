@@ -2,29 +2,28 @@
 //! changes on old orders found by the reconcile rescan, faults on the wire, malformed records,
 //! refused credentials, the MAC as the platform checks it, and the shipped example file.
 
-mod common;
-
+use ordersync::cli::SyncArgs;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::{Setup, count, events_by_kind};
 use chrono::{DateTime, Utc};
-use common::{Setup, count, events_by_kind};
 use ordersync::platforms::sirclo::{self, sign};
 use ordersync_sim::sirclo::{SimOptions, SircloSim, TruthOrder};
 use ordersync_sim::{Fault, RunningSim};
 use rusqlite::Connection;
 
 /// A simulated SIRCLO partner account on loopback.
-struct Account {
-    name: String,
-    sim: SircloSim,
-    server: RunningSim,
-    start: DateTime<Utc>,
+pub(crate) struct Account {
+    pub(crate) name: String,
+    pub(crate) sim: SircloSim,
+    pub(crate) server: RunningSim,
+    pub(crate) start: DateTime<Utc>,
 }
 
 impl Account {
     /// An account whose `orders` were placed `spacing` apart, the newest ten spacings ago.
-    async fn open(name: &str, orders: usize, spacing: chrono::Duration) -> Account {
+    pub(crate) async fn open(name: &str, orders: usize, spacing: chrono::Duration) -> Account {
         let start = Utc::now() - spacing * (orders as i32 + 10);
         let sim = SircloSim::new(SimOptions {
             orders,
@@ -42,7 +41,7 @@ impl Account {
     }
 
     /// The platform file; `extra` lines go inside `[platforms.<name>]`.
-    fn platform_toml(&self, extra: &str) -> String {
+    pub(crate) fn platform_toml(&self, extra: &str) -> String {
         let o = SimOptions::default();
         format!(
             "[platforms.{name}]\nkind = \"sirclo\"\nbase_url = \"{url}\"\n\
@@ -73,22 +72,26 @@ fn minutes(n: i64) -> chrono::Duration {
 
 /// `ordersync sync` (all platforms) as the library runs it.
 async fn sync(setup: &Setup) -> Result<(), String> {
-    run_sync(setup, false).await
+    run_sync(setup, true).await
 }
 
 /// The incremental pass alone (`sync --no-reconcile`).
 async fn sync_without_reconcile(setup: &Setup) -> Result<(), String> {
-    run_sync(setup, true).await
+    run_sync(setup, false).await
 }
 
-async fn run_sync(setup: &Setup, no_reconcile: bool) -> Result<(), String> {
-    ordersync::cli::sync(setup.config(), &[], false, no_reconcile)
+async fn run_sync(setup: &Setup, reconcile: bool) -> Result<(), String> {
+    let args = SyncArgs {
+        reconcile,
+        ..SyncArgs::default()
+    };
+    ordersync::cli::sync(setup.config(), args)
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
 
 /// SPEC section 4's sirclo column.
-fn canonical(platform_status: &str) -> &'static str {
+pub(crate) fn canonical(platform_status: &str) -> &'static str {
     match platform_status {
         "pending" => "pending",
         "accepted" => "accepted",
@@ -100,7 +103,7 @@ fn canonical(platform_status: &str) -> &'static str {
 }
 
 /// The platform status one step further along, for changes the canonical status must show.
-fn next_status(platform_status: &str) -> &'static str {
+pub(crate) fn next_status(platform_status: &str) -> &'static str {
     match platform_status {
         "pending" => "accepted",
         "accepted" => "packed",
@@ -109,7 +112,7 @@ fn next_status(platform_status: &str) -> &'static str {
     }
 }
 
-fn is_open(t: &TruthOrder) -> bool {
+pub(crate) fn is_open(t: &TruthOrder) -> bool {
     matches!(t.status.as_str(), "pending" | "accepted" | "packed")
 }
 
@@ -131,7 +134,7 @@ fn events_after(db: &Connection, before: i64, kind: &str) -> i64 {
 
 /// Asserts the store holds exactly the simulator's orders, field by field, items included, and
 /// that each raw record kept `updatedAt` byte for byte.
-fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
+pub(crate) fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
     let stored = count(
         db,
         &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),
@@ -303,7 +306,7 @@ async fn status_changes_on_old_orders_and_new_orders_give_one_event_each_and_not
     );
 }
 
-fn since_of_order(t: &TruthOrder) -> DateTime<Utc> {
+pub(crate) fn since_of_order(t: &TruthOrder) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&t.order_date)
         .unwrap()
         .with_timezone(&Utc)
