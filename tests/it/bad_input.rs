@@ -653,7 +653,7 @@ const FORMS: &[(&str, Read)] = &[
     ("2022-10-11T15:08:14", Read::At("2022-10-11T08:08:14Z")),
     ("2022-10-11", Read::At("2022-10-10T17:00:00Z")),
     // Not shown by any document as a date. (SIRCLO's `order_date` example is Go's layout
-    // placeholder, NOTES says: there, and only there, it stands for no date.)
+    // placeholder: there, and only there, it stands for no date.)
     ("2006-01-02T15:04:05Z07:00", Read::Rejected),
     ("1574000000", Read::Rejected),
     ("1574000000000", Read::Rejected),
@@ -744,7 +744,7 @@ fn every_documented_time_form_is_read_to_its_instant_and_any_other_rejects_the_r
 
 #[test]
 fn sirclo_naive_created_at_is_utc_by_default_as_notes_say() {
-    // NOTES: SIRCLO's createdAt has no zone and is UTC; the connector's default zone is UTC.
+    // SIRCLO's createdAt has no zone and is UTC; the connector's default zone is UTC.
     let w: sirclo::wire::Order = serde_json::from_value(
         serde_json::json!({"id": 1, "createdAt": "2019-05-27 06:05:11.979185"}),
     )

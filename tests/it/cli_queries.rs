@@ -1,4 +1,4 @@
-//! The read and operator commands SPEC section 3 promises, through the real binary:
+//! The read and operator commands, through the real binary:
 //! `orders` filters, `order` by id or number, `events --after`, and `outbox retry` / `cancel`.
 
 use crate::common::*;

@@ -8,6 +8,7 @@ mod architecture;
 mod bad_input;
 mod cli_queries;
 mod common;
+mod conformance;
 mod crash_and_config;
 mod daemon;
 mod daemon_scheduling;

@@ -1,4 +1,4 @@
-//! Secrets never leave the process (SPEC §2, §6): one shop of every kind configured with
+//! Secrets never leave the process: one shop of every kind configured with
 //! distinctive credentials, every command of the binary run against it, and no secret value —
 //! nor a credential derived from one — in any stdout, stderr or table of the public database.
 

@@ -1,16 +1,17 @@
-//! SIRCLO end to end, through the library the daemon runs: first sync, no-change resync, status
-//! changes on old orders found by the reconcile rescan, faults on the wire, malformed records,
-//! refused credentials, the MAC as the platform checks it, and the shipped example file.
+//! SIRCLO beyond the conformance suite, through the library the daemon runs: a large first sync
+//! with both spellings of cancelled, many status changes found by the reconcile rescan and its
+//! windows, refused credentials with the MAC kept out of the error, the MAC as the platform
+//! checks it, and the shipped example file. The fixture the conformance suite drives
+//! (`Account`, the store comparison) lives here too.
 
 use ordersync::cli::SyncArgs;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use crate::common::{Setup, count, events_by_kind};
 use chrono::{DateTime, Utc};
 use ordersync::platforms::sirclo::{self, sign};
+use ordersync_sim::RunningSim;
 use ordersync_sim::sirclo::{SimOptions, SircloSim, TruthOrder};
-use ordersync_sim::{Fault, RunningSim};
 use rusqlite::Connection;
 
 /// A simulated SIRCLO partner account on loopback.
@@ -90,7 +91,7 @@ async fn run_sync(setup: &Setup, reconcile: bool) -> Result<(), String> {
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
 }
 
-/// SPEC section 4's sirclo column.
+/// The canonical status each SIRCLO status text maps to.
 pub(crate) fn canonical(platform_status: &str) -> &'static str {
     match platform_status {
         "pending" => "pending",
@@ -310,95 +311,6 @@ pub(crate) fn since_of_order(t: &TruthOrder) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&t.order_date)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_on_the_wire_still_end_with_the_simulators_truth() {
-    let acct = Account::open("sirclo-id", 1000, chrono::Duration::seconds(90)).await;
-    let setup = acct.setup("");
-    let faults = acct.sim.faults();
-    // Each failure is retried; `Slow(0)` is the plain 200 that ends each retry.
-    let pass = Fault::Slow(Duration::ZERO);
-    for f in [
-        Fault::Status(500),
-        Fault::Status(500),
-        pass.clone(),
-        Fault::TooManyRequests {
-            retry_after_secs: 1,
-        },
-        pass.clone(),
-        Fault::MalformedJson,
-        pass.clone(),
-        Fault::DropConnection,
-        pass,
-    ] {
-        faults.push(f);
-    }
-
-    let started = Instant::now();
-    sync(&setup).await.unwrap();
-    assert_eq!(faults.pending(), 0, "every fault was served");
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "the 429's Retry-After was honoured"
-    );
-    let statuses: Vec<u16> = acct
-        .sim
-        .requests()
-        .iter()
-        .take(9)
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(statuses, [500, 500, 200, 429, 200, 200, 200, 200, 200]);
-    let db = setup.db();
-    assert_store_matches(&db, "sirclo-id", &acct.sim.truth());
-    assert_eq!(events_by_kind(&db, "created"), 1000);
-    assert_eq!(count(&db, "SELECT count(*) FROM order_events"), 1000);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_record_is_kept_in_rejects_and_the_rest_of_its_page_is_stored() {
-    let acct = Account::open("sirclo-id", 250, chrono::Duration::seconds(90)).await;
-    let setup = acct.setup("");
-    acct.sim.faults().push(Fault::MalformedRecord);
-
-    sync_without_reconcile(&setup).await.unwrap();
-    let db = setup.db();
-    assert_eq!(count(&db, "SELECT count(*) FROM rejects"), 1);
-    let (platform, position, reason, raw): (String, String, String, String) = db
-        .query_row(
-            "SELECT platform, position, reason, raw FROM rejects",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .unwrap();
-    assert_eq!(platform, "sirclo-id");
-    assert!(
-        position.contains("/v1/partner/page/1?") && position.ends_with("record 1"),
-        "{position}"
-    );
-    assert!(!reason.is_empty());
-    assert!(raw.starts_with(r#"{"id":{"oops":true}"#), "{raw}");
-    // The second record of page 1 is missing; the other 99 of its page are in.
-    let truth = acct.sim.truth();
-    let bad = truth[1].id.to_string();
-    assert_eq!(count(&db, "SELECT count(*) FROM orders"), 249);
-    for t in truth.iter().take(100).filter(|t| t.id.to_string() != bad) {
-        assert_eq!(
-            count(
-                &db,
-                &format!("SELECT count(*) FROM orders WHERE order_id = '{}'", t.id)
-            ),
-            1,
-            "order {} of the same page",
-            t.id
-        );
-    }
-
-    // The next full sync (the record reads fine again) completes the store.
-    sync(&setup).await.unwrap();
-    assert_store_matches(&db, "sirclo-id", &acct.sim.truth());
-    assert_eq!(events_by_kind(&db, "created"), 250);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
