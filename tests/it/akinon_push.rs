@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{Setup, count};
+use crate::common::{OutboxRow, Setup, count, outbox_row};
 use chrono::{DateTime, SubsecRound, Utc};
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
@@ -156,22 +156,8 @@ impl Fixture {
         outbox::drain_once(&store, platforms, now).await.unwrap()
     }
 
-    fn row(&self, id: i64) -> Row {
-        self.setup
-            .db()
-            .query_row(
-                "SELECT state, attempts, next_attempt_at, last_error FROM outbox WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(Row {
-                        state: r.get(0)?,
-                        attempts: r.get(1)?,
-                        next: r.get::<_, String>(2)?.parse().unwrap(),
-                        error: r.get(3)?,
-                    })
-                },
-            )
-            .unwrap()
+    fn row(&self, id: i64) -> OutboxRow {
+        outbox_row(&self.setup.db(), id)
     }
 
     /// Every reject request the simulator received, in arrival order.
@@ -210,14 +196,6 @@ impl Fixture {
             "SELECT coalesce(max(id), 0) FROM order_events",
         )
     }
-}
-
-#[derive(Debug)]
-struct Row {
-    state: String,
-    attempts: i64,
-    next: DateTime<Utc>,
-    error: Option<String>,
 }
 
 /// The test's clock, to the millisecond as the outbox stores times, so a computed delay is

@@ -153,8 +153,14 @@ async fn the_daemon_outlives_a_closed_log_pipe() {
     assert!(status.success(), "a clean stop: {status:?}");
 }
 
+/// How a quiet `ordersync sync` ended.
+struct Quiet {
+    code: Option<i32>,
+    stderr: String,
+}
+
 /// `ordersync sync` with logging off, so stderr holds only what the command itself says.
-async fn sync_quietly(setup: Setup, env: &[(&'static str, &'static str)]) -> (Option<i32>, String) {
+async fn sync_quietly(setup: Setup, env: &[(&'static str, &'static str)]) -> Quiet {
     let env = env.to_vec();
     tokio::task::spawn_blocking(move || {
         let mut c = setup.command(&["sync"]);
@@ -163,7 +169,10 @@ async fn sync_quietly(setup: Setup, env: &[(&'static str, &'static str)]) -> (Op
             c.env(k, v);
         }
         let out = c.output().unwrap();
-        (out.status.code(), stderr(&out))
+        Quiet {
+            code: out.status.code(),
+            stderr: stderr(&out),
+        }
     })
     .await
     .unwrap()
@@ -177,7 +186,7 @@ async fn a_failed_sync_states_each_error_once() {
     let setup = Setup::new();
     setup.add_platform_file("shop-ro.toml", &shop.platform_toml(""));
     shop.sim.faults().push(Fault::Status(404));
-    let (code, err) = sync_quietly(setup, &[]).await;
+    let Quiet { code, stderr: err } = sync_quietly(setup, &[]).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("platform shop-ro"), "{err}");
     assert_eq!(
@@ -199,7 +208,7 @@ async fn a_redirect_names_its_location_and_the_fix() {
         status: 302,
         location: "https://shop.example.ro/api/v2/orders?start=0&key=demo-key",
     });
-    let (code, err) = sync_quietly(setup, &[]).await;
+    let Quiet { code, stderr: err } = sync_quietly(setup, &[]).await;
     assert_eq!(code, Some(1), "{err}");
     for says in [
         "HTTP 302",

@@ -59,7 +59,7 @@ impl Fixture {
         order: u64,
         action: Action,
         params: Params,
-        force: bool,
+        queue: Queue,
     ) -> Result<i64, String> {
         let config = self.setup.config();
         outbox::enqueue(
@@ -68,7 +68,7 @@ impl Fixture {
             &order.to_string(),
             action,
             &params,
-            force,
+            queue.forced(),
             Utc::now(),
         )
         .await
@@ -88,15 +88,8 @@ impl Fixture {
         ordersync::store::Store::open(&self.setup.db_path()).unwrap()
     }
 
-    fn row(&self, id: i64) -> (String, i64, String, Option<String>) {
-        self.setup
-            .db()
-            .query_row(
-                "SELECT state, attempts, next_attempt_at, last_error FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .unwrap()
+    fn row(&self, id: i64) -> OutboxRow {
+        outbox_row(&self.setup.db(), id)
     }
 
     /// The requests the simulator saw whose path starts with `prefix`.
@@ -160,7 +153,9 @@ async fn each_transition_sends_the_documented_request_and_the_next_sync_confirms
             tracking_number: awb.map(str::to_string),
             ..Params::default()
         };
-        f.queue(*order, *action, params, false).await.unwrap();
+        f.queue(*order, *action, params, Queue::Checked)
+            .await
+            .unwrap();
     }
     let report = outbox::drain_once(&f.store(), &f.platforms(), Utc::now())
         .await
@@ -295,7 +290,12 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let f = Fixture::synced(200).await;
     let order = f.order_in("shipped", 0);
     let id = f
-        .queue(order, status(Status::Delivered), Params::default(), false)
+        .queue(
+            order,
+            status(Status::Delivered),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     let (store, platforms) = (f.store(), f.platforms());
@@ -305,14 +305,14 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     f.shop.sim.faults().push(Fault::Status(503));
     let t0 = Utc::now();
     outbox::drain_once(&store, &platforms, t0).await.unwrap();
-    let (state, attempts, next, _) = f.row(id);
+    let OutboxRow {
+        state,
+        attempts,
+        next,
+        ..
+    } = f.row(id);
     assert_eq!((state.as_str(), attempts), ("pending", 1));
-    let d1 = (chrono::DateTime::parse_from_rfc3339(&next)
-        .unwrap()
-        .to_utc()
-        - t0)
-        .to_std()
-        .unwrap();
+    let d1 = (next - t0).to_std().unwrap();
     assert!(
         d1 >= Duration::from_secs(5) && d1 <= Duration::from_secs(15),
         "first delay {d1:?} within 10s ± 50%"
@@ -324,29 +324,25 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
         .unwrap();
     assert_eq!(f.requests_to(&handler).len(), 1);
 
-    let t1 = chrono::DateTime::parse_from_rfc3339(&next)
-        .unwrap()
-        .to_utc();
+    let t1 = next;
     outbox::drain_once(&store, &platforms, t1).await.unwrap();
-    let (state, attempts, next, err) = f.row(id);
+    let OutboxRow {
+        state,
+        attempts,
+        next,
+        error: err,
+    } = f.row(id);
     assert_eq!((state.as_str(), attempts), ("pending", 2));
     assert!(err.unwrap().contains("503"));
-    let d2 = (chrono::DateTime::parse_from_rfc3339(&next)
-        .unwrap()
-        .to_utc()
-        - t1)
-        .to_std()
-        .unwrap();
+    let d2 = (next - t1).to_std().unwrap();
     assert!(
         d2 >= Duration::from_secs(10) && d2 <= Duration::from_secs(30),
         "second delay {d2:?} within 20s ± 50%"
     );
 
-    let t2 = chrono::DateTime::parse_from_rfc3339(&next)
-        .unwrap()
-        .to_utc();
+    let t2 = next;
     outbox::drain_once(&store, &platforms, t2).await.unwrap();
-    assert_eq!(f.row(id).0, "done");
+    assert_eq!(f.row(id).state, "done");
     assert_eq!(
         f.requests_to(&handler).len(),
         3,
@@ -356,7 +352,12 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     // 429 with a Retry-After beyond anything the first backoff (10 s ± 50%) could give.
     let order2 = f.order_in("awaiting", 0);
     let id2 = f
-        .queue(order2, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            order2,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     f.shop.sim.faults().push(Fault::TooManyRequests {
@@ -364,12 +365,9 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     });
     let t3 = Utc::now();
     outbox::drain_once(&store, &platforms, t3).await.unwrap();
-    let (state, _, next, _) = f.row(id2);
+    let OutboxRow { state, next, .. } = f.row(id2);
     assert_eq!(state, "pending");
-    let wait = chrono::DateTime::parse_from_rfc3339(&next)
-        .unwrap()
-        .to_utc()
-        - t3;
+    let wait = next - t3;
     assert!(
         wait >= chrono::Duration::seconds(2),
         "no sooner than Retry-After: {wait}"
@@ -385,13 +383,18 @@ async fn a_refused_push_fails_at_once_with_the_platforms_text_and_others_still_g
             delivered,
             status(Status::Processing),
             Params::default(),
-            true,
+            Queue::Forced,
         )
         .await
         .unwrap();
     let good = f.order_in("awaiting", 0);
     let ok = f
-        .queue(good, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            good,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
 
@@ -399,14 +402,19 @@ async fn a_refused_push_fails_at_once_with_the_platforms_text_and_others_still_g
         .await
         .unwrap();
     assert_eq!((report.failed, report.done), (1, 1));
-    let (state, attempts, _, err) = f.row(bad);
+    let OutboxRow {
+        state,
+        attempts,
+        error: err,
+        ..
+    } = f.row(bad);
     assert_eq!((state.as_str(), attempts), ("failed", 1));
     let err = err.unwrap();
     assert!(
         err.contains("400") && err.contains("cannot be changed"),
         "the platform's own text: {err}"
     );
-    assert_eq!(f.row(ok).0, "done");
+    assert_eq!(f.row(ok).state, "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +431,12 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     let before = f.order_in("awaiting", 0);
     let after = f.order_in("awaiting", 1);
     let id_before = f
-        .queue(before, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            before,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
 
@@ -439,7 +452,7 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     };
     crash("before_send");
     assert_eq!(
-        f.row(id_before).0,
+        f.row(id_before).state,
         "in_flight",
         "the row was claimed before the crash"
     );
@@ -447,7 +460,7 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     // Another process cannot tell a stopped holder from a slow one while its lease runs.
     let out = setup.ordersync(&["push"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(f.row(id_before).0, "in_flight", "left to its holder");
+    assert_eq!(f.row(id_before).state, "in_flight", "left to its holder");
     assert!(
         f.requests_to(&format!("/api/v2/orders/{before}"))
             .is_empty()
@@ -455,19 +468,24 @@ async fn a_crash_before_or_after_sending_applies_each_transition_exactly_once() 
     wait_out_lease(&f, id_before);
 
     let id_after = f
-        .queue(after, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            after,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     // This run sends `before` (read back first: not applied) and `after`, then dies before
     // recording either outcome.
     crash("after_send");
-    assert_eq!(f.row(id_after).0, "in_flight");
+    assert_eq!(f.row(id_after).state, "in_flight");
     wait_out_lease(&f, id_after);
 
     let out = setup.ordersync(&["push"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(f.row(id_before).0, "done");
-    assert_eq!(f.row(id_after).0, "done");
+    assert_eq!(f.row(id_before).state, "done");
+    assert_eq!(f.row(id_after).state, "done");
     for order in [before, after] {
         let patches = f
             .requests_to(&format!("/api/v2/orders/{order}/cancelled"))
@@ -484,7 +502,12 @@ async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
     let f = Fixture::synced(200).await;
     let order = f.order_in("awaiting", 0);
     let id = f
-        .queue(order, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            order,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     // As if a previous attempt timed out after sending.
@@ -513,11 +536,9 @@ async fn a_failed_read_back_keeps_the_entry_marked_and_sends_nothing_yet() {
         0
     );
 
-    let due = chrono::DateTime::parse_from_rfc3339(&f.row(id).2)
-        .unwrap()
-        .to_utc();
+    let due = f.row(id).next;
     outbox::drain_once(&store, &platforms, due).await.unwrap();
-    assert_eq!(f.row(id).0, "done");
+    assert_eq!(f.row(id).state, "done");
     assert_eq!(
         f.requests_to(&format!("/api/v2/orders/{order}/cancelled"))
             .len(),
@@ -555,7 +576,14 @@ fn dead_pid() -> u32 {
 }
 
 /// The read-backs (`GET /api/v2/orders/{id}`) and the cancels (`PATCH …/cancelled`) `order` saw.
-fn reads_and_cancels(f: &Fixture, order: u64) -> (usize, usize) {
+/// What the outbox sent about one order: reads of it, and cancellations.
+#[derive(Debug, PartialEq, Eq)]
+struct Traffic {
+    reads: usize,
+    cancels: usize,
+}
+
+fn reads_and_cancels(f: &Fixture, order: u64) -> Traffic {
     let path = format!("/api/v2/orders/{order}");
     let requests = f.requests_to(&path);
     let reads = requests
@@ -566,7 +594,7 @@ fn reads_and_cancels(f: &Fixture, order: u64) -> (usize, usize) {
         .iter()
         .filter(|r| r.method == "PATCH" && r.path_and_query == format!("{path}/cancelled"))
         .count();
-    (reads, cancels)
+    Traffic { reads, cancels }
 }
 
 /// Leaves entry `id` in flight as a holder with this pid, claim token and lease end left it.
@@ -594,9 +622,14 @@ async fn entries_a_crashed_process_left_in_flight_are_recovered_though_we_reuse_
     let mut ids = Vec::new();
     for order in [landed, lost, before_upgrade] {
         ids.push(
-            f.queue(order, status(Status::Cancelled), Params::default(), false)
-                .await
-                .unwrap(),
+            f.queue(
+                order,
+                status(Status::Cancelled),
+                Params::default(),
+                Queue::Checked,
+            )
+            .await
+            .unwrap(),
         );
     }
     let [id_landed, id_lost, id_before_upgrade] = ids[..] else {
@@ -626,12 +659,12 @@ async fn entries_a_crashed_process_left_in_flight_are_recovered_though_we_reuse_
         "{report:?}"
     );
     for id in [id_landed, id_lost, id_before_upgrade] {
-        assert_eq!(f.row(id).0, "done");
+        assert_eq!(f.row(id).state, "done");
     }
-    let (reads, cancels) = reads_and_cancels(&f, landed);
+    let Traffic { reads, cancels } = reads_and_cancels(&f, landed);
     assert!(reads >= 1 && cancels == 0, "read back, not sent again");
     for order in [lost, before_upgrade] {
-        let (reads, cancels) = reads_and_cancels(&f, order);
+        let Traffic { reads, cancels } = reads_and_cancels(&f, order);
         assert!(reads >= 1 && cancels == 1, "read back, then sent once");
     }
     let claims: i64 = f
@@ -653,11 +686,21 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
     let f = Fixture::synced(200).await;
     let (a, b) = (f.order_in("awaiting", 0), f.order_in("awaiting", 1));
     let id_a = f
-        .queue(a, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            a,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     let id_b = f
-        .queue(b, status(Status::Cancelled), Params::default(), false)
+        .queue(
+            b,
+            status(Status::Cancelled),
+            Params::default(),
+            Queue::Checked,
+        )
         .await
         .unwrap();
     let now = Utc::now();
@@ -672,11 +715,23 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
     let report = outbox::drain_once(&store, &platforms, now).await.unwrap();
     assert_eq!(report.sent + report.already_applied, 0, "{report:?}");
     assert_eq!(
-        (f.row(id_a).0, f.row(id_b).0),
+        (f.row(id_a).state, f.row(id_b).state),
         ("in_flight".into(), "in_flight".into())
     );
-    assert_eq!(reads_and_cancels(&f, a), (0, 0));
-    assert_eq!(reads_and_cancels(&f, b), (0, 0));
+    assert_eq!(
+        reads_and_cancels(&f, a),
+        Traffic {
+            reads: 0,
+            cancels: 0
+        }
+    );
+    assert_eq!(
+        reads_and_cancels(&f, b),
+        Traffic {
+            reads: 0,
+            cancels: 0
+        }
+    );
 
     // The holder stopped renewing: once its lease ends, the entries are read back and sent.
     let later = until + chrono::Duration::seconds(1);
@@ -685,7 +740,7 @@ async fn an_entry_another_process_holds_is_not_taken_from_it_until_its_lease_run
     let report = outbox::drain_once(&store, &platforms, later).await.unwrap();
     assert_eq!((report.sent, report.done), (2, 2), "{report:?}");
     for order in [a, b] {
-        let (reads, cancels) = reads_and_cancels(&f, order);
+        let Traffic { reads, cancels } = reads_and_cancels(&f, order);
         assert!(reads >= 1 && cancels == 1, "read back, then sent once");
     }
 }
@@ -699,9 +754,14 @@ async fn a_drain_longer_than_its_lease_renews_it_and_keeps_its_entries() {
     let mut ids: Vec<i64> = Vec::new();
     for o in &orders {
         ids.push(
-            f.queue(*o, status(Status::Cancelled), Params::default(), false)
-                .await
-                .unwrap(),
+            f.queue(
+                *o,
+                status(Status::Cancelled),
+                Params::default(),
+                Queue::Checked,
+            )
+            .await
+            .unwrap(),
         );
     }
     let store =
@@ -755,10 +815,13 @@ async fn a_drain_longer_than_its_lease_renews_it_and_keeps_its_entries() {
     assert!(leases.len() >= 3, "the lease was renewed: {leases:?}");
     assert_eq!((report.sent, report.done), (8, 8), "{report:?}");
     for (order, id) in orders.iter().zip(&ids) {
-        assert_eq!(f.row(*id).0, "done");
+        assert_eq!(f.row(*id).state, "done");
         assert_eq!(
             reads_and_cancels(&f, *order),
-            (0, 1),
+            Traffic {
+                reads: 0,
+                cancels: 1
+            },
             "sent once, never read back"
         );
     }

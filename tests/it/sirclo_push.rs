@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{Setup, count};
+use crate::common::{OutboxRow, Queue, Setup, count, outbox_row};
 use chrono::{DateTime, SubsecRound, Utc};
 use ordersync::daemon::{self, Platform};
 use ordersync::http::Redactor;
@@ -95,7 +95,7 @@ impl Fixture {
         self.sim.truth().into_iter().find(|t| t.id == id).unwrap()
     }
 
-    async fn queue(&self, order: u64, to: Status, params: Params, force: bool) -> i64 {
+    async fn queue(&self, order: u64, to: Status, params: Params, queue: Queue) -> i64 {
         let config = self.setup.config();
         outbox::enqueue(
             &self.store(),
@@ -103,7 +103,7 @@ impl Fixture {
             &order.to_string(),
             Action::Status(to),
             &params,
-            force,
+            queue.forced(),
             Utc::now(),
         )
         .await
@@ -129,19 +129,8 @@ impl Fixture {
             .unwrap()
     }
 
-    /// `(state, attempts, next_attempt_at, last_error)` of an outbox row.
-    fn row(&self, id: i64) -> (String, i64, DateTime<Utc>, Option<String>) {
-        let (state, attempts, next, err): (String, i64, String, Option<String>) = self
-            .setup
-            .db()
-            .query_row(
-                "SELECT state, attempts, next_attempt_at, last_error FROM outbox WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .unwrap();
-        let next = DateTime::parse_from_rfc3339(&next).unwrap().to_utc();
-        (state, attempts, next, err)
+    fn row(&self, id: i64) -> OutboxRow {
+        outbox_row(&self.setup.db(), id)
     }
 
     fn patches(&self) -> Vec<RecordedRequest> {
@@ -206,41 +195,46 @@ async fn each_transition_goes_out_in_one_documented_patch_and_the_next_sync_conf
     let deliver_to_recipient = f.order_where("packed", 1, named);
     let cancel = f.order_in("pending", 1);
     let cancel_silently = f.order_in("accepted", 1);
-    f.queue(accept.id, Status::Accepted, Params::default(), false)
-        .await;
+    f.queue(
+        accept.id,
+        Status::Accepted,
+        Params::default(),
+        Queue::Checked,
+    )
+    .await;
     f.queue(
         ship.id,
         Status::Shipped,
         params(|p| p.tracking_number = Some("JP1234567890".into())),
-        false,
+        Queue::Checked,
     )
     .await;
     f.queue(
         deliver.id,
         Status::Delivered,
         params(|p| p.received_by = Some("Yosua".into())),
-        false,
+        Queue::Checked,
     )
     .await;
     f.queue(
         deliver_to_recipient.id,
         Status::Delivered,
         Params::default(),
-        false,
+        Queue::Checked,
     )
     .await;
     f.queue(
         cancel.id,
         Status::Cancelled,
         params(|p| p.reason = Some("Stok habis".into())),
-        false,
+        Queue::Checked,
     )
     .await;
     f.queue(
         cancel_silently.id,
         Status::Cancelled,
         Params::default(),
-        false,
+        Queue::Checked,
     )
     .await;
 
@@ -395,7 +389,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
             order.id,
             Status::Delivered,
             params(|p| p.received_by = Some("Yosua".into())),
-            false,
+            Queue::Checked,
         )
         .await;
 
@@ -404,7 +398,12 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     // Whole milliseconds, as the table stores times: the bounds below are then exact.
     let t0 = Utc::now().trunc_subsecs(3);
     f.drain(t0).await;
-    let (state, attempts, next, _) = f.row(id);
+    let OutboxRow {
+        state,
+        attempts,
+        next,
+        ..
+    } = f.row(id);
     assert_eq!((state.as_str(), attempts), ("pending", 1));
     let d1 = (next - t0).to_std().unwrap();
     assert!(
@@ -418,7 +417,12 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
 
     let t1 = next;
     f.drain(t1).await;
-    let (state, attempts, next, err) = f.row(id);
+    let OutboxRow {
+        state,
+        attempts,
+        next,
+        error: err,
+    } = f.row(id);
     assert_eq!((state.as_str(), attempts), ("pending", 2));
     assert!(err.unwrap().contains("503"));
     let d2 = (next - t1).to_std().unwrap();
@@ -428,7 +432,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     );
 
     f.drain(next).await;
-    assert_eq!(f.row(id).0, "done");
+    assert_eq!(f.row(id).state, "done");
     let patches = f.patches();
     assert_eq!(
         patches.iter().map(|p| p.status).collect::<Vec<_>>(),
@@ -444,14 +448,24 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     // 429 with Retry-After: 2 s, longer than this platform's first backoff (1 s ± 50%).
     let order2 = f.order_in("pending", 0);
     let id2 = f
-        .queue(order2.id, Status::Cancelled, Params::default(), false)
+        .queue(
+            order2.id,
+            Status::Cancelled,
+            Params::default(),
+            Queue::Checked,
+        )
         .await;
     f.sim.faults().push(Fault::TooManyRequests {
         retry_after_secs: 2,
     });
     let t3 = Utc::now().trunc_subsecs(3);
     f.drain(t3).await;
-    let (state, attempts, next, err) = f.row(id2);
+    let OutboxRow {
+        state,
+        attempts,
+        next,
+        error: err,
+    } = f.row(id2);
     assert_eq!((state.as_str(), attempts), ("pending", 1));
     assert!(err.unwrap().contains("429"));
     assert!(
@@ -462,7 +476,7 @@ async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     f.drain(t3 + chrono::Duration::milliseconds(1900)).await;
     assert_eq!(f.patches().len(), 4, "not before the platform asked");
     f.drain(next).await;
-    assert_eq!(f.row(id2).0, "done");
+    assert_eq!(f.row(id2).state, "done");
     assert_eq!(f.truth_of(order2.id).status, "canceled");
 }
 
@@ -472,15 +486,30 @@ async fn an_order_the_platform_refuses_fails_at_once_with_its_message_and_the_re
     // Forced past our state machine; SIRCLO's own lifecycle refuses it.
     let packed = f.order_in("packed", 0);
     let bad = f
-        .queue(packed.id, Status::Accepted, Params::default(), true)
+        .queue(
+            packed.id,
+            Status::Accepted,
+            Params::default(),
+            Queue::Forced,
+        )
         .await;
     let pending = f.order_in("pending", 0);
     let ok1 = f
-        .queue(pending.id, Status::Accepted, Params::default(), false)
+        .queue(
+            pending.id,
+            Status::Accepted,
+            Params::default(),
+            Queue::Checked,
+        )
         .await;
     let accepted = f.order_in("accepted", 0);
     let ok2 = f
-        .queue(accepted.id, Status::Cancelled, Params::default(), false)
+        .queue(
+            accepted.id,
+            Status::Cancelled,
+            Params::default(),
+            Queue::Checked,
+        )
         .await;
 
     let report = f.drain(Utc::now()).await;
@@ -490,15 +519,20 @@ async fn an_order_the_platform_refuses_fails_at_once_with_its_message_and_the_re
         "{report:?}"
     );
     assert_eq!(f.patches().len(), 1, "one request for all three");
-    let (state, attempts, _, err) = f.row(bad);
+    let OutboxRow {
+        state,
+        attempts,
+        error: err,
+        ..
+    } = f.row(bad);
     assert_eq!((state.as_str(), attempts), ("failed", 1));
     let err = err.unwrap();
     assert!(
         err.contains("Status pesanan tidak dapat diubah dari packed ke accepted"),
         "the platform's own text: {err}"
     );
-    assert_eq!(f.row(ok1).0, "done");
-    assert_eq!(f.row(ok2).0, "done");
+    assert_eq!(f.row(ok1).state, "done");
+    assert_eq!(f.row(ok2).state, "done");
     assert_eq!(
         f.truth_of(packed.id),
         packed,
@@ -516,7 +550,7 @@ async fn a_request_refused_with_a_4xx_fails_its_orders_at_once_and_the_next_requ
     let mut rows: Vec<i64> = Vec::new();
     for id in &ids {
         rows.push(
-            f.queue(*id, Status::Accepted, Params::default(), false)
+            f.queue(*id, Status::Accepted, Params::default(), Queue::Checked)
                 .await,
         );
     }
@@ -541,7 +575,12 @@ async fn a_request_refused_with_a_4xx_fails_its_orders_at_once_and_the_next_requ
     );
     let o = SimOptions::default();
     for (id, row) in ids.iter().zip(&rows) {
-        let (state, attempts, _, err) = f.row(*row);
+        let OutboxRow {
+            state,
+            attempts,
+            error: err,
+            ..
+        } = f.row(*row);
         if first.contains(id) {
             assert_eq!((state.as_str(), attempts), ("failed", 1), "order {id}");
             let err = err.unwrap();
@@ -567,14 +606,19 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
     let pending = f.order_in("pending", 0);
     let accepted = f.order_in("accepted", 0);
     let a = f
-        .queue(pending.id, Status::Accepted, Params::default(), false)
+        .queue(
+            pending.id,
+            Status::Accepted,
+            Params::default(),
+            Queue::Checked,
+        )
         .await;
     let b = f
         .queue(
             accepted.id,
             Status::Shipped,
             params(|p| p.tracking_number = Some("CGK0000000000001".into())),
-            false,
+            Queue::Checked,
         )
         .await;
     // The platform applies the update, then the connection breaks mid-answer.
@@ -594,7 +638,12 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
     };
     let mut due = t0;
     for id in [a, b] {
-        let (state, attempts, next, err) = f.row(id);
+        let OutboxRow {
+            state,
+            attempts,
+            next,
+            error: err,
+        } = f.row(id);
         assert_eq!((state.as_str(), attempts), ("pending", 1));
         assert!(err.unwrap().contains("may have applied"));
         assert!(unknown(id), "marked for a read-back");
@@ -610,8 +659,8 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
         (2, 2, 0),
         "{report:?}"
     );
-    assert_eq!(f.row(a).0, "done");
-    assert_eq!(f.row(b).0, "done");
+    assert_eq!(f.row(a).state, "done");
+    assert_eq!(f.row(b).state, "done");
     assert_eq!(f.patches().len(), 1, "never sent twice");
     let since: Vec<RecordedRequest> = f.sim.requests().split_off(seen);
     assert!(
@@ -625,7 +674,12 @@ async fn an_update_whose_answer_was_lost_is_read_back_and_never_sent_twice() {
     // A claim that died before its request left (a crash): read back, not applied, sent once.
     let cancel = f.order_in("pending", 1);
     let c = f
-        .queue(cancel.id, Status::Cancelled, Params::default(), false)
+        .queue(
+            cancel.id,
+            Status::Cancelled,
+            Params::default(),
+            Queue::Checked,
+        )
         .await;
     let db = f.setup.db();
     db.execute("UPDATE outbox SET state = 'in_flight' WHERE id = ?1", [c])
@@ -711,7 +765,7 @@ async fn an_order_changed_on_the_platform_since_the_last_sync_is_refused_as_stal
     let mut rows: Vec<i64> = Vec::new();
     for o in &orders {
         rows.push(
-            f.queue(o.id, Status::Accepted, Params::default(), false)
+            f.queue(o.id, Status::Accepted, Params::default(), Queue::Checked)
                 .await,
         );
     }
@@ -738,7 +792,12 @@ async fn an_order_changed_on_the_platform_since_the_last_sync_is_refused_as_stal
         "what our last sync saw, not the platform's newer time"
     );
 
-    let (state, attempts, _, err) = f.row(rows[1]);
+    let OutboxRow {
+        state,
+        attempts,
+        error: err,
+        ..
+    } = f.row(rows[1]);
     assert_eq!((state.as_str(), attempts), ("failed", 1));
     let err = err.unwrap();
     assert!(
@@ -748,7 +807,7 @@ async fn an_order_changed_on_the_platform_since_the_last_sync_is_refused_as_stal
     );
     assert_eq!(f.truth_of(stale.id).status, "pending", "not overwritten");
     for i in [0, 2] {
-        assert_eq!(f.row(rows[i]).0, "done");
+        assert_eq!(f.row(rows[i]).state, "done");
         assert_eq!(f.truth_of(orders[i].id).status, "accepted");
     }
 }

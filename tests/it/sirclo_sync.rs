@@ -73,19 +73,19 @@ fn minutes(n: i64) -> chrono::Duration {
 
 /// `ordersync sync` (all platforms) as the library runs it.
 async fn sync(setup: &Setup) -> Result<(), String> {
-    run_sync(setup, true).await
+    run_sync(setup, SyncArgs::default()).await
 }
 
 /// The incremental pass alone (`sync --no-reconcile`).
 async fn sync_without_reconcile(setup: &Setup) -> Result<(), String> {
-    run_sync(setup, false).await
-}
-
-async fn run_sync(setup: &Setup, reconcile: bool) -> Result<(), String> {
     let args = SyncArgs {
-        reconcile,
+        reconcile: false,
         ..SyncArgs::default()
     };
+    run_sync(setup, args).await
+}
+
+async fn run_sync(setup: &Setup, args: SyncArgs<'_>) -> Result<(), String> {
     ordersync::cli::sync(setup.config(), args)
         .await
         .map_err(|e| format!("{:#}", e.error.expect("an error")))
@@ -117,11 +117,32 @@ pub(crate) fn is_open(t: &TruthOrder) -> bool {
     matches!(t.status.as_str(), "pending" | "accepted" | "packed")
 }
 
-fn status_of(db: &Connection, platform: &str, id: u64) -> (String, String) {
+/// An order's stored status, canonical and as the platform wrote it.
+#[derive(Debug, PartialEq, Eq)]
+struct StoredStatus {
+    status: String,
+    platform_status: String,
+}
+
+impl StoredStatus {
+    fn new(status: &str, platform_status: &str) -> StoredStatus {
+        StoredStatus {
+            status: status.to_string(),
+            platform_status: platform_status.to_string(),
+        }
+    }
+}
+
+fn status_of(db: &Connection, platform: &str, id: u64) -> StoredStatus {
     db.query_row(
         "SELECT status, platform_status FROM orders WHERE platform = ?1 AND order_id = ?2",
         rusqlite::params![platform, id.to_string()],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| {
+            Ok(StoredStatus {
+                status: r.get(0)?,
+                platform_status: r.get(1)?,
+            })
+        },
     )
     .unwrap()
 }
@@ -498,7 +519,7 @@ async fn an_open_order_placed_200_days_ago_that_ships_is_found_by_a_narrow_recon
 
     sync_without_reconcile(&setup).await.unwrap();
     assert_eq!(
-        status_of(&db, "sirclo-old", old.id).1,
+        status_of(&db, "sirclo-old", old.id).platform_status,
         old.status,
         "the incremental pass filters on the order date and cannot see the change"
     );
@@ -508,7 +529,7 @@ async fn an_open_order_placed_200_days_ago_that_ships_is_found_by_a_narrow_recon
     let now = acct.truth_of(old.id);
     assert_eq!(
         status_of(&db, "sirclo-old", old.id),
-        (canonical(&now.status).to_string(), now.status.clone())
+        StoredStatus::new(canonical(&now.status), &now.status)
     );
     assert_eq!(
         count(
@@ -570,9 +591,12 @@ async fn orders_placed_before_the_reconcile_horizon_are_not_rescanned() {
     acct.sim.set_status(inside.id, next_status(&inside.status));
 
     sync(&setup).await.unwrap();
-    assert_eq!(status_of(&db, "sirclo-id", outside.id).1, outside.status);
     assert_eq!(
-        status_of(&db, "sirclo-id", inside.id).1,
+        status_of(&db, "sirclo-id", outside.id).platform_status,
+        outside.status
+    );
+    assert_eq!(
+        status_of(&db, "sirclo-id", inside.id).platform_status,
         next_status(&inside.status)
     );
 }
@@ -669,14 +693,14 @@ async fn a_completed_order_cancelled_within_final_watch_is_found_by_reconcile_wi
 
     sync_without_reconcile(&setup).await.unwrap();
     assert_eq!(
-        status_of(&db, "sirclo-final", completed.id).1,
+        status_of(&db, "sirclo-final", completed.id).platform_status,
         "completed",
         "the incremental pass filters on the order date and cannot see the change"
     );
     sync(&setup).await.unwrap();
     assert_eq!(
         status_of(&db, "sirclo-final", completed.id),
-        ("cancelled".to_string(), "cancelled".to_string())
+        StoredStatus::new("cancelled", "cancelled")
     );
     assert_eq!(
         count(

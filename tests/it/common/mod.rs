@@ -135,6 +135,49 @@ impl Setup {
     }
 }
 
+/// An outbox row as the push tests read it back.
+#[derive(Debug)]
+pub struct OutboxRow {
+    pub state: String,
+    pub attempts: i64,
+    pub next: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+/// The outbox row `id` of the database at `db`.
+pub fn outbox_row(db: &Connection, id: i64) -> OutboxRow {
+    db.query_row(
+        "SELECT state, attempts, next_attempt_at, last_error FROM outbox WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(OutboxRow {
+                state: r.get(0)?,
+                attempts: r.get(1)?,
+                next: DateTime::parse_from_rfc3339(&r.get::<_, String>(2)?)
+                    .unwrap()
+                    .to_utc(),
+                error: r.get(3)?,
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("outbox row {id}: {e}"))
+}
+
+/// How a transition is queued: refused unless the stored status allows it, or queued whatever
+/// the stored status says (`ordersync transition --force`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    Checked,
+    Forced,
+}
+
+impl Queue {
+    /// The `force` flag `outbox::enqueue` takes.
+    pub fn forced(self) -> bool {
+        self == Queue::Forced
+    }
+}
+
 pub fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }

@@ -42,6 +42,13 @@ pub fn write_main_file(setup: &Setup, database: &Path, port: u16, extra: &str) {
     .unwrap();
 }
 
+/// One answer of `/health`.
+#[derive(Debug)]
+pub struct Health {
+    pub status: u16,
+    pub body: String,
+}
+
 pub struct Running {
     pub daemon: Daemon,
     pub log: PathBuf,
@@ -100,15 +107,22 @@ impl Running {
             .collect()
     }
 
-    pub async fn health(&self) -> (u16, String) {
+    /// `/health` as it answers now: status 0 and the error when it does not answer.
+    pub async fn health(&self) -> Health {
         match self
             .client
             .get(format!("http://127.0.0.1:{}/health", self.port))
             .send()
             .await
         {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-            Err(e) => (0, e.to_string()),
+            Ok(r) => Health {
+                status: r.status().as_u16(),
+                body: r.text().await.unwrap_or_default(),
+            },
+            Err(e) => Health {
+                status: 0,
+                body: e.to_string(),
+            },
         }
     }
 
@@ -116,7 +130,7 @@ impl Running {
     pub async fn health_becomes(&self, secs: u64, want: u16, body: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let (status, text) = self.health().await;
+            let Health { status, body: text } = self.health().await;
             if status == want && body(&text) {
                 return;
             }
