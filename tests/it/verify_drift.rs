@@ -26,7 +26,7 @@ trait Fixture: Send + Sync {
     }
     fn base_url(&self) -> String;
     /// The platform table's kind-specific lines and its `[auth]` keys.
-    fn more_and_auth(&self) -> (String, String);
+    fn lines(&self) -> PlatformLines;
     /// Live orders: id → the platform's status as the store keeps it (`platform_status`).
     fn truth(&self) -> BTreeMap<String, String>;
     /// Moves the order to a status of another canonical meaning, without moving the update
@@ -35,6 +35,14 @@ trait Fixture: Send + Sync {
     /// Places `n` orders dated `at`, beyond any sync's lookback.
     fn insert_backdated(&self, n: usize, at: DateTime<Utc>) -> Vec<String>;
     fn delete(&self, id: &str);
+}
+
+/// What one kind adds to its platform table.
+struct PlatformLines {
+    /// Lines inside `[platforms.<name>]`.
+    more: String,
+    /// Lines inside `[platforms.<name>.auth]`.
+    auth: String,
 }
 
 struct Sirclo(sirclo::SircloSim, RunningSim);
@@ -54,15 +62,15 @@ impl Fixture for Sirclo {
     fn base_url(&self) -> String {
         self.1.base_url()
     }
-    fn more_and_auth(&self) -> (String, String) {
+    fn lines(&self) -> PlatformLines {
         let o = sirclo::SimOptions::default();
-        (
-            String::new(),
-            format!(
+        PlatformLines {
+            more: String::new(),
+            auth: format!(
                 "partner_id = \"{}\"\nsecret = \"{}\"\n",
                 o.partner_id, o.secret
             ),
-        )
+        }
     }
     fn truth(&self) -> BTreeMap<String, String> {
         self.0
@@ -95,9 +103,12 @@ impl Fixture for Akinon {
     fn base_url(&self) -> String {
         self.1.base_url()
     }
-    fn more_and_auth(&self) -> (String, String) {
+    fn lines(&self) -> PlatformLines {
         let o = akinon::SimOptions::default();
-        (String::new(), format!("token = \"{}\"\n", o.token))
+        PlatformLines {
+            more: String::new(),
+            auth: format!("token = \"{}\"\n", o.token),
+        }
     }
     fn truth(&self) -> BTreeMap<String, String> {
         self.0
@@ -125,15 +136,15 @@ impl Fixture for Merchantpro {
     fn base_url(&self) -> String {
         self.1.base_url()
     }
-    fn more_and_auth(&self) -> (String, String) {
+    fn lines(&self) -> PlatformLines {
         let o = merchantpro::SimOptions::default();
-        (
-            String::new(),
-            format!(
+        PlatformLines {
+            more: String::new(),
+            auth: format!(
                 "api_key = \"{}\"\napi_secret = \"{}\"\n",
                 o.api_key, o.api_secret
             ),
-        )
+        }
     }
     fn truth(&self) -> BTreeMap<String, String> {
         self.0
@@ -166,12 +177,12 @@ impl Fixture for Mitrabunso {
     fn base_url(&self) -> String {
         self.1.base_url()
     }
-    fn more_and_auth(&self) -> (String, String) {
+    fn lines(&self) -> PlatformLines {
         let o = mitrabunso::SimOptions::default();
-        (
-            String::new(),
-            format!("user_id = \"{}\"\ntoken = \"{}\"\n", o.user_id, o.token),
-        )
+        PlatformLines {
+            more: String::new(),
+            auth: format!("user_id = \"{}\"\ntoken = \"{}\"\n", o.user_id, o.token),
+        }
     }
     fn truth(&self) -> BTreeMap<String, String> {
         self.0
@@ -203,12 +214,12 @@ impl Fixture for Epixel {
     fn base_url(&self) -> String {
         self.1.base_url()
     }
-    fn more_and_auth(&self) -> (String, String) {
+    fn lines(&self) -> PlatformLines {
         let o = epixel::SimOptions::default();
-        (
-            format!("api_prefix = \"{}\"\n", o.api_prefix),
-            format!("api_key = \"{}\"\ntoken = \"{}\"\n", o.api_key, o.token),
-        )
+        PlatformLines {
+            more: format!("api_prefix = \"{}\"\n", o.api_prefix),
+            auth: format!("api_key = \"{}\"\ntoken = \"{}\"\n", o.api_key, o.token),
+        }
     }
     fn truth(&self) -> BTreeMap<String, String> {
         self.0
@@ -240,7 +251,13 @@ fn spacing() -> chrono::Duration {
     chrono::Duration::seconds(SPACING_SECS)
 }
 
-async fn sirclo_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
+/// A kind's simulator, and when its first order was placed.
+struct Shop {
+    fixture: Box<dyn Fixture>,
+    start: DateTime<Utc>,
+}
+
+async fn sirclo_shop(orders: usize) -> Shop {
     let start = shop_start(orders);
     let sim = sirclo::SircloSim::new(sirclo::SimOptions {
         orders,
@@ -249,10 +266,13 @@ async fn sirclo_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
         ..Default::default()
     });
     let server = sim.serve().await.unwrap();
-    (Box::new(Sirclo(sim, server)), start)
+    Shop {
+        fixture: Box::new(Sirclo(sim, server)),
+        start,
+    }
 }
 
-async fn akinon_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
+async fn akinon_shop(orders: usize) -> Shop {
     let start = shop_start(orders);
     let sim = akinon::AkinonSim::new(akinon::SimOptions {
         orders,
@@ -261,10 +281,13 @@ async fn akinon_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
         ..Default::default()
     });
     let server = sim.serve().await.unwrap();
-    (Box::new(Akinon(sim, server)), start)
+    Shop {
+        fixture: Box::new(Akinon(sim, server)),
+        start,
+    }
 }
 
-async fn merchantpro_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
+async fn merchantpro_shop(orders: usize) -> Shop {
     let start = shop_start(orders);
     let sim = merchantpro::MerchantProSim::new(merchantpro::SimOptions {
         orders,
@@ -273,10 +296,13 @@ async fn merchantpro_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
         ..Default::default()
     });
     let server = sim.serve().await.unwrap();
-    (Box::new(Merchantpro(sim, server)), start)
+    Shop {
+        fixture: Box::new(Merchantpro(sim, server)),
+        start,
+    }
 }
 
-async fn mitrabunso_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
+async fn mitrabunso_shop(orders: usize) -> Shop {
     let start = shop_start(orders);
     let sim = mitrabunso::MitrabunsoSim::new(mitrabunso::SimOptions {
         orders,
@@ -285,10 +311,13 @@ async fn mitrabunso_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
         ..Default::default()
     });
     let server = sim.serve().await.unwrap();
-    (Box::new(Mitrabunso(sim, server)), start)
+    Shop {
+        fixture: Box::new(Mitrabunso(sim, server)),
+        start,
+    }
 }
 
-async fn epixel_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
+async fn epixel_shop(orders: usize) -> Shop {
     let start = shop_start(orders);
     let sim = epixel::EpixelSim::new(epixel::SimOptions {
         orders,
@@ -297,11 +326,14 @@ async fn epixel_shop(orders: usize) -> (Box<dyn Fixture>, DateTime<Utc>) {
         ..Default::default()
     });
     let server = sim.serve().await.unwrap();
-    (Box::new(Epixel(sim, server)), start)
+    Shop {
+        fixture: Box::new(Epixel(sim, server)),
+        start,
+    }
 }
 
 fn platform_toml(name: &str, shop: &dyn Fixture, start: DateTime<Utc>) -> String {
-    let (more, auth) = shop.more_and_auth();
+    let PlatformLines { more, auth } = shop.lines();
     format!(
         "[platforms.{name}]\nkind = \"{kind}\"\nbase_url = \"{url}\"\n\
          backfill_from = \"{from}\"\nmax_requests_per_second = 10000\n{more}\
@@ -395,7 +427,16 @@ fn set(ids: &[String]) -> BTreeSet<String> {
 
 /// Everything a verify must not touch: the change feed, the sync cursor and checkpoint, the
 /// stored rows.
-fn untouchable(db: &Path, name: &str) -> (i64, Option<Vec<Option<String>>>, String) {
+#[derive(Debug, PartialEq, Eq)]
+struct Untouchable {
+    events: i64,
+    /// The sync state's cursor, pass window and checkpoint.
+    state: Option<Vec<Option<String>>>,
+    /// Every stored order's id, content hash and last sighting.
+    rows: String,
+}
+
+fn untouchable(db: &Path, name: &str) -> Untouchable {
     let conn = rusqlite::Connection::open(db).unwrap();
     let events = count(&conn, "SELECT count(*) FROM order_events");
     let state = conn
@@ -414,7 +455,11 @@ fn untouchable(db: &Path, name: &str) -> (i64, Option<Vec<Option<String>>>, Stri
             |r| r.get(0),
         )
         .unwrap();
-    (events, state, rows)
+    Untouchable {
+        events,
+        state,
+        rows,
+    }
 }
 
 async fn drift_is_found_repaired_and_gone(
@@ -492,7 +537,11 @@ async fn drift_is_found_repaired_and_gone(
         "verify without --repair writes nothing"
     );
 
-    let (events_before, state_before, _) = before;
+    let Untouchable {
+        events: events_before,
+        state: state_before,
+        ..
+    } = before;
     let out = ordersync(&setup, &["verify", name, "--repair", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let repaired = report(&out);
@@ -529,7 +578,7 @@ async fn drift_is_found_repaired_and_gone(
     assert_eq!(of_kind("created").len(), 2, "{events:?}");
     assert_eq!(set(&of_kind("status_changed")), set(&changed), "{events:?}");
     assert_eq!(of_kind("status_changed").len(), 3, "{events:?}");
-    let (_, state_after, _) = untouchable(&setup.db_path(), name);
+    let state_after = untouchable(&setup.db_path(), name).state;
     assert_eq!(
         state_after, state_before,
         "the repair moves neither the cursor nor the checkpoint"
@@ -565,38 +614,59 @@ async fn drift_is_found_repaired_and_gone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sirclo_drift_is_found_repaired_and_gone() {
-    let (shop, start) = sirclo_shop(2_000).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = sirclo_shop(2_000).await;
     drift_is_found_repaired_and_gone("shop-sirclo", shop, start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn akinon_drift_is_found_repaired_and_gone() {
-    let (shop, start) = akinon_shop(600).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = akinon_shop(600).await;
     drift_is_found_repaired_and_gone("shop-akinon", shop, start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn merchantpro_drift_is_found_repaired_and_gone() {
-    let (shop, start) = merchantpro_shop(2_000).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = merchantpro_shop(2_000).await;
     drift_is_found_repaired_and_gone("shop-merchantpro", shop, start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mitrabunso_drift_is_found_repaired_and_gone() {
-    let (shop, start) = mitrabunso_shop(2_000).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = mitrabunso_shop(2_000).await;
     drift_is_found_repaired_and_gone("shop-mitrabunso", shop, start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epixel_drift_is_found_repaired_and_gone() {
-    let (shop, start) = epixel_shop(300).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = epixel_shop(300).await;
     drift_is_found_repaired_and_gone("shop-epixel", shop, start).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_that_cannot_be_read_fails_alone_and_is_named() {
-    let (good, good_start) = mitrabunso_shop(60).await;
-    let (bad, bad_start) = merchantpro_shop(60).await;
+    let Shop {
+        fixture: good,
+        start: good_start,
+    } = mitrabunso_shop(60).await;
+    let Shop {
+        fixture: bad,
+        start: bad_start,
+    } = merchantpro_shop(60).await;
     let setup = Setup::new();
     setup.add_platform_file("a-good.toml", &platform_toml("good", &*good, good_start));
     let wrong = merchantpro::SimOptions::default().api_secret;
@@ -677,7 +747,10 @@ fn a_configuration_error_exits_78_naming_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_waits_while_a_sync_of_the_platform_holds_its_lock() {
     use std::os::fd::AsRawFd as _;
-    let (shop, start) = mitrabunso_shop(60).await;
+    let Shop {
+        fixture: shop,
+        start,
+    } = mitrabunso_shop(60).await;
     let setup = Setup::new();
     setup.add_platform_file("shop.toml", &platform_toml("shop", &*shop, start));
     let out = ordersync(&setup, &["sync", "shop"]).await;
