@@ -379,13 +379,12 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 config.daemon.log_level.as_str()
             };
             crate::telemetry::init(level, config.daemon.log_format);
-            runtime()?.block_on(sync_with_progress(
-                config,
-                names,
-                *full,
-                *no_reconcile,
-                bars,
-            ))
+            let args = SyncArgs {
+                platforms: names,
+                full: *full,
+                reconcile: !*no_reconcile,
+            };
+            runtime()?.block_on(sync_with_progress(config, args, bars))
         }
         Command::Push { names } => {
             let config = load_config(&cli)?;
@@ -638,22 +637,38 @@ impl Bars {
 }
 
 /// `ordersync sync`: every selected platform at once, each independent of the others' failures.
-pub async fn sync(
-    config: Config,
-    names: &[String],
-    full: bool,
-    no_reconcile: bool,
-) -> Result<(), Exit> {
-    sync_with_progress(config, names, full, no_reconcile, false).await
+pub async fn sync(config: Config, args: SyncArgs<'_>) -> Result<(), Exit> {
+    sync_with_progress(config, args, false).await
 }
 
-async fn sync_with_progress(
-    config: Config,
-    names: &[String],
-    full: bool,
-    no_reconcile: bool,
-    bars: bool,
-) -> Result<(), Exit> {
+/// What one `ordersync sync` does: which platforms, and which passes.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncArgs<'a> {
+    /// The platforms to sync by name; none means every configured platform.
+    pub platforms: &'a [String],
+    /// Re-read the whole history from `backfill_from`, not only what changed since the cursor.
+    pub full: bool,
+    /// Follow the incremental pass with a reconcile pass on kinds that need one.
+    pub reconcile: bool,
+}
+
+impl Default for SyncArgs<'_> {
+    /// Every platform, incrementally, reconciled: what a bare `ordersync sync` does.
+    fn default() -> Self {
+        SyncArgs {
+            platforms: &[],
+            full: false,
+            reconcile: true,
+        }
+    }
+}
+
+async fn sync_with_progress(config: Config, args: SyncArgs<'_>, bars: bool) -> Result<(), Exit> {
+    let SyncArgs {
+        platforms: names,
+        full,
+        reconcile,
+    } = args;
     let progress = bars.then(Bars::shared);
     let selected = select_platforms(&config, names)?;
     let store = Store::open(&config.daemon.database)?;
@@ -686,11 +701,7 @@ async fn sync_with_progress(
                 .await
                 .map(|_| ())
                 .map_err(anyhow::Error::from);
-            if result.is_ok()
-                && !no_reconcile
-                && platform.needs_reconcile()
-                && !cancel.is_cancelled()
-            {
+            if result.is_ok() && reconcile && platform.needs_reconcile() && !cancel.is_cancelled() {
                 result = platform
                     .run_pass(PassKind::Reconcile, opts, &store, &cancel, progress)
                     .await
