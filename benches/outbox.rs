@@ -189,7 +189,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
                 id,
                 Action::Status(*to),
                 &Params::default(),
-                false,
+                ordersync::outbox::StateCheck::Enforce,
                 Utc::now(),
             ))
             .with_context(|| format!("{name} order {id}: transition refused"))?;

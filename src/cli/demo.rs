@@ -195,7 +195,7 @@ async fn queue_a_push(cfg: &Config, n: usize) {
         &order,
         Action::Status(Status::Shipped),
         &params,
-        false,
+        crate::outbox::StateCheck::Enforce,
         chrono::Utc::now(),
     )
     .await

@@ -422,7 +422,11 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                     order,
                     action,
                     &params,
-                    *force,
+                    if *force {
+                        outbox::StateCheck::Override
+                    } else {
+                        outbox::StateCheck::Enforce
+                    },
                     chrono::Utc::now(),
                 )
                 .await

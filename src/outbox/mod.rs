@@ -89,13 +89,21 @@ pub enum Refusal {
 
 /// Validates a transition against the stored order, the platform's abilities and the state
 /// machine, then queues it. Returns the new row's id.
+/// Whether [`enqueue`] holds a transition to the status state machine (`transition --force`
+/// overrides it, for an order the platform moved on its own in a way the machine does not show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateCheck {
+    Enforce,
+    Override,
+}
+
 pub async fn enqueue(
     store: &Store,
     cfg: &PlatformConfig,
     order: &str,
     action: Action,
     params: &Params,
-    force: bool,
+    check: StateCheck,
     now: DateTime<Utc>,
 ) -> Result<i64, Refusal> {
     let actions = platforms::push_actions(cfg.kind);
@@ -118,7 +126,7 @@ pub async fn enqueue(
     let vet = move |stored: &StoredOrder, items: &[StoredItem]| -> Result<(), Refusal> {
         if let Action::Status(to) = action {
             let from: Status = stored.status.parse().unwrap_or(Status::Unknown);
-            if !force && !from.can_transition_to(to) {
+            if check == StateCheck::Enforce && !from.can_transition_to(to) {
                 return Err(Refusal::Forbidden {
                     order: stored.order_id.clone(),
                     from,

@@ -131,7 +131,7 @@ impl Fixture {
                 items: items.iter().map(|i| i.to_string()).collect(),
                 ..Params::default()
             },
-            false,
+            outbox::StateCheck::Enforce,
             Utc::now(),
         )
         .await

@@ -107,7 +107,7 @@ impl Outage {
                 &o.to_string(),
                 Action::Status(to),
                 &params,
-                true,
+                outbox::StateCheck::Override,
                 now,
             )
             .await

@@ -68,7 +68,7 @@ impl Fixture {
             &order.to_string(),
             action,
             &params,
-            queue.forced(),
+            queue.check(),
             Utc::now(),
         )
         .await

@@ -103,7 +103,7 @@ impl Fixture {
             &order.to_string(),
             Action::Status(to),
             &params,
-            queue.forced(),
+            queue.check(),
             Utc::now(),
         )
         .await
@@ -722,7 +722,7 @@ async fn a_thousand_transitions_go_out_in_a_handful_of_batched_requests() {
                 &id.to_string(),
                 Action::Status(Status::Accepted),
                 &Params::default(),
-                false,
+                outbox::StateCheck::Enforce,
                 Utc::now(),
             )
             .await

@@ -172,9 +172,12 @@ pub enum Queue {
 }
 
 impl Queue {
-    /// The `force` flag `outbox::enqueue` takes.
-    pub fn forced(self) -> bool {
-        self == Queue::Forced
+    /// The state check `outbox::enqueue` takes.
+    pub fn check(self) -> ordersync::outbox::StateCheck {
+        match self {
+            Queue::Checked => ordersync::outbox::StateCheck::Enforce,
+            Queue::Forced => ordersync::outbox::StateCheck::Override,
+        }
     }
 }
 
