@@ -16,11 +16,12 @@ use crate::config::{Config, PlatformConfig};
 use crate::http::Redactor;
 use crate::platforms::{Connector, Reconcile, Source};
 use crate::store::Store;
+use crate::store::lock::PlatformLock;
 use crate::sync::{Engine, PassKind, PassOptions, PassReport, Progress, SyncError};
 
 /// After the platform refuses our credentials, scheduled runs pause this long: repeated bad
 /// attempts get accounts locked (MerchantPro answers 403), and the fix is the operator's.
-pub(super) const AUTH_HOLD: Duration = Duration::from_secs(30 * 60);
+const AUTH_HOLD: Duration = Duration::from_secs(30 * 60);
 
 /// One configured platform, with what keeps its runs apart.
 pub struct Platform {
@@ -61,26 +62,16 @@ impl Platform {
         progress: Option<&dyn Progress>,
     ) -> Result<PassReport, SyncError> {
         let _guard = self.slot.lock.lock().await;
-        let _file_lock = match crate::store::lock::PlatformLock::try_acquire(
+        let _file_lock = PlatformLock::take_or_wait(
             store.path(),
             &self.cfg.name,
-        ) {
-            Ok(Some(l)) => Some(l),
-            Ok(None) => {
-                info!(platform = %self.cfg.name, "another ordersync process is syncing this platform; waiting for it");
-                crate::store::lock::PlatformLock::acquire(store.path(), &self.cfg.name)
-                    .await
-                    .ok()
-            }
-            Err(e) => {
-                warn!(platform = %self.cfg.name, error = %e, "cannot take the platform's lock file; running without it");
-                None
-            }
-        };
+            "another ordersync process is syncing this platform",
+        )
+        .await;
         self.pass_locked(kind, opts, store, cancel, progress).await
     }
 
-    pub(super) async fn pass_locked(
+    async fn pass_locked(
         &self,
         kind: PassKind,
         opts: PassOptions,
@@ -113,7 +104,7 @@ impl Platform {
     }
 
     /// Whether scheduled runs are paused after refused credentials (logged when they are).
-    pub(super) fn auth_held(&self, kind: PassKind) -> bool {
+    fn auth_held(&self, kind: PassKind) -> bool {
         let held = self
             .auth_hold_until
             .lock()
@@ -163,7 +154,7 @@ impl Platform {
             if cancel.is_cancelled() || me.auth_held(kind) {
                 return;
             }
-            let _file_lock = match crate::store::lock::PlatformLock::try_acquire(store.path(), &me.cfg.name) {
+            let _file_lock = match PlatformLock::try_acquire(store.path(), &me.cfg.name) {
                 Ok(Some(l)) => Some(l),
                 Ok(None) => {
                     warn!(platform = %me.cfg.name, run = kind.as_str(),
@@ -222,7 +213,7 @@ impl Platform {
     }
 }
 
-pub(super) fn other(kind: PassKind) -> PassKind {
+fn other(kind: PassKind) -> PassKind {
     match kind {
         PassKind::Incremental => PassKind::Reconcile,
         PassKind::Reconcile => PassKind::Incremental,
@@ -232,7 +223,7 @@ pub(super) fn other(kind: PassKind) -> PassKind {
 /// What keeps the runs of one platform apart. Shared by every `Platform` of that name across
 /// reloads (see [`RunLocks`]).
 #[derive(Default)]
-pub(super) struct RunSlot {
+struct RunSlot {
     /// Held for the whole of a run.
     lock: tokio::sync::Mutex<()>,
     /// Per kind (incremental, reconcile): a run of that kind is going or waiting for `lock`.
@@ -242,13 +233,13 @@ pub(super) struct RunSlot {
 }
 
 /// A run of one kind, going or waiting, from its tick until it ends.
-pub(super) struct Claim {
+struct Claim {
     slot: Arc<RunSlot>,
     kind: usize,
 }
 
 impl Claim {
-    pub(super) fn take(slot: &Arc<RunSlot>, kind: PassKind) -> Option<Claim> {
+    fn take(slot: &Arc<RunSlot>, kind: PassKind) -> Option<Claim> {
         let kind = match kind {
             PassKind::Incremental => 0,
             PassKind::Reconcile => 1,
@@ -294,7 +285,7 @@ pub fn build_platforms(
     out
 }
 
-pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
+fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -310,7 +301,7 @@ pub(super) fn is_loopback(url: &reqwest::Url) -> bool {
 pub struct RunLocks(Arc<Mutex<BTreeMap<String, Arc<RunSlot>>>>);
 
 impl RunLocks {
-    pub(super) fn get(&self, name: &str) -> Arc<RunSlot> {
+    fn get(&self, name: &str) -> Arc<RunSlot> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())

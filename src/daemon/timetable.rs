@@ -17,7 +17,7 @@ use super::watchdog::Heartbeat;
 /// The scheduler's broadcast channels need room for a few events per job: with hundreds of
 /// platforms due in the same second a smaller one makes its listeners lag (an activation lost
 /// that way is a skipped run).
-pub(super) fn channel_size(platforms: usize) -> usize {
+fn channel_size(platforms: usize) -> usize {
     (platforms * 8).max(200)
 }
 
@@ -106,7 +106,7 @@ impl Timetable {
         old
     }
 
-    pub(super) async fn add_jobs(
+    async fn add_jobs(
         &mut self,
         platforms: Platforms,
         store: &Store,
@@ -166,10 +166,7 @@ impl Timetable {
     }
 
     /// Adds a job of the current configuration (removed at the next `replace`).
-    pub(super) async fn add(
-        &mut self,
-        job: Job,
-    ) -> Result<(), tokio_cron_scheduler::JobSchedulerError> {
+    async fn add(&mut self, job: Job) -> Result<(), tokio_cron_scheduler::JobSchedulerError> {
         self.jobs.push(self.sched.add(job).await?);
         Ok(())
     }

@@ -17,7 +17,7 @@ pub(super) struct Heartbeat(Arc<std::sync::atomic::AtomicI64>);
 impl Heartbeat {
     pub(super) const EVERY: &'static str = "*/10 * * * * *";
     /// Three missed beats: the scheduler is stuck.
-    pub(super) const STALE_AFTER_SECS: i64 = 35;
+    const STALE_AFTER_SECS: i64 = 35;
 
     pub(super) fn new() -> Heartbeat {
         Heartbeat(Arc::new(std::sync::atomic::AtomicI64::new(
@@ -32,7 +32,7 @@ impl Heartbeat {
         );
     }
 
-    pub(super) fn age_secs(&self) -> i64 {
+    fn age_secs(&self) -> i64 {
         chrono::Utc::now().timestamp() - self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -87,8 +87,6 @@ pub enum Refusal {
     Store(#[from] StoreError),
 }
 
-/// Validates a transition against the stored order, the platform's abilities and the state
-/// machine, then queues it. Returns the new row's id.
 /// Whether [`enqueue`] holds a transition to the status state machine (`transition --force`
 /// overrides it, for an order the platform moved on its own in a way the machine does not show).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +95,8 @@ pub enum StateCheck {
     Override,
 }
 
+/// Validates a transition against the stored order, the platform's abilities and the state
+/// machine, then queues it. Returns the new row's id.
 pub async fn enqueue(
     store: &Store,
     cfg: &PlatformConfig,
@@ -106,7 +106,7 @@ pub async fn enqueue(
     check: StateCheck,
     now: DateTime<Utc>,
 ) -> Result<i64, Refusal> {
-    let actions = platforms::push_actions(cfg.kind);
+    let actions = cfg.kind.push_actions();
     if actions.is_empty() {
         return Err(Refusal::ReadOnly {
             platform: cfg.name.clone(),

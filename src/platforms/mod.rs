@@ -12,6 +12,7 @@ pub mod mitrabunso;
 pub mod sirclo;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -64,9 +65,7 @@ pub(crate) fn reject(
 /// Reads, maps and sorts the records of one list answer into `page`: each record on its own
 /// ([`lenient::read_record`]), mapped by `map`, then kept as an order or put aside as a reject
 /// naming its position (`GET <position> record <i>`) and, where the record shows one, its id
-/// (at the JSON pointer `id_pointer`). `keep` may drop an order already read (a repeat within
-/// one answer).
-#[allow(clippy::too_many_arguments)]
+/// (at the JSON pointer `id_pointer`).
 pub(crate) fn map_records<'r, W: serde::de::DeserializeOwned>(
     http: &HttpClient,
     position: &str,
@@ -74,17 +73,13 @@ pub(crate) fn map_records<'r, W: serde::de::DeserializeOwned>(
     records: impl IntoIterator<Item = &'r serde_json::value::RawValue>,
     id_pointer: &str,
     map: impl Fn(W) -> Result<Order, String>,
-    mut keep: impl FnMut(&Order) -> bool,
     page: &mut Page,
 ) {
     for (i, raw) in records.into_iter().enumerate() {
         match lenient::read_record::<W>(repaired, raw.get()).and_then(&map) {
-            Ok(order) => {
-                if keep(&order) {
-                    page.orders
-                        .push(Incoming::new(order, raw.get().to_string()));
-                }
-            }
+            Ok(order) => page
+                .orders
+                .push(Incoming::new(order, raw.get().to_string())),
             Err(e) => page.rejects.push(reject(
                 http,
                 &format!("GET {position} record {i}"),
@@ -219,7 +214,8 @@ pub trait Push: Send + Sync {
 /// lists them.
 pub struct Descriptor {
     pub kind: Kind,
-    /// Builds the kind's driver for one configured platform (its client already made).
+    /// Builds the kind's connector for one configured platform (its client already made), with
+    /// [`Connector::read_only`] or [`Connector::read_write`].
     pub connect: Connect,
     /// Refuses a transition the kind could not send, before it is queued (SIRCLO's `shipped`
     /// needs the air waybill). `None`: every listed action is complete on its own.
@@ -227,7 +223,7 @@ pub struct Descriptor {
 }
 
 /// How a descriptor builds a kind's driver.
-pub type Connect = fn(&PlatformConfig, HttpClient) -> Result<Box<dyn Driver>, ConnectorError>;
+pub type Connect = fn(&PlatformConfig, HttpClient) -> Result<Connector, ConnectorError>;
 
 /// How a descriptor checks a transition's parameters; the error says what is missing.
 pub type CheckParams = fn(Action, &Params) -> Result<(), String>;
@@ -260,9 +256,9 @@ pub fn descriptor(kind: Kind) -> &'static Descriptor {
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A kind's [`Source`] and (for kinds that write back) [`Push`] behind one object, so the
-/// daemon holds every kind the same way. Built by [`read_only`] or [`read_write`].
-pub trait Driver: Send + Sync {
+/// [`Source`] as an object: its futures boxed, so [`Connector`] can hold any kind. Every
+/// `Source` is one, by the blanket impl below; kinds never implement it themselves.
+trait DynSource: Send + Sync {
     fn first_token(&self, window: &Window) -> String;
     fn fetch_page<'a>(
         &'a self,
@@ -278,94 +274,62 @@ pub trait Driver: Send + Sync {
     fn listing(&self, token: &str) -> String;
     fn check_token(&self, token: &str) -> Result<(), HttpError>;
     fn fetch_ids<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Page, HttpError>>;
-    /// `None` for read-only kinds.
-    fn push<'a>(&'a self, entries: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>>;
-    /// `None` for read-only kinds.
-    fn already_applied<'a>(
+}
+
+impl<S: Source> DynSource for S {
+    fn first_token(&self, window: &Window) -> String {
+        Source::first_token(self, window)
+    }
+    fn fetch_page<'a>(
         &'a self,
-        entry: &'a Entry,
-    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>>;
-}
-
-/// A kind that only reads.
-pub fn read_only<S: Source + 'static>(source: S) -> Box<dyn Driver> {
-    Box::new(ReadOnly(source))
-}
-
-/// A kind that reads and pushes.
-pub fn read_write<S: Source + Push + 'static>(source: S) -> Box<dyn Driver> {
-    Box::new(ReadWrite(source))
-}
-
-struct ReadOnly<S>(S);
-struct ReadWrite<S>(S);
-
-/// The [`Source`] half of [`Driver`], the same for both wrappers.
-macro_rules! forward_source {
-    () => {
-        fn first_token(&self, window: &Window) -> String {
-            self.0.first_token(window)
-        }
-        fn fetch_page<'a>(
-            &'a self,
-            ctx: &'a PassCtx<'a>,
-            token: &'a str,
-        ) -> BoxFuture<'a, Result<Page, HttpError>> {
-            Box::pin(self.0.fetch_page(ctx, token))
-        }
-        fn reconcile(&self) -> Reconcile {
-            self.0.reconcile()
-        }
-        fn fetch_by_number<'a>(
-            &'a self,
-            order_id: &'a str,
-            number: &'a str,
-        ) -> BoxFuture<'a, Result<Page, HttpError>> {
-            Box::pin(self.0.fetch_by_number(order_id, number))
-        }
-        fn listing(&self, token: &str) -> String {
-            self.0.listing(token)
-        }
-        fn check_token(&self, token: &str) -> Result<(), HttpError> {
-            self.0.check_token(token)
-        }
-        fn fetch_ids<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Page, HttpError>> {
-            Box::pin(self.0.fetch_ids(ids))
-        }
-    };
-}
-
-impl<S: Source> Driver for ReadOnly<S> {
-    forward_source!();
-    fn push<'a>(&'a self, _: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>> {
-        None
+        ctx: &'a PassCtx<'a>,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Page, HttpError>> {
+        Box::pin(Source::fetch_page(self, ctx, token))
     }
-    fn already_applied<'a>(
+    fn reconcile(&self) -> Reconcile {
+        Source::reconcile(self)
+    }
+    fn fetch_by_number<'a>(
         &'a self,
-        _: &'a Entry,
-    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>> {
-        None
+        order_id: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<Page, HttpError>> {
+        Box::pin(Source::fetch_by_number(self, order_id, number))
+    }
+    fn listing(&self, token: &str) -> String {
+        Source::listing(self, token)
+    }
+    fn check_token(&self, token: &str) -> Result<(), HttpError> {
+        Source::check_token(self, token)
+    }
+    fn fetch_ids<'a>(&'a self, ids: &'a [String]) -> BoxFuture<'a, Result<Page, HttpError>> {
+        Box::pin(Source::fetch_ids(self, ids))
     }
 }
 
-impl<S: Source + Push> Driver for ReadWrite<S> {
-    forward_source!();
-    fn push<'a>(&'a self, entries: &'a [Entry]) -> Option<BoxFuture<'a, Vec<PushOutcome>>> {
-        Some(Box::pin(self.0.push(entries)))
+/// [`Push`] as an object, likewise.
+trait DynPush: Send + Sync {
+    fn push<'a>(&'a self, entries: &'a [Entry]) -> BoxFuture<'a, Vec<PushOutcome>>;
+    fn already_applied<'a>(&'a self, entry: &'a Entry) -> BoxFuture<'a, Result<bool, HttpError>>;
+}
+
+impl<P: Push> DynPush for P {
+    fn push<'a>(&'a self, entries: &'a [Entry]) -> BoxFuture<'a, Vec<PushOutcome>> {
+        Box::pin(Push::push(self, entries))
     }
-    fn already_applied<'a>(
-        &'a self,
-        entry: &'a Entry,
-    ) -> Option<BoxFuture<'a, Result<bool, HttpError>>> {
-        Some(Box::pin(self.0.already_applied(entry)))
+    fn already_applied<'a>(&'a self, entry: &'a Entry) -> BoxFuture<'a, Result<bool, HttpError>> {
+        Box::pin(Push::already_applied(self, entry))
     }
 }
 
-/// A configured platform, ready to be driven: its kind's driver behind one type. It is itself
-/// a [`Source`], so the sync engine stays generic over sources and never names a kind.
+/// A configured platform, ready to be driven: its kind's source, and its push for kinds that
+/// write back, behind one type. It is itself a [`Source`], so the sync engine stays generic over
+/// sources and never names a kind.
 pub struct Connector {
-    descriptor: &'static Descriptor,
-    driver: Box<dyn Driver>,
+    source: Arc<dyn DynSource>,
+    /// The same object as `source`, for kinds that push; `None` for read-only kinds.
+    push: Option<Arc<dyn DynPush>>,
 }
 
 impl Connector {
@@ -397,30 +361,39 @@ impl Connector {
             redactor.clone(),
             cancel,
         )?;
-        let descriptor = descriptor(cfg.kind);
-        Ok(Connector {
-            descriptor,
-            driver: (descriptor.connect)(cfg, http)?,
-        })
+        (descriptor(cfg.kind).connect)(cfg, http)
     }
 
-    pub fn kind(&self) -> Kind {
-        self.descriptor.kind
+    /// A kind that only reads (a descriptor's `connect`).
+    pub fn read_only<S: Source + 'static>(source: S) -> Connector {
+        Connector {
+            source: Arc::new(source),
+            push: None,
+        }
+    }
+
+    /// A kind that reads and pushes (a descriptor's `connect`).
+    pub fn read_write<S: Source + Push + 'static>(source: S) -> Connector {
+        let both = Arc::new(source);
+        Connector {
+            source: both.clone(),
+            push: Some(both),
+        }
     }
 
     /// Sends entries of this platform; `None` for read-only kinds (which `transition` refuses,
     /// so nothing should reach here).
     pub async fn push(&self, entries: &[Entry]) -> Option<Vec<PushOutcome>> {
-        match self.driver.push(entries) {
-            Some(f) => Some(f.await),
+        match &self.push {
+            Some(p) => Some(p.push(entries).await),
             None => None,
         }
     }
 
     /// Reads the order back: does the platform already show the entry applied?
     pub async fn already_applied(&self, entry: &Entry) -> Option<Result<bool, HttpError>> {
-        match self.driver.already_applied(entry) {
-            Some(f) => Some(f.await),
+        match &self.push {
+            Some(p) => Some(p.already_applied(entry).await),
             None => None,
         }
     }
@@ -428,37 +401,32 @@ impl Connector {
 
 impl Source for Connector {
     fn first_token(&self, window: &Window) -> String {
-        self.driver.first_token(window)
+        self.source.first_token(window)
     }
 
     async fn fetch_page(&self, ctx: &PassCtx<'_>, token: &str) -> Result<Page, HttpError> {
-        self.driver.fetch_page(ctx, token).await
+        self.source.fetch_page(ctx, token).await
     }
 
     fn reconcile(&self) -> Reconcile {
-        self.driver.reconcile()
+        self.source.reconcile()
     }
 
     async fn fetch_by_number(&self, order_id: &str, number: &str) -> Result<Page, HttpError> {
-        self.driver.fetch_by_number(order_id, number).await
+        self.source.fetch_by_number(order_id, number).await
     }
 
     fn listing(&self, token: &str) -> String {
-        self.driver.listing(token)
+        self.source.listing(token)
     }
 
     fn check_token(&self, token: &str) -> Result<(), HttpError> {
-        self.driver.check_token(token)
+        self.source.check_token(token)
     }
 
     async fn fetch_ids(&self, ids: &[String]) -> Result<Page, HttpError> {
-        self.driver.fetch_ids(ids).await
+        self.source.fetch_ids(ids).await
     }
-}
-
-/// The actions a kind can push; empty for read-only kinds.
-pub fn push_actions(kind: Kind) -> &'static [&'static str] {
-    kind.push_actions()
 }
 
 /// What a kind needs beside the action (SIRCLO's `packed` carries the air waybill).

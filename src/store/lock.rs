@@ -39,6 +39,28 @@ impl PlatformLock {
         }
     }
 
+    /// The lock, waiting for another process's run to end first (`waiting` says whose, in the
+    /// log line). A lock file that cannot be taken at all (an unwritable folder) is logged and
+    /// the run goes on without it: the lock only orders runs, it guards no data.
+    pub async fn take_or_wait(
+        database: &Path,
+        platform: &str,
+        waiting: &str,
+    ) -> Option<PlatformLock> {
+        match PlatformLock::try_acquire(database, platform) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                tracing::info!(platform = %platform, "{waiting}; waiting for it");
+                PlatformLock::acquire(database, platform).await.ok()
+            }
+            Err(e) => {
+                tracing::warn!(platform = %platform, error = %e,
+                               "cannot take the platform's lock file; running without it");
+                None
+            }
+        }
+    }
+
     /// Waits for the lock (on a blocking thread: taking it blocks).
     pub async fn acquire(database: &Path, platform: &str) -> std::io::Result<PlatformLock> {
         let file = open(database, platform)?;

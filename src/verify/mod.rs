@@ -18,8 +18,6 @@ use std::fmt;
 
 use chrono::Utc;
 
-// The very lock file `sync` and the daemon take, so a verify never overlaps their runs.
-
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -27,6 +25,7 @@ use tracing::{info, warn};
 use crate::config::PlatformConfig;
 use crate::http::HttpError;
 use crate::platforms::{Connector, Page, PassCtx, Source, Window};
+use crate::store::lock::PlatformLock;
 use crate::store::{Incoming, PageWrite, Store, StoreError};
 use crate::sync::Progress;
 
@@ -132,7 +131,8 @@ pub async fn verify_locked(
     progress: Option<&dyn Progress>,
 ) -> Result<VerifyReport, VerifyError> {
     let _lock = tokio::select! {
-        lock = platform_lock(store, &cfg.name) => lock,
+        // The very lock file `sync` and the daemon take, so a verify never overlaps their runs.
+        lock = PlatformLock::take_or_wait(store.path(), &cfg.name, "a sync of this platform is running") => lock,
         _ = cancel.cancelled() => {
             return Err(VerifyError {
                 platform: cfg.name.clone(),
@@ -142,23 +142,6 @@ pub async fn verify_locked(
         }
     };
     verify_platform(cfg, connector, store, opts, cancel, progress).await
-}
-
-async fn platform_lock(store: &Store, name: &str) -> Option<crate::store::lock::PlatformLock> {
-    match crate::store::lock::PlatformLock::try_acquire(store.path(), name) {
-        Ok(Some(l)) => Some(l),
-        Ok(None) => {
-            info!(platform = %name, "a sync of this platform is running; verify waits for it");
-            crate::store::lock::PlatformLock::acquire(store.path(), name)
-                .await
-                .ok()
-        }
-        Err(e) => {
-            warn!(platform = %name, error = %e,
-                  "cannot take the platform's lock file; verifying without it");
-            None
-        }
-    }
 }
 
 /// Compares everything `src` lists from `cfg.backfill_from` on with the store, and repairs when

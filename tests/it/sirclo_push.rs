@@ -381,6 +381,27 @@ async fn each_transition_goes_out_in_one_documented_patch_and_the_next_sync_conf
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_without_a_tracking_number_is_refused_before_anything_is_queued() {
+    let f = Fixture::synced(20, 0).await;
+    let ship = f.order_in("accepted", 0);
+    let refused = outbox::enqueue(
+        &f.store(),
+        f.setup.config().platform(NAME).unwrap(),
+        &ship.id.to_string(),
+        Action::Status(Status::Shipped),
+        &Params::default(),
+        outbox::StateCheck::Enforce,
+        Utc::now(),
+    )
+    .await
+    .expect_err("SIRCLO sends `shipped` with its air waybill, so none means no push");
+    let message = refused.to_string();
+    assert!(message.contains("--tracking-number"), "{message}");
+    assert_eq!(count(&f.setup.db(), "SELECT count(*) FROM outbox"), 0);
+    assert!(f.patches().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_retried_on_the_backoff_schedule_and_honours_retry_after() {
     let f = Fixture::synced(200, 0).await;
     let order = f.order_in("packed", 0);

@@ -632,10 +632,20 @@ fn the_shipped_example_file_loads_and_builds_a_sirclo_connector() {
         p,
         &ordersync::http::Redactor::default(),
         tokio_util::sync::CancellationToken::new(),
+    )
+    .unwrap_or_else(|e| panic!("the example's platform does not connect: {e}"));
+    // The SIRCLO client, not another kind's: its list is paged by number under SIRCLO's path.
+    let now = Utc::now();
+    let token = ordersync::platforms::Source::first_token(
+        &connector,
+        &ordersync::platforms::Window {
+            from: now - chrono::Duration::hours(1),
+            to: now,
+        },
     );
     assert!(
-        matches!(&connector, Ok(c) if c.kind() == ordersync::platforms::sirclo::DESCRIPTOR.kind),
-        "a sirclo platform gets the SIRCLO client"
+        token.contains("/v1/partner/page/1?since="),
+        "a sirclo platform gets the SIRCLO client; its first page is {token}"
     );
 }
 

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_write};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
@@ -53,7 +53,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         sees_updates: true,
         push_actions: push::PUSH_ACTIONS,
     }),
-    connect: |cfg, http| Ok(read_write(Akinon::new(cfg, http)?)),
+    connect: |cfg, http| Ok(super::Connector::read_write(Akinon::new(cfg, http)?)),
     check_push_params: None,
 };
 

@@ -19,7 +19,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderVal
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_only};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
@@ -40,7 +40,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         sees_updates: false,
         push_actions: &[],
     }),
-    connect: |cfg, http| Ok(read_only(Epixel::new(cfg, http)?)),
+    connect: |cfg, http| Ok(super::Connector::read_only(Epixel::new(cfg, http)?)),
     check_push_params: None,
 };
 

@@ -16,7 +16,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tracing::warn;
 
 use super::lenient;
-use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_write};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
@@ -31,7 +31,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         sees_updates: false,
         push_actions: push::PUSH_ACTIONS,
     }),
-    connect: |cfg, http| Ok(read_write(MerchantPro::new(cfg, http)?)),
+    connect: |cfg, http| Ok(super::Connector::read_write(MerchantPro::new(cfg, http)?)),
     check_push_params: None,
 };
 
@@ -220,7 +220,6 @@ impl MerchantPro {
             |w: wire::Order| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
             },
-            |_| true,
             &mut page,
         );
         let meta = list.meta.unwrap_or_default();

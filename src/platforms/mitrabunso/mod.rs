@@ -35,7 +35,7 @@ use reqwest::Url;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use tracing::{debug, info, warn};
 
-use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_only};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::PlatformConfig;
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::http::{HttpClient, HttpError, Response};
@@ -51,7 +51,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         sees_updates: false,
         push_actions: &[],
     }),
-    connect: |cfg, http| Ok(read_only(Mitrabunso::new(cfg, http)?)),
+    connect: |cfg, http| Ok(super::Connector::read_only(Mitrabunso::new(cfg, http)?)),
     check_push_params: None,
 };
 
@@ -203,11 +203,11 @@ impl Mitrabunso {
             |w: wire::Record| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
             },
-            // Offsets shift when orders arrive during a scan, so one order can come twice; the
-            // store would take it as unchanged anyway, this just saves work.
-            |order| ids.insert(order.order_id.clone()),
             &mut page,
         );
+        // Offsets shift when orders arrive during a scan, so one order can come twice; the
+        // store would take it as unchanged anyway, this just saves work.
+        page.orders.retain(|o| ids.insert(o.order.order_id.clone()));
         // Never more than asked for: a page holding one order twice (offsets shifting under the
         // scan) has `limit + 1` records, and advancing by that would skip the next order. Re-reading
         // one costs nothing; skipping one loses it.

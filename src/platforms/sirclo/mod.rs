@@ -23,7 +23,7 @@ use reqwest::header::{ACCEPT, HeaderName, HeaderValue};
 use sha2::Sha256;
 
 use super::lenient;
-use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window, read_write};
+use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::config::{PlatformConfig, Secret};
 use crate::http::{HttpClient, HttpError, Redactor, Response};
@@ -43,7 +43,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         sees_updates: false,
         push_actions: push::PUSH_ACTIONS,
     }),
-    connect: |cfg, http| Ok(read_write(Sirclo::new(cfg, http)?)),
+    connect: |cfg, http| Ok(super::Connector::read_write(Sirclo::new(cfg, http)?)),
     check_push_params: Some(push::check_params),
 };
 
@@ -228,7 +228,6 @@ impl Sirclo {
             |w: wire::Order| {
                 map::to_canonical(w, &self.status_map, self.zone).map_err(|e| e.to_string())
             },
-            |_| true,
             &mut page,
         );
         let records = data.len() as u64;
