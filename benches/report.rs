@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 /// In the order BENCHMARKS.md shows them.
-const BENCHES: [(&str, &str); 5] = [
+const BENCHES: [(&str, &str); 6] = [
     (
         "sync",
         "Full sync and no-change pass (100,000 MerchantPro orders)",
@@ -25,6 +25,7 @@ const BENCHES: [(&str, &str); 5] = [
     ("reconcile", "Reconcile and verify of a two-year shop"),
     ("scale", "Scale: 300 platforms every minute"),
     ("outbox", "Outbox: 10,000 transitions"),
+    ("sinks", "Sinks: delivering the change feed"),
     ("peer", "Side by side with dlt"),
 ];
 
@@ -294,6 +295,7 @@ fn render(results: &Path, work: &Path) -> anyhow::Result<String> {
     reconcile_section(&mut md, &r)?;
     scale_section(&mut md, &r)?;
     outbox_section(&mut md, &r)?;
+    sinks_section(&mut md, &r)?;
     peer_section(&mut md, &r)?;
 
     writeln!(md)?;
@@ -306,11 +308,12 @@ fn render(results: &Path, work: &Path) -> anyhow::Result<String> {
          access to PyPI (it installs `bench/requirements-dlt.txt` into a venv under `target/`, \
          once) and is skipped with a message otherwise. It builds in release mode, runs each \
          benchmark in turn (`cargo bench --bench NAME`), keeps every log in `target/bench-results/`, \
-         and prints its run time; about 20 minutes on 2 cores, 10 of them the scale run. Run it \
+         and prints its run time; about 30 minutes on 2 cores, 10 of them the scale run and 7 the sinks run. Run it \
          on an otherwise idle machine. Sizes can be reduced for a trial (the file then says so): \
          `ORDERSYNC_BENCH_ORDERS` (sync, peer, reconcile), `ORDERSYNC_BENCH_OPEN` (reconcile), \
          `ORDERSYNC_BENCH_TRANSITIONS` (outbox), `ORDERSYNC_BENCH_PLATFORMS` and \
-         `ORDERSYNC_BENCH_SCALE_SECS` (scale); `bench/regenerate --quick` sets small ones. Each \
+         `ORDERSYNC_BENCH_SCALE_SECS` (scale), `ORDERSYNC_BENCH_SINK_SECS` (sinks); `bench/regenerate \
+         --quick` sets small ones. Each \
          benchmark's own doc comment (`benches/*.rs`) says exactly what it measures and verifies."
     )?;
     Ok(md)
@@ -502,6 +505,36 @@ fn summary(md: &mut String, r: &Results) -> anyhow::Result<()> {
         ),
         None,
     );
+    let sk = r.json.get("sinks");
+    for (to, key) in [("webhook", "webhook"), ("JetStream", "jetstream")] {
+        row(
+            &format!(
+                "sinks, drain of {} events to {to}",
+                fmt(g(sk, "drain/events"), 0)
+            ),
+            "≥ 5,000 events/s",
+            match g(sk, &format!("drain/{key}/events_per_s")) {
+                Some(x) => format!("{x:.0} events/s"),
+                None => sk
+                    .and_then(|v| v["drain"]["jetstream_skipped"].as_str())
+                    .map_or("n/a".into(), |s| format!("skipped: {s}")),
+            },
+            sk.and_then(|v| v["targets"][format!("{key}_rate_met")].as_bool()),
+        );
+        row(
+            &format!(
+                "sinks, lag to {to} while {} platforms sync every minute",
+                fmt(g(sk, "lag/platforms"), 0)
+            ),
+            "p99 < 2 s",
+            format!(
+                "median {} s, p99 {} s",
+                fmt(g(sk, &format!("lag/{key}/median_s")), 3),
+                fmt(g(sk, &format!("lag/{key}/p99_s")), 3)
+            ),
+            sk.and_then(|v| v["targets"][format!("{key}_p99_met")].as_bool()),
+        );
+    }
     let p = r.json.get("peer");
     let dlt_timed_out = p.and_then(|v| v["dlt"]["first"]["timed_out"].as_bool()) == Some(true);
     row(
@@ -906,6 +939,70 @@ fn outbox_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
                 by.join(", ")
             )?;
         }
+    }
+    Ok(())
+}
+
+fn sinks_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
+    let Some(v) = section_head(md, r, "sinks")? else {
+        return Ok(());
+    };
+    writeln!(
+        md,
+        "**Backlog drain.** A MerchantPro shop of {} orders synced once (one `created` event \
+         each), the platform then disabled, and the daemon started with one sink from the start \
+         of the feed: a webhook to a receiver on loopback that checks every signature with the \
+         `standardwebhooks` crate, then (second run) a JetStream stream on a local `nats-server`. \
+         Rate: messages over the time from the receiver's first message to its last. Verified: \
+         every event arrived, the stream holds each once, no bad signature.",
+        fmt(num(&v, "drain/events"), 0)
+    )?;
+    writeln!(md)?;
+    writeln!(md, "| | webhook | JetStream |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    writeln!(
+        md,
+        "| events/s | {} | {} |",
+        fmt(num(&v, "drain/webhook/events_per_s"), 0),
+        fmt(num(&v, "drain/jetstream/events_per_s"), 0)
+    )?;
+    writeln!(
+        md,
+        "| daemon start → cursor at the newest event | {} s | {} s |",
+        fmt(num(&v, "drain/webhook/wall_s"), 2),
+        fmt(num(&v, "drain/jetstream/wall_s"), 2)
+    )?;
+    writeln!(md)?;
+    writeln!(
+        md,
+        "**Delivery lag while syncing.** {} platforms (a fifth of each kind) scheduled every {} s \
+         for {} s, every shop taking a new order and moving one along six times a period, both \
+         sinks at once; {} events in all. Lag: from the event's `observed_at` (written in the \
+         transaction that commits it) to its arrival at the webhook receiver, or at a core \
+         subscriber of the stream's subjects; the steady state leaves out the first {} s (the \
+         backfill).",
+        fmt(num(&v, "lag/platforms"), 0),
+        fmt(num(&v, "lag/period_s"), 0),
+        fmt(num(&v, "lag/secs"), 0),
+        fmt(num(&v, "lag/events"), 0),
+        fmt(num(&v, "lag/steady_after_s"), 0),
+    )?;
+    writeln!(md)?;
+    writeln!(md, "| steady state | webhook | JetStream |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    for (label, key, d) in [
+        ("events", "events", 0),
+        ("median lag", "median_s", 3),
+        ("p99 lag", "p99_s", 3),
+        ("max lag", "max_s", 3),
+    ] {
+        let unit = if d > 0 { " s" } else { "" };
+        writeln!(
+            md,
+            "| {label} | {}{unit} | {}{unit} |",
+            fmt(num(&v, &format!("lag/webhook/{key}")), d),
+            fmt(num(&v, &format!("lag/jetstream/{key}")), d)
+        )?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod model;
 pub mod outbox;
 pub mod platforms;
+pub mod sinks;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

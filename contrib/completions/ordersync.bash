@@ -49,6 +49,9 @@ _ordersync() {
             ordersync,run)
                 cmd="ordersync__subcmd__run"
                 ;;
+            ordersync,sinks)
+                cmd="ordersync__subcmd__sinks"
+                ;;
             ordersync,status)
                 cmd="ordersync__subcmd__status"
                 ;;
@@ -94,6 +97,9 @@ _ordersync() {
             ordersync__subcmd__help,run)
                 cmd="ordersync__subcmd__help__subcmd__run"
                 ;;
+            ordersync__subcmd__help,sinks)
+                cmd="ordersync__subcmd__help__subcmd__sinks"
+                ;;
             ordersync__subcmd__help,status)
                 cmd="ordersync__subcmd__help__subcmd__status"
                 ;;
@@ -111,6 +117,15 @@ _ordersync() {
                 ;;
             ordersync__subcmd__help__subcmd__outbox,retry)
                 cmd="ordersync__subcmd__help__subcmd__outbox__subcmd__retry"
+                ;;
+            ordersync__subcmd__help__subcmd__sinks,pause)
+                cmd="ordersync__subcmd__help__subcmd__sinks__subcmd__pause"
+                ;;
+            ordersync__subcmd__help__subcmd__sinks,replay)
+                cmd="ordersync__subcmd__help__subcmd__sinks__subcmd__replay"
+                ;;
+            ordersync__subcmd__help__subcmd__sinks,resume)
+                cmd="ordersync__subcmd__help__subcmd__sinks__subcmd__resume"
                 ;;
             ordersync__subcmd__outbox,cancel)
                 cmd="ordersync__subcmd__outbox__subcmd__cancel"
@@ -130,6 +145,30 @@ _ordersync() {
             ordersync__subcmd__outbox__subcmd__help,retry)
                 cmd="ordersync__subcmd__outbox__subcmd__help__subcmd__retry"
                 ;;
+            ordersync__subcmd__sinks,help)
+                cmd="ordersync__subcmd__sinks__subcmd__help"
+                ;;
+            ordersync__subcmd__sinks,pause)
+                cmd="ordersync__subcmd__sinks__subcmd__pause"
+                ;;
+            ordersync__subcmd__sinks,replay)
+                cmd="ordersync__subcmd__sinks__subcmd__replay"
+                ;;
+            ordersync__subcmd__sinks,resume)
+                cmd="ordersync__subcmd__sinks__subcmd__resume"
+                ;;
+            ordersync__subcmd__sinks__subcmd__help,help)
+                cmd="ordersync__subcmd__sinks__subcmd__help__subcmd__help"
+                ;;
+            ordersync__subcmd__sinks__subcmd__help,pause)
+                cmd="ordersync__subcmd__sinks__subcmd__help__subcmd__pause"
+                ;;
+            ordersync__subcmd__sinks__subcmd__help,replay)
+                cmd="ordersync__subcmd__sinks__subcmd__help__subcmd__replay"
+                ;;
+            ordersync__subcmd__sinks__subcmd__help,resume)
+                cmd="ordersync__subcmd__sinks__subcmd__help__subcmd__resume"
+                ;;
             *)
                 ;;
         esac
@@ -137,7 +176,7 @@ _ordersync() {
 
     case "${cmd}" in
         ordersync)
-            opts="-h -V --config --help --version run check sync push transition outbox status orders order events doctor verify demo generate help"
+            opts="-h -V --config --help --version run check sync push transition outbox status orders order events sinks doctor verify demo generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,7 +300,7 @@ _ordersync() {
             return 0
             ;;
         ordersync__subcmd__help)
-            opts="run check sync push transition outbox status orders order events doctor verify demo generate help"
+            opts="run check sync push transition outbox status orders order events sinks doctor verify demo generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -445,6 +484,62 @@ _ordersync() {
         ordersync__subcmd__help__subcmd__run)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__sinks)
+            opts="replay pause resume"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__sinks__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__sinks__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__sinks__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -695,6 +790,152 @@ _ordersync() {
         ordersync__subcmd__run)
             opts="-h --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks)
+            opts="-h --json --config --help replay pause resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__help)
+            opts="replay pause resume help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__pause)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__replay)
+            opts="-h --from --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__sinks__subcmd__resume)
+            opts="-h --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

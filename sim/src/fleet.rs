@@ -144,4 +144,56 @@ impl Fleet {
             (NAMES[4], self.epixel.0.truth().len()),
         ]
     }
+
+    /// One step of business in every shop, deterministic in `step`: a new order, and one
+    /// existing order moved to another status. The tests that follow the change feed call it
+    /// between syncs; which status an order gets matters less than that one changes.
+    pub fn churn(&self, step: usize) {
+        let pick = |len: usize| (step.wrapping_mul(7919)) % len.max(1);
+
+        let mp = &self.merchantpro.0;
+        mp.add_orders(1);
+        let t = mp.truth();
+        const MP: [&str; 5] = [
+            "awaiting",
+            "confirmed",
+            "in_process",
+            "shipped",
+            "delivered",
+        ];
+        if let Some(o) = t.get(pick(t.len())) {
+            mp.set_status(o.id, MP[step % MP.len()]);
+        }
+
+        let sc = &self.sirclo.0;
+        sc.add_orders(1);
+        let t = sc.truth();
+        const SC: [&str; 4] = ["pending", "accepted", "packed", "completed"];
+        if let Some(o) = t.get(pick(t.len())) {
+            sc.set_status(o.id, SC[step % SC.len()]);
+        }
+
+        let ak = &self.akinon.0;
+        ak.add_orders(1);
+        let t = ak.truth();
+        if let Some(o) = t.get(pick(t.len())) {
+            ak.set_status(&o.id, akinon::STATUSES[step % akinon::STATUSES.len()]);
+        }
+
+        let mb = &self.mitrabunso.0;
+        mb.add_orders(1);
+        let t = mb.truth();
+        if let Some(o) = t.get(pick(t.len())) {
+            let s = mitrabunso::DOCUMENTED_STATUSES;
+            mb.set_status(&o.id, s[step % 3]);
+        }
+
+        let ep = &self.epixel.0;
+        ep.add_orders(1);
+        let t = ep.truth();
+        const EP: [&str; 5] = ["Pending", "Confirmed", "Processing", "Shipped", "Delivered"];
+        if let Some(o) = t.get(pick(t.len())) {
+            ep.set_status(o.id, EP[step % EP.len()]);
+        }
+    }
 }

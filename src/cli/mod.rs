@@ -7,6 +7,7 @@ mod demo;
 mod doctor;
 pub mod generate;
 mod query;
+mod sinks;
 mod verify;
 
 use std::io::Write as _;
@@ -145,6 +146,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Per sink: state, cursor, lag and last error; `sinks replay|pause|resume NAME`
+    Sinks {
+        #[command(subcommand)]
+        action: Option<SinksCommand>,
+        /// One JSON document instead of the table
+        #[arg(long)]
+        json: bool,
+    },
     /// Live check of each platform: DNS, TCP, TLS/HTTP, credentials, one page, clock skew
     Doctor {
         /// Platforms to check (default: every enabled one)
@@ -183,6 +192,29 @@ pub enum Command {
         /// Write man/ordersync.1 and completions/* under this folder
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SinksCommand {
+    /// Deliver again every event of the sink's filter from an event id on (for a receiver
+    /// that lost data); the receiver sees the same webhook-id / Nats-Msg-Id as the first time
+    Replay {
+        /// The sink (a [sinks.<name>] table)
+        name: String,
+        /// The first event id to deliver again (`ordersync events` lists them)
+        #[arg(long, value_name = "EVENT_ID")]
+        from: i64,
+    },
+    /// Stop delivering to a sink; its events wait in the database
+    Pause {
+        /// The sink (a [sinks.<name>] table)
+        name: String,
+    },
+    /// Deliver again to a paused sink, or to one a 410 disabled
+    Resume {
+        /// The sink (a [sinks.<name>] table)
+        name: String,
     },
 }
 
@@ -275,6 +307,7 @@ impl Command {
             | Command::Events { .. }
             | Command::Doctor { .. } => true,
             Command::Outbox { action, .. } => action.is_none(),
+            Command::Sinks { action, .. } => action.is_none(),
             Command::Generate { out, .. } => out.is_none(),
             Command::Verify { repair, .. } => !repair,
             Command::Run
@@ -462,6 +495,23 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                         Ok(())
                     }
                     None => query::outbox(&store, state.as_deref(), *json).await,
+                }
+            })
+        }
+        Command::Sinks { action, json } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(async {
+                match action {
+                    None => sinks::list(&config, *json).await,
+                    Some(SinksCommand::Replay { name, from }) => {
+                        sinks::replay(&config, name, *from).await
+                    }
+                    Some(SinksCommand::Pause { name }) => {
+                        sinks::set_paused(&config, name, true).await
+                    }
+                    Some(SinksCommand::Resume { name }) => {
+                        sinks::set_paused(&config, name, false).await
+                    }
                 }
             })
         }

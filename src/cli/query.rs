@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::model::{OutboxState, StoredEvent};
 use crate::store::{self, Store};
 
-fn open(config: &Config) -> Result<Store, Exit> {
+pub(super) fn open(config: &Config) -> Result<Store, Exit> {
     let path = &config.daemon.database;
     if !path.exists() {
         return Err(Exit::failure(anyhow::anyhow!(
@@ -215,7 +215,7 @@ fn gap(columns: &[usize], n: usize) -> &'static str {
 
 /// `text` after `lead`, wrapped between words to `width`, continuation lines indented under
 /// the text; a word longer than the line stays whole on a line of its own.
-fn wrap(lead: &str, text: &str, width: usize) -> String {
+pub(super) fn wrap(lead: &str, text: &str, width: usize) -> String {
     let indent = " ".repeat(lead.len());
     let mut out = String::new();
     let mut line = lead.to_string();
@@ -240,7 +240,7 @@ fn wrap(lead: &str, text: &str, width: usize) -> String {
 
 /// How long ago `at` (RFC 3339) was, in the largest unit that keeps it short; an unreadable
 /// value is shown whole.
-fn age(now: DateTime<Utc>, at: &str) -> String {
+pub(super) fn age(now: DateTime<Utc>, at: &str) -> String {
     let Ok(then) = DateTime::parse_from_rfc3339(at) else {
         return at.to_string();
     };
@@ -261,7 +261,7 @@ fn age(now: DateTime<Utc>, at: &str) -> String {
 }
 
 /// Columns to fit: stdout's terminal, else `COLUMNS`, else 100.
-fn terminal_width() -> usize {
+pub(super) fn terminal_width() -> usize {
     // SAFETY: TIOCGWINSZ fills the winsize we own, or fails and leaves it zeroed.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     if unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0

@@ -10,6 +10,7 @@
 mod duration;
 mod kind;
 mod secret;
+mod sink;
 mod sources;
 mod validate;
 
@@ -28,6 +29,7 @@ use crate::model::Status;
 
 pub use kind::{AuthKey, Kind, KindSpec, Kinds, UnknownKind};
 pub use secret::Secret;
+pub use sink::{SinkConfig, SinkStartAt, SinkTarget, render_subject};
 
 /// Where the main file is when neither `--config` nor `ORDERSYNC_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ordersync/ordersync.toml";
@@ -61,11 +63,17 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// Sorted by name.
     pub platforms: Vec<PlatformConfig>,
+    /// `[sinks.<name>]`, sorted by name.
+    pub sinks: Vec<SinkConfig>,
 }
 
 impl Config {
     pub fn platform(&self, name: &str) -> Option<&PlatformConfig> {
         self.platforms.iter().find(|p| p.name == name)
+    }
+
+    pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
+        self.sinks.iter().find(|s| s.name == name)
     }
 
     pub fn enabled_platforms(&self) -> impl Iterator<Item = &PlatformConfig> {

@@ -19,6 +19,8 @@ use super::{
 };
 use crate::model::Status;
 
+mod sinks;
+
 const DAEMON_KEYS: &[&str] = &[
     "database",
     "platforms_dir",
@@ -99,17 +101,20 @@ pub(crate) fn validate(
     let mut daemon_value = None;
     let mut defaults_value = None;
     let mut platforms_value = None;
+    let mut sinks_value = None;
     for (key, value) in &g.root {
         match key.as_str() {
             "daemon" => daemon_value = Some(value),
             "defaults" => defaults_value = Some(value),
             "platforms" => platforms_value = Some(value),
+            "sinks" => sinks_value = Some(value),
             _ => v.unknown_key(
                 value,
                 key,
                 key,
-                &["daemon", "defaults", "platforms"],
-                "the configuration has [daemon], [defaults] and [platforms.<name>] tables",
+                &["daemon", "defaults", "platforms", "sinks"],
+                "the configuration has [daemon], [defaults], [platforms.<name>] and \
+                 [sinks.<name>] tables",
             ),
         }
     }
@@ -130,11 +135,22 @@ pub(crate) fn validate(
     }
     platforms.sort_by(|a, b| a.name.cmp(&b.name));
 
+    let mut sinks = Vec::new();
+    if let Some(dict) = sinks_value.and_then(|s| v.table("sinks", s)) {
+        let declared: Vec<&str> = platforms.iter().map(|p| p.name.as_str()).collect();
+        for (name, value) in dict {
+            if let Some(s) = v.sink(name, value, &declared) {
+                sinks.push(s);
+            }
+        }
+    }
+
     if v.errors.is_empty() {
         Ok(Config {
             main_file: g.main_file.clone(),
             daemon,
             platforms,
+            sinks,
         })
     } else {
         Err(v.errors)

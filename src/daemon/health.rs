@@ -90,6 +90,7 @@ async fn health_handler(State(s): State<ServerState>) -> impl IntoResponse {
                 )
             }),
     );
+    list.extend(metrics().sink_problems());
     if list.is_empty() {
         (StatusCode::OK, "ok\n".to_string())
     } else {

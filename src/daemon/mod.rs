@@ -2,15 +2,16 @@
 //! the platforms, and then lives in [`run`]'s loop until a signal stops it. Its parts, one file
 //! each: [`platform`] (one platform's runs and what keeps them apart), [`timetable`] (the cron
 //! jobs), [`signals`] (stop and reload), [`push`] (the outbox loop), [`watchdog`] (systemd's
-//! watchdog and the scheduler heartbeat), [`daemon_lock`] (one daemon per database), [`health`] (`/metrics` and
-//! `/health`). Runs go to
-//! a task tracker that shutdown drains within `shutdown_grace`.
+//! watchdog and the scheduler heartbeat), [`daemon_lock`] (one daemon per database), [`health`]
+//! (`/metrics` and `/health`), [`sinks`] (the change feed's delivery tasks). Runs go to a task
+//! tracker that shutdown drains within `shutdown_grace`.
 
 mod daemon_lock;
 mod health;
 mod platform;
 mod push;
 mod signals;
+mod sinks;
 mod timetable;
 mod watchdog;
 
@@ -95,6 +96,8 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         config.daemon.push_interval,
         cancel.clone(),
     ));
+    let mut sinks = sinks::Sinks::default();
+    sinks.apply(&config.sinks, &store, &cancel).await;
     let watchdog = sd_notify::watchdog_enabled().map(|interval| {
         tokio::spawn(watchdog(
             interval,
@@ -106,7 +109,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     // Handlers before READY: a `systemctl reload` right after start must not meet SIGHUP's
     // default action (terminate).
     let mut signals = Signals::new()?;
-    info!(platforms = table.platforms.len(), database = %config.daemon.database.display(), "ordersync running");
+    info!(platforms = table.platforms.len(), sinks = config.sinks.len(), database = %config.daemon.database.display(), "ordersync running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     // Catch up at start instead of waiting for the first tick: a pass interrupted by a crash or
@@ -159,6 +162,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
                             );
                         }
                         let _ = platforms_tx.send(table.platforms.clone());
+                        sinks.apply(&new.sinks, &store, &cancel).await;
                         current = new;
                     }
                 }
@@ -171,6 +175,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     cancel.cancel();
     table.stop().await;
+    sinks.stop().await;
     if let Some(w) = watchdog {
         w.abort();
     }

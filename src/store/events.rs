@@ -6,10 +6,10 @@ use rusqlite::params;
 use super::{Store, StoreError};
 use crate::model::StoredEvent;
 
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "id, platform, order_id, kind, old_status, new_status, changes, observed_at";
 
-fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(super) fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         id: r.get(0)?,
         platform: r.get(1)?,

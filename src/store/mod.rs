@@ -30,6 +30,7 @@ pub(crate) mod lock;
 mod orders;
 mod outbox;
 mod schema;
+mod sinks;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ pub use crate::model::{
     content_hash,
 };
 pub use outbox::{EnqueueError, Recorded};
+pub use sinks::SinkStart;
 
 /// See [`DEFAULT_BUSY_TIMEOUT`](crate::config::DEFAULT_BUSY_TIMEOUT).
 pub const BUSY_TIMEOUT: Duration = crate::config::DEFAULT_BUSY_TIMEOUT;
@@ -197,6 +199,9 @@ pub struct Store {
     fault: Arc<Mutex<Option<String>>>,
     /// How often the writer found its path naming another file than the one it had open.
     file_changes: Arc<AtomicU64>,
+    /// Bumped after every write that added events, so the sinks wake at once instead of at
+    /// their next poll.
+    feed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// A file's identity: what a path names can change under a running process (a backup moved
@@ -361,6 +366,7 @@ impl Store {
             last_progress,
             file_changes,
             fault,
+            feed: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 
@@ -376,6 +382,7 @@ impl Store {
             last_progress: Arc::new(AtomicU64::new(now_millis())),
             fault: Arc::new(Mutex::new(None)),
             file_changes: Arc::new(AtomicU64::new(0)),
+            feed: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 

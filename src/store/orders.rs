@@ -647,15 +647,23 @@ impl Store {
     /// Writes one page: its orders (created or changed, with their items and change events),
     /// its rejects, the pushes it confirms and its checkpoint, all in one transaction.
     pub async fn apply_page(&self, page: PageWrite) -> Result<PageOutcome, StoreError> {
-        self.write(move |c| {
-            // IMMEDIATE: the page reads before it writes; in WAL a deferred transaction cannot
-            // wait for a busy writer at the upgrade and fails at once instead.
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = write_page(&tx, &page)?;
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        let out = self
+            .write(move |c| {
+                // IMMEDIATE: the page reads before it writes; in WAL a deferred transaction cannot
+                // wait for a busy writer at the upgrade and fails at once instead.
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let out = write_page(&tx, &page)?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await;
+        if out
+            .as_ref()
+            .is_ok_and(|o| o.created + o.changed + o.status_changed + o.confirmed > 0)
+        {
+            self.feed_written();
+        }
+        out
     }
 
     /// An order of `platform` by its id or, failing that, its number.

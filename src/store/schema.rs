@@ -179,4 +179,31 @@ ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
 ALTER TABLE rejects ADD COLUMN order_id TEXT;
 CREATE INDEX rejects_by_order ON rejects (platform, order_id);
 "#,
+    // 6: change-feed sinks. `cursor` moves only after the receiver acknowledged every event up to
+    // it; `epoch` grows with every replay, so a worker that read a batch before the replay
+    // cannot move the cursor over the replayed events.
+    r#"
+CREATE TABLE sink_state (
+    sink              TEXT PRIMARY KEY,
+    cursor            INTEGER NOT NULL DEFAULT 0,
+    epoch             INTEGER NOT NULL DEFAULT 0,
+    paused            INTEGER NOT NULL DEFAULT 0,
+    -- Why the sink stopped on its own (its receiver answered 410), until it is resumed.
+    disabled          TEXT,
+    delivered         INTEGER NOT NULL DEFAULT 0,
+    failed_attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error        TEXT,
+    last_error_at     TEXT,
+    last_delivered_at TEXT,
+    created_at        TEXT NOT NULL
+);
+-- This database's random identity, part of every delivered event's id: a database started
+-- afresh numbers its events from 1 again, and a receiver de-duplicating by id must not take
+-- them for events it has already seen.
+CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO store_meta (key, value) VALUES ('instance', lower(hex(randomblob(6))));
+"#,
 ];

@@ -1,5 +1,6 @@
 //! Prometheus metrics: the process-wide registry, the counters every layer bumps (requests,
-//! runs, pushes, verify), and what `/health` reads (stale platforms, drift). The daemon serves
+//! runs, pushes, verify, sink deliveries), and what `/health` reads (stale platforms, drift,
+//! lagging or disabled sinks). The daemon serves
 //! them (`daemon::health`).
 
 use std::collections::BTreeMap;
@@ -51,6 +52,24 @@ pub struct Metrics {
     /// For `/health`: each platform's last successful sync, seeded with the daemon's start so a
     /// platform gets `health_max_age` to succeed once.
     successes: Mutex<BTreeMap<String, DateTime<Utc>>>,
+    sink_delivered: Family<Labels, Counter>,
+    sink_failed: Family<Labels, Counter>,
+    sink_lag_events: Family<Labels, Gauge>,
+    sink_lag_seconds: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    sink_delivery_lag: Family<Labels, Histogram>,
+    sink_disabled: Family<Labels, Gauge>,
+    sink_paused: Family<Labels, Gauge>,
+    sink_max_lag: Family<Labels, Gauge>,
+    /// For `/health`: each running sink's allowed lag, its last measured lag and why it is
+    /// disabled, if it is.
+    sinks: Mutex<BTreeMap<String, SinkHealth>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SinkHealth {
+    max_lag: Duration,
+    lag_seconds: f64,
+    disabled: Option<String>,
 }
 
 /// The process-wide metrics.
@@ -83,8 +102,59 @@ impl Metrics {
             last_verify: Family::default(),
             drifted: Mutex::new(BTreeMap::new()),
             successes: Mutex::new(BTreeMap::new()),
+            sink_delivered: Family::default(),
+            sink_failed: Family::default(),
+            sink_lag_events: Family::default(),
+            sink_lag_seconds: Family::default(),
+            sink_delivery_lag: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 16))
+            }),
+            sink_disabled: Family::default(),
+            sink_paused: Family::default(),
+            sink_max_lag: Family::default(),
+            sinks: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
+        registry.register(
+            "sink_events_delivered",
+            "Events a sink's receiver acknowledged",
+            m.sink_delivered.clone(),
+        );
+        registry.register(
+            "sink_failed_attempts",
+            "Delivery attempts that failed and will be retried",
+            m.sink_failed.clone(),
+        );
+        registry.register(
+            "sink_lag_events",
+            "Events of the sink's filter after its cursor",
+            m.sink_lag_events.clone(),
+        );
+        registry.register(
+            "sink_lag_seconds",
+            "Age of the sink's oldest undelivered event",
+            m.sink_lag_seconds.clone(),
+        );
+        registry.register(
+            "sink_delivery_lag_seconds",
+            "From an event's commit to its receiver's acknowledgement",
+            m.sink_delivery_lag.clone(),
+        );
+        registry.register(
+            "sink_disabled",
+            "1 while a sink is disabled (its receiver answered 410)",
+            m.sink_disabled.clone(),
+        );
+        registry.register(
+            "sink_paused",
+            "1 while an operator has the sink paused",
+            m.sink_paused.clone(),
+        );
+        registry.register(
+            "sink_max_lag_seconds",
+            "The sink's max_lag: /health names it when sink_lag_seconds passes this",
+            m.sink_max_lag.clone(),
+        );
         registry.register("runs", "Sync and reconcile runs by outcome", m.runs.clone());
         registry.register(
             "run_duration_seconds",
@@ -302,6 +372,107 @@ impl Metrics {
         self.outbox
             .get_or_create(&labels(&[("state", state)]))
             .set(entries as i64);
+    }
+
+    /// Starts the health of the sinks the daemon now runs (name, `max_lag`), and their
+    /// counters; forgets the others.
+    pub fn watch_sinks<'a>(&self, sinks: impl Iterator<Item = (&'a str, Duration)>) {
+        let mut h = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let sinks: Vec<(&str, Duration)> = sinks.collect();
+        // A sink taken out of the configuration leaves no series behind for alerts to see.
+        let gone: Vec<String> = h
+            .keys()
+            .filter(|k| !sinks.iter().any(|(n, _)| n == k))
+            .cloned()
+            .collect();
+        for name in gone {
+            h.remove(&name);
+            let l = labels(&[("sink", &name)]);
+            self.sink_lag_events.remove(&l);
+            self.sink_lag_seconds.remove(&l);
+            self.sink_disabled.remove(&l);
+            self.sink_paused.remove(&l);
+            self.sink_max_lag.remove(&l);
+        }
+        for (name, max_lag) in sinks {
+            h.entry(name.to_string()).or_default().max_lag = max_lag;
+            let l = labels(&[("sink", name)]);
+            let _ = self.sink_delivered.get_or_create(&l);
+            let _ = self.sink_failed.get_or_create(&l);
+            self.sink_max_lag
+                .get_or_create(&l)
+                .set(max_lag.as_secs() as i64);
+        }
+    }
+
+    /// An event acknowledged, `lag` seconds after its commit.
+    pub fn sink_delivered(&self, sink: &str, lag: Option<f64>) {
+        let l = labels(&[("sink", sink)]);
+        self.sink_delivered.get_or_create(&l).inc();
+        if let Some(lag) = lag {
+            self.sink_delivery_lag.get_or_create(&l).observe(lag);
+        }
+    }
+
+    pub fn sink_failed_attempt(&self, sink: &str) {
+        self.sink_failed
+            .get_or_create(&labels(&[("sink", sink)]))
+            .inc();
+    }
+
+    pub fn sink_lag(&self, sink: &str, lag: crate::model::SinkLag) {
+        let l = labels(&[("sink", sink)]);
+        self.sink_lag_events
+            .get_or_create(&l)
+            .set(lag.events as i64);
+        self.sink_lag_seconds.get_or_create(&l).set(lag.seconds);
+        if let Some(h) = self
+            .sinks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(sink)
+        {
+            h.lag_seconds = lag.seconds;
+        }
+    }
+
+    pub fn sink_state(&self, sink: &str, paused: bool, disabled: Option<&str>) {
+        let l = labels(&[("sink", sink)]);
+        self.sink_paused.get_or_create(&l).set(i64::from(paused));
+        self.sink_disabled
+            .get_or_create(&l)
+            .set(i64::from(disabled.is_some()));
+        if let Some(h) = self
+            .sinks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(sink)
+        {
+            h.disabled = disabled.map(str::to_string);
+        }
+    }
+
+    /// For `/health`: sinks that are disabled, or whose oldest undelivered event is older than
+    /// their `max_lag`, each as a line saying so.
+    pub fn sink_problems(&self) -> Vec<String> {
+        let h = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (name, s) in h.iter() {
+            if let Some(reason) = &s.disabled {
+                out.push(format!(
+                    "sink {name}: disabled ({reason}); `ordersync sinks resume {name}` after \
+                     fixing the receiver"
+                ));
+            } else if s.lag_seconds > s.max_lag.as_secs_f64() {
+                out.push(format!(
+                    "sink {name}: its oldest undelivered event is {:.0} s old, past max_lag \
+                     ({} s); `ordersync sinks` shows its last error",
+                    s.lag_seconds,
+                    s.max_lag.as_secs()
+                ));
+            }
+        }
+        out
     }
 
     pub fn encode(&self) -> String {

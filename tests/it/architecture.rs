@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["http"],
     &["store"],
     &["platforms"],
-    &["sync", "outbox"],
+    &["sync", "outbox", "sinks"],
     &["verify"],
     &["daemon"],
     &["cli"],

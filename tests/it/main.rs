@@ -25,6 +25,7 @@ mod parser_props;
 mod prometheus;
 mod scheduled_verify;
 mod secrets;
+mod sinks;
 mod sirclo_push;
 mod sirclo_sync;
 mod status_and_events;

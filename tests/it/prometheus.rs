@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::receiver::{Answer, Receiver, SECRET};
 use crate::common::running::{Running, free_port, write_main_file};
 use crate::common::*;
 use ordersync_sim::fleet::{Fleet, NAMES};
@@ -272,8 +273,22 @@ async fn prometheus_scrapes_the_daemon_answers_every_dashboard_query_and_fires_t
         };
         setup.add_platform_file(&file, &toml);
     }
+    // Two change-feed sinks: one whose receiver takes everything, one whose receiver answers
+    // 410 and so is disabled.
+    let warehouse = Receiver::start(SECRET).await;
+    let erp = Receiver::start(SECRET).await;
+    erp.answer_always(Answer::Status(410));
     let metrics_port = free_port();
     write_main_file(&setup, &setup.db_path(), metrics_port, "");
+    let mut main = std::fs::read_to_string(setup.main_file()).unwrap();
+    for (name, r) in [("warehouse", &warehouse), ("erp", &erp)] {
+        main.push_str(&format!(
+            "\n[sinks.{name}]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
+             start = \"beginning\"\n",
+            r.url
+        ));
+    }
+    std::fs::write(setup.main_file(), main).unwrap();
     let daemon = Running::start(&setup, metrics_port, Duration::from_secs(60));
 
     let prom_dir = tempfile::tempdir().unwrap();
@@ -447,10 +462,12 @@ async fn prometheus_scrapes_the_daemon_answers_every_dashboard_query_and_fires_t
         }
     }
 
-    // The refused credentials and the refused push fire their alerts; nothing else fires.
+    // The refused credentials, the refused push and the receiver that said 410 fire their
+    // alerts; nothing else fires (the sink that keeps up does not lag).
     let want: BTreeSet<(String, String)> = [
         ("OrdersyncPlatformFailing", "demo-akinon"),
         ("OrdersyncOutboxFailed", ""),
+        ("OrdersyncSinkDisabled", ""),
     ]
     .iter()
     .map(|(a, p)| (a.to_string(), p.to_string()))

@@ -3,6 +3,8 @@
 //! simulator's truth.
 #![allow(dead_code)]
 
+pub mod nats;
+pub mod receiver;
 pub mod running;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,87 @@
+//! The daemon's sinks: one delivery task per `[sinks.<name>]`, started with the daemon,
+//! replaced on a reload only where the sink's table changed (an unchanged sink keeps
+//! delivering, so a reload adds no duplicates), and stopped at shutdown. A stopped task's
+//! batch in flight is delivered again by its successor: the cursor never moved for it.
+
+use std::collections::BTreeMap;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::SinkConfig;
+use crate::store::Store;
+use crate::telemetry::metrics::metrics;
+
+struct Running {
+    cfg: SinkConfig,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct Sinks {
+    running: BTreeMap<String, Running>,
+}
+
+impl Sinks {
+    /// Runs `configs`: starts the new and changed ones, stops the changed and removed ones.
+    pub async fn apply(
+        &mut self,
+        configs: &[SinkConfig],
+        store: &Store,
+        parent: &CancellationToken,
+    ) {
+        metrics().watch_sinks(configs.iter().map(|c| (c.name.as_str(), c.max_lag)));
+        let keep: Vec<&str> = configs
+            .iter()
+            .filter(|c| self.running.get(&c.name).is_some_and(|r| r.cfg == **c))
+            .map(|c| c.name.as_str())
+            .collect();
+        let stopping: Vec<String> = self
+            .running
+            .keys()
+            .filter(|k| !keep.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for name in stopping {
+            if let Some(r) = self.running.remove(&name) {
+                r.cancel.cancel();
+                let _ = r.task.await;
+                if !configs.iter().any(|c| c.name == name) {
+                    info!(sink = %name, "sink removed from the configuration; its row and cursor stay in the database");
+                }
+            }
+        }
+        for cfg in configs {
+            if self.running.contains_key(&cfg.name) {
+                continue;
+            }
+            let cancel = parent.child_token();
+            let task = tokio::spawn(crate::sinks::run(
+                cfg.clone(),
+                store.clone(),
+                cancel.clone(),
+            ));
+            self.running.insert(
+                cfg.name.clone(),
+                Running {
+                    cfg: cfg.clone(),
+                    cancel,
+                    task,
+                },
+            );
+        }
+    }
+
+    /// Stops every sink and waits for them (each stops at once: nothing of a sink's needs
+    /// finishing, its undelivered batch stays behind its cursor).
+    pub async fn stop(&mut self) {
+        for r in self.running.values() {
+            r.cancel.cancel();
+        }
+        for (_, r) in std::mem::take(&mut self.running) {
+            let _ = r.task.await;
+        }
+    }
+}

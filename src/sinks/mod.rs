@@ -1,0 +1,504 @@
+//! Delivering the change feed to the configured sinks (`[sinks.<name>]`): signed webhooks and
+//! NATS JetStream. Each sink is one [`run`] task with its own cursor in the database:
+//!
+//! - **At least once, never lost.** A batch of events after the cursor is read and delivered;
+//!   the cursor moves only over events the receiver acknowledged, and only as far as every
+//!   earlier event of the batch is acknowledged too (checked a few times a second while the
+//!   batch goes out, and at its end). A crash, a restart or a reload delivers the events after
+//!   the cursor again, with the same message ids, which is what receivers de-duplicate by; a
+//!   slow receiver that sees crashes still makes progress inside a batch.
+//! - **In order per order.** A batch is split into one chain per order; a chain's events go one
+//!   after another, each retried until acknowledged before the next is sent. Chains of
+//!   different orders go in parallel (`max_in_flight`), and the next batch starts only when the
+//!   whole batch is acknowledged.
+//! - **Nothing dropped.** Every failure but a webhook's 410 is retried with jittered
+//!   exponential backoff (`Retry-After` honoured, capped), for as long as it takes: a dead
+//!   receiver holds its backlog in the database and gets it when it comes back. A 410 disables
+//!   the sink until an operator resumes it.
+//! - **Out of everyone's way.** A sink only reads the store and writes its own row; it shares
+//!   nothing with the platforms' runs, the outbox or another sink but the database.
+
+mod nats;
+mod payload;
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use backoff::backoff::Backoff as _;
+use futures_util::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use payload::{Prepared, message_id, prepare};
+pub use webhook::Webhook;
+
+use crate::config::{SinkConfig, SinkStartAt, SinkTarget};
+use crate::store::{SinkStart, Store};
+use crate::telemetry::metrics::metrics;
+
+/// Events read from the store per batch.
+const BATCH: usize = 1000;
+/// How often an idle sink looks for events another process committed (this process's own wake
+/// it at once), and for an operator's pause, resume or replay.
+const POLL: Duration = Duration::from_millis(500);
+/// How often the lag gauges are brought up to date: counting the backlog reads it.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+/// How often the cursor is moved over the acknowledged start of a batch under way: what a
+/// crash delivers again is at most this much of the receiver's work.
+const CHECKPOINT: Duration = Duration::from_millis(250);
+
+/// Why a delivery attempt did not succeed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// Try again later (after `retry_after` when the receiver said so).
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The receiver asked never to be called again (HTTP 410).
+    Gone { reason: String },
+}
+
+impl Failure {
+    fn retry(reason: String) -> Failure {
+        Failure::Retry {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+enum Transport {
+    Webhook(Webhook),
+    Nats(nats::Nats),
+}
+
+impl Transport {
+    async fn connect(cfg: &SinkConfig) -> Result<Transport, String> {
+        match &cfg.target {
+            SinkTarget::Webhook { url, secrets } => Ok(Transport::Webhook(Webhook::new(
+                url,
+                secrets,
+                cfg.timeout,
+                cfg.max_in_flight,
+            )?)),
+            SinkTarget::Nats {
+                url,
+                stream,
+                subject,
+                create_stream,
+                duplicate_window,
+                token,
+            } => Ok(Transport::Nats(
+                nats::Nats::connect(nats::NatsTarget {
+                    url,
+                    stream,
+                    subject,
+                    create_stream: *create_stream,
+                    duplicate_window: *duplicate_window,
+                    token: token.as_ref(),
+                    timeout: cfg.timeout,
+                    sink: &cfg.name,
+                })
+                .await?,
+            )),
+        }
+    }
+
+    async fn send(&self, p: &Prepared) -> Result<(), Failure> {
+        match self {
+            Transport::Webhook(w) => w.send(p).await,
+            Transport::Nats(n) => n.send(p).await,
+        }
+    }
+}
+
+/// Where a sink seen for the first time starts, in the store's terms.
+pub fn start_of(cfg: &SinkConfig) -> SinkStart {
+    match cfg.start {
+        SinkStartAt::Now => SinkStart::Now,
+        SinkStartAt::Beginning => SinkStart::Beginning,
+    }
+}
+
+fn policy(cfg: &SinkConfig) -> backoff::ExponentialBackoff {
+    backoff::ExponentialBackoffBuilder::new()
+        .with_initial_interval(cfg.initial_retry_interval)
+        .with_max_interval(cfg.max_retry_interval)
+        .with_multiplier(2.0)
+        .with_randomization_factor(0.5)
+        .with_max_elapsed_time(None)
+        .build()
+}
+
+/// Sleeps `d`, or less when `cancel` fires; whether it fired.
+async fn pause(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = cancel.cancelled() => true,
+    }
+}
+
+/// How a batch's delivery ended.
+enum Outcome {
+    Delivered,
+    /// Cancelled, paused or replayed under way: read the state again.
+    Stopped,
+    Gone(String),
+}
+
+/// One sink's delivery, until `cancel`. It never gives up: every error is logged, counted,
+/// recorded on the sink's row and retried.
+pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
+    let name = cfg.name.clone();
+    let filter = cfg.filter();
+    let mut feed = store.feed_changes();
+    let mut retry = policy(&cfg);
+    let opened = async {
+        Ok::<_, crate::store::StoreError>((
+            store.instance_id().await?,
+            store.open_sink(&name, start_of(&cfg)).await?,
+        ))
+    };
+    let (instance, mut state) = match opened.await {
+        Ok(v) => v,
+        Err(e) => loop {
+            error!(sink = %name, error = %e, "cannot open the sink's row in the database; retrying");
+            if pause(retry.next_backoff().unwrap_or(POLL), &cancel).await {
+                return;
+            }
+            if let (Ok(i), Ok(s)) = (
+                store.instance_id().await,
+                store.open_sink(&name, start_of(&cfg)).await,
+            ) {
+                break (i, s);
+            }
+        },
+    };
+    info!(sink = %name, kind = cfg.kind(), to = %cfg.destination(), cursor = state.cursor, "sink started");
+    let mut transport: Option<Transport> = None;
+    let mut lag_at: Option<Instant> = None;
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        match store.sink(&name).await {
+            Ok(Some(s)) => state = s,
+            Ok(None) => {
+                // Deleted by hand under a running daemon: start it again where configured.
+                match store.open_sink(&name, start_of(&cfg)).await {
+                    Ok(s) => state = s,
+                    Err(e) => warn!(sink = %name, error = %e, "re-creating the sink's row"),
+                }
+            }
+            Err(e) => {
+                warn!(sink = %name, error = %e, "reading the sink's state; retrying");
+                if pause(POLL, &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        }
+        metrics().sink_state(&name, state.paused, state.disabled.as_deref());
+        if lag_at.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+            if let Ok(lag) = store.sink_lag(state.cursor, &filter).await {
+                metrics().sink_lag(&name, lag);
+            }
+            lag_at = Some(Instant::now());
+        }
+        if state.paused || state.disabled.is_some() {
+            if wait_for_events(&mut feed, &cancel).await {
+                return;
+            }
+            continue;
+        }
+        let Some(t) = transport.as_ref() else {
+            match Transport::connect(&cfg).await {
+                Ok(t) => {
+                    transport = Some(t);
+                    retry.reset();
+                }
+                Err(reason) => {
+                    let delay = retry.next_backoff().unwrap_or(cfg.max_retry_interval);
+                    warn!(sink = %name, retry_in = %humantime::format_duration(round(delay)), "{reason}");
+                    metrics().sink_failed_attempt(&name);
+                    let _ = store.sink_failed(&name, &reason).await;
+                    if pause(delay, &cancel).await {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        let batch = match store.feed_batch(state.cursor, BATCH, &filter).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(sink = %name, error = %e, "reading the change feed; retrying");
+                if pause(POLL, &cancel).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if batch.items.is_empty() {
+            if batch.up_to > state.cursor {
+                // Only events the filter leaves out: pass over them.
+                let _ = store.sink_advance(&name, state.epoch, batch.up_to, 0).await;
+            } else {
+                metrics().sink_lag(&name, Default::default());
+                if wait_for_events(&mut feed, &cancel).await {
+                    return;
+                }
+            }
+            continue;
+        }
+        let prepared: Vec<Prepared> = batch.items.iter().map(|i| prepare(&instance, i)).collect();
+        let ctx = Ctx {
+            cfg: &cfg,
+            store: &store,
+            transport: t,
+            epoch: state.epoch,
+        };
+        let (outcome, recorded) = deliver(&ctx, &prepared, &cancel).await;
+        match outcome {
+            Outcome::Delivered => {
+                match store
+                    .sink_advance(
+                        &name,
+                        state.epoch,
+                        batch.up_to,
+                        (prepared.len() - recorded) as u64,
+                    )
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        info!(sink = %name, "a replay was asked for while delivering; reading the feed from its start")
+                    }
+                    // The batch goes out again after the retry: a duplicate with the same ids,
+                    // never a loss.
+                    Err(e) => {
+                        warn!(sink = %name, error = %e, "recording the delivered batch; it will be delivered again")
+                    }
+                }
+            }
+            Outcome::Stopped => {}
+            Outcome::Gone(reason) => {
+                error!(sink = %name, "{reason}: the receiver asked to stop (HTTP 410 Gone); the sink is disabled and holds its backlog; `ordersync sinks resume {name}` delivers again");
+                if let Err(e) = store.sink_disable(&name, &reason).await {
+                    error!(sink = %name, error = %e, "recording that the sink is disabled");
+                }
+            }
+        }
+    }
+}
+
+/// Waits for this process's next events, an idle poll, or `cancel` (whether it fired).
+async fn wait_for_events(
+    feed: &mut tokio::sync::watch::Receiver<u64>,
+    cancel: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = feed.changed() => false,
+        _ = tokio::time::sleep(POLL) => false,
+        _ = cancel.cancelled() => true,
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+struct Ctx<'a> {
+    cfg: &'a SinkConfig,
+    store: &'a Store,
+    transport: &'a Transport,
+    epoch: i64,
+}
+
+/// Which events of a batch are acknowledged, and how far the cursor was moved over them.
+struct Progress {
+    acked: Vec<bool>,
+    /// Events `..prefix` are all acknowledged.
+    prefix: usize,
+    /// Events `..recorded` are behind the cursor in the database.
+    recorded: usize,
+}
+
+impl Progress {
+    fn ack(&mut self, at: usize) {
+        self.acked[at] = true;
+        while self.prefix < self.acked.len() && self.acked[self.prefix] {
+            self.prefix += 1;
+        }
+    }
+}
+
+/// Moves the cursor over the batch's acknowledged start, if it grew; false when a replay came
+/// in (the batch is stale and must stop).
+async fn checkpoint(ctx: &Ctx<'_>, batch: &[Prepared], progress: &Mutex<Progress>) -> bool {
+    let (from, to) = {
+        let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        (p.recorded, p.prefix)
+    };
+    if to <= from {
+        return true;
+    }
+    match ctx
+        .store
+        .sink_advance(
+            &ctx.cfg.name,
+            ctx.epoch,
+            batch[to - 1].event_id,
+            (to - from) as u64,
+        )
+        .await
+    {
+        Ok(moved) => {
+            if moved {
+                progress.lock().unwrap_or_else(|e| e.into_inner()).recorded = to;
+            }
+            moved
+        }
+        // Not recorded: those events go out again after a crash, which receivers absorb.
+        Err(e) => {
+            warn!(sink = %ctx.cfg.name, error = %e, "recording delivered events");
+            true
+        }
+    }
+}
+
+/// Delivers a batch: one chain per order, chains in parallel, the cursor moved over the
+/// acknowledged start of the batch as it goes. Returns how it ended and how many of the
+/// batch's events (from its start) the cursor was already moved over.
+async fn deliver(
+    ctx: &Ctx<'_>,
+    batch: &[Prepared],
+    cancel: &CancellationToken,
+) -> (Outcome, usize) {
+    let mut by_order: HashMap<(&str, &str), usize> = HashMap::new();
+    // Positions, not references: a stream of borrowed chains trips the compiler's
+    // higher-ranked lifetime check for a spawned task.
+    let mut chains: Vec<Vec<usize>> = Vec::new();
+    for (at, p) in batch.iter().enumerate() {
+        let i = *by_order
+            .entry((p.platform.as_str(), p.order_id.as_str()))
+            .or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+        chains[i].push(at);
+    }
+    let stop = cancel.child_token();
+    let gone = Mutex::new(None);
+    let progress = Mutex::new(Progress {
+        acked: vec![false; batch.len()],
+        prefix: 0,
+        recorded: 0,
+    });
+    let delivering = futures_util::stream::iter(chains)
+        .map(|chain| deliver_chain(ctx, batch, chain, &stop, &gone, &progress))
+        .buffer_unordered(ctx.cfg.max_in_flight)
+        .fold(true, |acc, ok| async move { acc && ok });
+    tokio::pin!(delivering);
+    let mut tick = tokio::time::interval(CHECKPOINT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let all_done = loop {
+        tokio::select! {
+            done = &mut delivering => break done,
+            _ = tick.tick() => {
+                if !checkpoint(ctx, batch, &progress).await {
+                    stop.cancel();
+                }
+            }
+        }
+    };
+    if !all_done {
+        // Stopped part-way (shutdown, pause, 410): keep what was acknowledged.
+        checkpoint(ctx, batch, &progress).await;
+    }
+    let recorded = progress.lock().unwrap_or_else(|e| e.into_inner()).recorded;
+    if let Some(reason) = gone.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return (Outcome::Gone(reason), recorded);
+    }
+    if all_done {
+        (Outcome::Delivered, recorded)
+    } else {
+        (Outcome::Stopped, recorded)
+    }
+}
+
+async fn deliver_chain(
+    ctx: &Ctx<'_>,
+    batch: &[Prepared],
+    chain: Vec<usize>,
+    stop: &CancellationToken,
+    gone: &Mutex<Option<String>>,
+    progress: &Mutex<Progress>,
+) -> bool {
+    for at in chain {
+        if !deliver_one(ctx, &batch[at], stop, gone).await {
+            return false;
+        }
+        progress.lock().unwrap_or_else(|e| e.into_inner()).ack(at);
+    }
+    true
+}
+
+/// One event, retried until acknowledged; false when delivery must stop (cancel, pause,
+/// replay, 410).
+async fn deliver_one(
+    ctx: &Ctx<'_>,
+    p: &Prepared,
+    stop: &CancellationToken,
+    gone: &Mutex<Option<String>>,
+) -> bool {
+    let name = &ctx.cfg.name;
+    let mut retry = policy(ctx.cfg);
+    loop {
+        let result = tokio::select! {
+            r = ctx.transport.send(p) => r,
+            _ = stop.cancelled() => return false,
+        };
+        match result {
+            Ok(()) => {
+                let lag = p
+                    .observed_at
+                    .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+                metrics().sink_delivered(name, lag);
+                return true;
+            }
+            Err(Failure::Gone { reason }) => {
+                *gone.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+                stop.cancel();
+                return false;
+            }
+            Err(Failure::Retry {
+                reason,
+                retry_after,
+            }) => {
+                metrics().sink_failed_attempt(name);
+                let delay = match retry_after {
+                    Some(d) => d.min(ctx.cfg.max_retry_interval),
+                    None => retry.next_backoff().unwrap_or(ctx.cfg.max_retry_interval),
+                };
+                warn!(sink = %name, event = p.event_id, id = %p.message_id,
+                      retry_in = %humantime::format_duration(round(delay)), "{reason}");
+                let _ = ctx.store.sink_failed(name, &reason).await;
+                // An operator may have paused, or asked for a replay, while this one failed.
+                if let Ok(Some(s)) = ctx.store.sink(name).await
+                    && (s.paused || s.disabled.is_some() || s.epoch != ctx.epoch)
+                {
+                    stop.cancel();
+                    return false;
+                }
+                if pause(delay, stop).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
