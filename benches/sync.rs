@@ -179,7 +179,6 @@ fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
             platform: PLATFORM.to_owned(),
             orders,
             rejects: Vec::new(),
-            observed_at: Utc::now(),
             checkpoint: None,
         };
         rt.block_on(store.apply_page(page))?;

@@ -193,12 +193,21 @@ pub async fn replay(config: &Config, name: &str, from: i64) -> Result<(), Exit> 
     let store = Store::open(&config.daemon.database)?;
     let row = store.sink_replay(name, from, start_of(cfg)).await?;
     let lag = store.sink_lag(row.cursor, &cfg.filter()).await?;
-    println!(
-        "sink {name}: delivering again from event {from} on ({} event{} of its filter); a \
-         running daemon starts within a second",
-        lag.events,
-        if lag.events == 1 { "" } else { "s" }
-    );
+    let plural = if lag.events == 1 { "" } else { "s" };
+    if row.cursor < from - 1 {
+        println!(
+            "sink {name}: not yet delivered from event {} on, so nothing to deliver again; its \
+             {} waiting event{plural} go out in order",
+            row.cursor + 1,
+            lag.events
+        );
+    } else {
+        println!(
+            "sink {name}: delivering again from event {from} on ({} event{plural} of its \
+             filter); a running daemon starts within a second",
+            lag.events
+        );
+    }
     Ok(())
 }
 

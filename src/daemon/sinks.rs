@@ -1,7 +1,8 @@
 //! The daemon's sinks: one delivery task per `[sinks.<name>]`, started with the daemon,
 //! replaced on a reload only where the sink's table changed (an unchanged sink keeps
-//! delivering, so a reload adds no duplicates), and stopped at shutdown. A stopped task's
-//! batch in flight is delivered again by its successor: the cursor never moved for it.
+//! delivering, so a reload adds no duplicates), and stopped at shutdown. A stopped task moves
+//! its cursor over the acknowledged start of its batch in flight; the rest of the batch is
+//! delivered again by its successor.
 
 use std::collections::BTreeMap;
 
@@ -74,8 +75,8 @@ impl Sinks {
         }
     }
 
-    /// Stops every sink and waits for them (each stops at once: nothing of a sink's needs
-    /// finishing, its undelivered batch stays behind its cursor).
+    /// Stops every sink and waits for them (each stops at once: it records what was
+    /// acknowledged, and what was not stays behind its cursor).
     pub async fn stop(&mut self) {
         for r in self.running.values() {
             r.cancel.cancel();

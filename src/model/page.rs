@@ -2,8 +2,6 @@
 //! fingerprint), the records that could not be read, the checkpoint that commits with them, and
 //! what the page did to the store.
 
-use chrono::{DateTime, Utc};
-
 use super::{Order, PassState};
 
 /// One order as fetched: its canonical form, the record's raw JSON, and the hash of that JSON.
@@ -47,7 +45,6 @@ pub struct PageWrite {
     pub platform: String,
     pub orders: Vec<Incoming>,
     pub rejects: Vec<RejectRecord>,
-    pub observed_at: DateTime<Utc>,
     /// The pass's position after this page; `None` leaves the checkpoint alone (reconcile passes
     /// are not resumable: re-running one from the start is cheap and idempotent).
     pub checkpoint: Option<PassState>,

@@ -35,6 +35,7 @@ pub use payload::{Prepared, message_id, prepare};
 pub use webhook::Webhook;
 
 use crate::config::{SinkConfig, SinkStartAt, SinkTarget};
+use crate::model::FeedBatch;
 use crate::store::{SinkStart, Store};
 use crate::telemetry::metrics::metrics;
 
@@ -48,6 +49,10 @@ const LAG_EVERY: Duration = Duration::from_secs(2);
 /// How often the cursor is moved over the acknowledged start of a batch under way: what a
 /// crash delivers again is at most this much of the receiver's work.
 const CHECKPOINT: Duration = Duration::from_millis(250);
+/// How often failed attempts are written to the sink's row (and its state read back for a
+/// pause or replay): hundreds of deliveries failing at once against a dead receiver must not
+/// queue hundreds of writes a second in front of the platforms' pages.
+const RECORD_FAILURES_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a delivery attempt did not succeed.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +185,9 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
     info!(sink = %name, kind = cfg.kind(), to = %cfg.destination(), cursor = state.cursor, "sink started");
     let mut transport: Option<Transport> = None;
     let mut lag_at: Option<Instant> = None;
+    // The batch after the one being delivered, read meanwhile while there is a backlog:
+    // (the cursor it follows, the epoch it was read in, the batch).
+    let mut ahead: Option<(i64, i64, FeedBatch)> = None;
     loop {
         if cancel.is_cancelled() {
             return;
@@ -224,7 +232,7 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
                     let delay = retry.next_backoff().unwrap_or(cfg.max_retry_interval);
                     warn!(sink = %name, retry_in = %humantime::format_duration(round(delay)), "{reason}");
                     metrics().sink_failed_attempt(&name);
-                    let _ = store.sink_failed(&name, &reason).await;
+                    let _ = store.sink_failed(&name, &reason, 1).await;
                     if pause(delay, &cancel).await {
                         return;
                     }
@@ -232,7 +240,11 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
             }
             continue;
         };
-        let batch = match store.feed_batch(state.cursor, BATCH, &filter).await {
+        let prefetched = match ahead.take() {
+            Some((after, epoch, b)) if after == state.cursor && epoch == state.epoch => Ok(b),
+            _ => store.feed_batch(state.cursor, BATCH, &filter).await,
+        };
+        let batch = match prefetched {
             Ok(b) => b,
             Err(e) => {
                 warn!(sink = %name, error = %e, "reading the change feed; retrying");
@@ -260,8 +272,18 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
             store: &store,
             transport: t,
             epoch: state.epoch,
+            failures: Mutex::default(),
         };
-        let (outcome, recorded) = deliver(&ctx, &prepared, &cancel).await;
+        // A full batch means more is waiting: read it while this one goes out, so the
+        // receiver is not left idle between batches.
+        let backlog = batch.items.len() == BATCH;
+        let ((outcome, recorded), next) = tokio::join!(deliver(&ctx, &prepared, &cancel), async {
+            if backlog {
+                store.feed_batch(batch.up_to, BATCH, &filter).await.ok()
+            } else {
+                None
+            }
+        });
         match outcome {
             Outcome::Delivered => {
                 match store
@@ -273,7 +295,7 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
                     )
                     .await
                 {
-                    Ok(true) => {}
+                    Ok(true) => ahead = next.map(|n| (batch.up_to, state.epoch, n)),
                     Ok(false) => {
                         info!(sink = %name, "a replay was asked for while delivering; reading the feed from its start")
                     }
@@ -316,6 +338,59 @@ struct Ctx<'a> {
     store: &'a Store,
     transport: &'a Transport,
     epoch: i64,
+    failures: Mutex<Unrecorded>,
+}
+
+/// Failed attempts not yet written to the sink's row.
+#[derive(Default)]
+struct Unrecorded {
+    attempts: u64,
+    last_error: String,
+    written_at: Option<Instant>,
+}
+
+impl Ctx<'_> {
+    /// Counts a failed attempt; writes the count (and reads the sink's state) at most once per
+    /// [`RECORD_FAILURES_EVERY`]. Whether the sink must stop: an operator paused it or asked for
+    /// a replay.
+    async fn failed(&self, reason: &str) -> bool {
+        let due = {
+            let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            f.attempts += 1;
+            f.last_error = reason.to_string();
+            if f.written_at
+                .is_none_or(|t| t.elapsed() >= RECORD_FAILURES_EVERY)
+            {
+                f.written_at = Some(Instant::now());
+                Some(std::mem::take(&mut f.attempts))
+            } else {
+                None
+            }
+        };
+        let Some(attempts) = due else {
+            return false;
+        };
+        let _ = self
+            .store
+            .sink_failed(&self.cfg.name, reason, attempts)
+            .await;
+        matches!(self.store.sink(&self.cfg.name).await,
+            Ok(Some(s)) if s.paused || s.disabled.is_some() || s.epoch != self.epoch)
+    }
+
+    /// Writes the failed attempts still counted only in memory.
+    async fn flush_failures(&self) {
+        let (attempts, reason) = {
+            let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut f.attempts), f.last_error.clone())
+        };
+        if attempts > 0 {
+            let _ = self
+                .store
+                .sink_failed(&self.cfg.name, &reason, attempts)
+                .await;
+        }
+    }
 }
 
 /// Which events of a batch are acknowledged, and how far the cursor was moved over them.
@@ -420,6 +495,7 @@ async fn deliver(
         // Stopped part-way (shutdown, pause, 410): keep what was acknowledged.
         checkpoint(ctx, batch, &progress).await;
     }
+    ctx.flush_failures().await;
     let recorded = progress.lock().unwrap_or_else(|e| e.into_inner()).recorded;
     if let Some(reason) = gone.lock().unwrap_or_else(|p| p.into_inner()).take() {
         return (Outcome::Gone(reason), recorded);
@@ -487,11 +563,8 @@ async fn deliver_one(
                 };
                 warn!(sink = %name, event = p.event_id, id = %p.message_id,
                       retry_in = %humantime::format_duration(round(delay)), "{reason}");
-                let _ = ctx.store.sink_failed(name, &reason).await;
                 // An operator may have paused, or asked for a replay, while this one failed.
-                if let Ok(Some(s)) = ctx.store.sink(name).await
-                    && (s.paused || s.disabled.is_some() || s.epoch != ctx.epoch)
-                {
+                if ctx.failed(&reason).await {
                     stop.cancel();
                     return false;
                 }

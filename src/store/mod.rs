@@ -722,7 +722,6 @@ mod tests {
                     platform: "shop".into(),
                     orders,
                     rejects,
-                    observed_at: Utc::now(),
                     checkpoint: None,
                 },
             )

@@ -37,7 +37,10 @@ pub(super) fn write_page(
     page: &PageWrite,
 ) -> Result<PageOutcome, StoreError> {
     let mut out = PageOutcome::default();
-    let now = ts(page.observed_at);
+    // Taken inside the transaction, not when the page was fetched: an event's `observed_at` is
+    // when it entered the feed, which is what a consumer's lag is measured from (a busy writer
+    // may hold a page for a moment before writing it).
+    let now = ts(Utc::now());
     let platform = page.platform.as_str();
     // Orders whose record was rejected before: storing one now clears its reject. Read once per
     // page (there are few), so the common page pays one query, not one per order.

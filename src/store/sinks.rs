@@ -228,16 +228,21 @@ impl Store {
         .await
     }
 
-    /// Records a failed delivery attempt and why.
-    pub async fn sink_failed(&self, name: &str, error: &str) -> Result<(), StoreError> {
+    /// Records `attempts` failed delivery attempts, the last one failing because of `error`.
+    pub async fn sink_failed(
+        &self,
+        name: &str,
+        error: &str,
+        attempts: u64,
+    ) -> Result<(), StoreError> {
         let (name, error) = (name.to_owned(), error.to_owned());
         self.write(move |c| {
             c.prepare_cached(
-                "UPDATE sink_state SET failed_attempts = failed_attempts + 1, last_error = ?2,
+                "UPDATE sink_state SET failed_attempts = failed_attempts + ?4, last_error = ?2,
                      last_error_at = ?3
                  WHERE sink = ?1",
             )?
-            .execute(params![name, error, ts(Utc::now())])?;
+            .execute(params![name, error, ts(Utc::now()), attempts as i64])?;
             Ok(())
         })
         .await
@@ -292,7 +297,9 @@ impl Store {
         let name = name.to_owned();
         self.write(move |c| {
             c.prepare_cached(
-                "UPDATE sink_state SET cursor = ?2, epoch = epoch + 1 WHERE sink = ?1",
+                // Never forward: a replay from past the cursor must not skip the events the
+                // receiver has not had yet.
+                "UPDATE sink_state SET cursor = min(cursor, ?2), epoch = epoch + 1 WHERE sink = ?1",
             )?
             .execute(params![name, (from - 1).max(0)])?;
             sink_row(c, &name)?.ok_or_else(|| StoreError::Other(format!("sink {name} vanished")))

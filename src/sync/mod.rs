@@ -602,7 +602,6 @@ impl Engine<'_> {
             platform: self.cfg.name.clone(),
             orders: page.orders,
             rejects: page.rejects,
-            observed_at: Utc::now(),
             checkpoint,
         };
         self.store

@@ -387,7 +387,6 @@ async fn compare(
             platform: platform.to_string(),
             orders: drifted,
             rejects: Vec::new(),
-            observed_at: Utc::now(),
             checkpoint: None,
         };
         let written = write.orders.len() as u64;
@@ -459,7 +458,6 @@ mod tests {
                 platform: "shop".into(),
                 orders,
                 rejects: Vec::new(),
-                observed_at: Utc::now(),
                 checkpoint: None,
             })
             .await

@@ -472,6 +472,17 @@ async fn a_paused_sink_holds_its_backlog_and_resume_delivers_it() {
     let table = stdout(&setup.ordersync(&["sinks"]));
     assert!(table.contains("erp") && table.contains("paused"), "{table}");
 
+    // A replay from past the cursor skips nothing: the waiting events still go out.
+    let newest = feed(&setup.db()).last().unwrap().0;
+    let out = setup.ordersync(&["sinks", "replay", "erp", "--from", &newest.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("not yet delivered"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sink_row(&setup, "erp")["lag_events"], 5);
+
     let out = setup.ordersync(&["sinks", "resume", "erp"]);
     assert!(out.status.success(), "{}", stderr(&out));
     receiver_catches_up(&setup, &receiver, 20).await;

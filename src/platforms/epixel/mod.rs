@@ -787,7 +787,6 @@ mod tests {
                 platform: "epx".into(),
                 orders: vec![stale],
                 rejects: Vec::new(),
-                observed_at: chrono::Utc::now(),
                 checkpoint: None,
             })
             .await
