@@ -3,8 +3,9 @@
 //!
 //! - **At least once, never lost.** A batch of events after the cursor is read and delivered;
 //!   the cursor moves only over events the receiver acknowledged, and only as far as every
-//!   earlier event of the batch is acknowledged too (checked a few times a second while the
-//!   batch goes out, and at its end). A crash, a restart or a reload delivers the events after
+//!   earlier event of the batch is acknowledged too. A background writer records it (at most
+//!   ten times a second), so delivery never waits for the database's writer, which may be busy
+//!   with the platforms' pages. A crash, a restart or a reload delivers the events after
 //!   the cursor again, with the same message ids, which is what receivers de-duplicate by; a
 //!   slow receiver that sees crashes still makes progress inside a batch.
 //! - **In order per order.** A batch is split into one chain per order; a chain's events go one
@@ -46,9 +47,6 @@ const BATCH: usize = 1000;
 const POLL: Duration = Duration::from_millis(500);
 /// How often the lag gauges are brought up to date: counting the backlog reads it.
 const LAG_EVERY: Duration = Duration::from_secs(2);
-/// How often the cursor is moved over the acknowledged start of a batch under way: what a
-/// crash delivers again is at most this much of the receiver's work.
-const CHECKPOINT: Duration = Duration::from_millis(250);
 /// How often failed attempts are written to the sink's row (and its state read back for a
 /// pause or replay): hundreds of deliveries failing at once against a dead receiver must not
 /// queue hundreds of writes a second in front of the platforms' pages.
@@ -154,12 +152,46 @@ enum Outcome {
     Gone(String),
 }
 
+/// Where the sink stands, as the background writer is asked to record it: everything up to
+/// `to` acknowledged, `delivered` events acknowledged since the task started, in `epoch`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Mark {
+    epoch: i64,
+    to: i64,
+    delivered: u64,
+}
+
+/// How often, at most, the background writer records the cursor.
+const CURSOR_WRITE_EVERY: Duration = Duration::from_millis(100);
+
+/// Records the newest [`Mark`] on the sink's row, in the background, until the sender is
+/// dropped (then once more, if the last mark was not yet written). Delivery never waits for
+/// the database's writer, which may be busy with the platforms' pages; a crash loses at most
+/// the last moment's marks, which means a repeat with the same ids, never a loss. A mark of an
+/// epoch a replay has ended matches no row and moves nothing.
+async fn write_cursor(store: Store, name: String, mut marks: tokio::sync::watch::Receiver<Mark>) {
+    let mut written = *marks.borrow();
+    loop {
+        let closed = marks.changed().await.is_err();
+        let m = *marks.borrow_and_update();
+        if m != written {
+            let delivered = m.delivered.saturating_sub(written.delivered);
+            match store.sink_advance(&name, m.epoch, m.to, delivered).await {
+                Ok(_) => written = m,
+                Err(e) => warn!(sink = %name, error = %e, "recording delivered events; retrying"),
+            }
+        }
+        if closed {
+            return;
+        }
+        tokio::time::sleep(CURSOR_WRITE_EVERY).await;
+    }
+}
+
 /// One sink's delivery, until `cancel`. It never gives up: every error is logged, counted,
 /// recorded on the sink's row and retried.
 pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
     let name = cfg.name.clone();
-    let filter = cfg.filter();
-    let mut feed = store.feed_changes();
     let mut retry = policy(&cfg);
     let opened = async {
         Ok::<_, crate::store::StoreError>((
@@ -167,7 +199,7 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
             store.open_sink(&name, start_of(&cfg)).await?,
         ))
     };
-    let (instance, mut state) = match opened.await {
+    let (instance, state) = match opened.await {
         Ok(v) => v,
         Err(e) => loop {
             error!(sink = %name, error = %e, "cannot open the sink's row in the database; retrying");
@@ -183,47 +215,90 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
         },
     };
     info!(sink = %name, kind = cfg.kind(), to = %cfg.destination(), cursor = state.cursor, "sink started");
+    let (marks, rx) = tokio::sync::watch::channel(Mark {
+        epoch: state.epoch,
+        to: state.cursor,
+        delivered: 0,
+    });
+    let writer = tokio::spawn(write_cursor(store.clone(), name.clone(), rx));
+    deliver_until_cancelled(&cfg, &store, &instance, state, &marks, &cancel).await;
+    // The last marks are written before the task ends: a restart then repeats nothing.
+    drop(marks);
+    let _ = writer.await;
+}
+
+async fn deliver_until_cancelled(
+    cfg: &SinkConfig,
+    store: &Store,
+    instance: &str,
+    mut state: crate::model::SinkRecord,
+    marks: &tokio::sync::watch::Sender<Mark>,
+    cancel: &CancellationToken,
+) {
+    let name = &cfg.name;
+    let filter = cfg.filter();
+    let mut feed = store.feed_changes();
+    let mut retry = policy(cfg);
     let mut transport: Option<Transport> = None;
     let mut lag_at: Option<Instant> = None;
+    // Where delivery stands: ahead of the row's cursor while the writer catches up.
+    let mut epoch = state.epoch;
+    let mut position = state.cursor;
     // The batch after the one being delivered, read meanwhile while there is a backlog:
-    // (the cursor it follows, the epoch it was read in, the batch).
-    let mut ahead: Option<(i64, i64, FeedBatch)> = None;
+    // (the position it follows, the batch).
+    let mut ahead: Option<(i64, FeedBatch)> = None;
     loop {
         if cancel.is_cancelled() {
             return;
         }
-        match store.sink(&name).await {
+        match store.sink(name).await {
             Ok(Some(s)) => state = s,
             Ok(None) => {
                 // Deleted by hand under a running daemon: start it again where configured.
-                match store.open_sink(&name, start_of(&cfg)).await {
-                    Ok(s) => state = s,
+                match store.open_sink(name, start_of(cfg)).await {
+                    Ok(s) => {
+                        state = s;
+                        epoch = i64::MIN;
+                    }
                     Err(e) => warn!(sink = %name, error = %e, "re-creating the sink's row"),
                 }
             }
             Err(e) => {
                 warn!(sink = %name, error = %e, "reading the sink's state; retrying");
-                if pause(POLL, &cancel).await {
+                if pause(POLL, cancel).await {
                     return;
                 }
                 continue;
             }
         }
-        metrics().sink_state(&name, state.paused, state.disabled.as_deref());
+        if state.epoch != epoch {
+            // A replay (or a re-created row): start from the row's cursor, in its epoch.
+            info!(sink = %name, from = state.cursor + 1, "delivering from the sink's new cursor");
+            epoch = state.epoch;
+            position = state.cursor;
+            ahead = None;
+            let delivered = marks.borrow().delivered;
+            marks.send_replace(Mark {
+                epoch,
+                to: position,
+                delivered,
+            });
+        }
+        metrics().sink_state(name, state.paused, state.disabled.as_deref());
         if lag_at.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-            if let Ok(lag) = store.sink_lag(state.cursor, &filter).await {
-                metrics().sink_lag(&name, lag);
+            if let Ok(lag) = store.sink_lag(position, &filter).await {
+                metrics().sink_lag(name, lag);
             }
             lag_at = Some(Instant::now());
         }
         if state.paused || state.disabled.is_some() {
-            if wait_for_events(&mut feed, &cancel).await {
+            if wait_for_events(&mut feed, cancel).await {
                 return;
             }
             continue;
         }
         let Some(t) = transport.as_ref() else {
-            match Transport::connect(&cfg).await {
+            match Transport::connect(cfg).await {
                 Ok(t) => {
                     transport = Some(t);
                     retry.reset();
@@ -231,53 +306,55 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
                 Err(reason) => {
                     let delay = retry.next_backoff().unwrap_or(cfg.max_retry_interval);
                     warn!(sink = %name, retry_in = %humantime::format_duration(round(delay)), "{reason}");
-                    metrics().sink_failed_attempt(&name);
-                    let _ = store.sink_failed(&name, &reason, 1).await;
-                    if pause(delay, &cancel).await {
+                    metrics().sink_failed_attempt(name);
+                    let _ = store.sink_failed(name, &reason, 1).await;
+                    if pause(delay, cancel).await {
                         return;
                     }
                 }
             }
             continue;
         };
-        let prefetched = match ahead.take() {
-            Some((after, epoch, b)) if after == state.cursor && epoch == state.epoch => Ok(b),
-            _ => store.feed_batch(state.cursor, BATCH, &filter).await,
+        let read = match ahead.take() {
+            Some((after, b)) if after == position => Ok(b),
+            _ => store.feed_batch(position, BATCH, &filter).await,
         };
-        let batch = match prefetched {
+        let batch = match read {
             Ok(b) => b,
             Err(e) => {
                 warn!(sink = %name, error = %e, "reading the change feed; retrying");
-                if pause(POLL, &cancel).await {
+                if pause(POLL, cancel).await {
                     return;
                 }
                 continue;
             }
         };
         if batch.items.is_empty() {
-            if batch.up_to > state.cursor {
+            if batch.up_to > position {
                 // Only events the filter leaves out: pass over them.
-                let _ = store.sink_advance(&name, state.epoch, batch.up_to, 0).await;
+                position = batch.up_to;
+                marks.send_modify(|m| m.to = m.to.max(position));
             } else {
-                metrics().sink_lag(&name, Default::default());
-                if wait_for_events(&mut feed, &cancel).await {
+                metrics().sink_lag(name, Default::default());
+                if wait_for_events(&mut feed, cancel).await {
                     return;
                 }
             }
             continue;
         }
-        let prepared: Vec<Prepared> = batch.items.iter().map(|i| prepare(&instance, i)).collect();
+        let prepared: Vec<Prepared> = batch.items.iter().map(|i| prepare(instance, i)).collect();
         let ctx = Ctx {
-            cfg: &cfg,
-            store: &store,
+            cfg,
+            store,
             transport: t,
-            epoch: state.epoch,
+            epoch,
             failures: Mutex::default(),
+            marks,
         };
         // A full batch means more is waiting: read it while this one goes out, so the
         // receiver is not left idle between batches.
         let backlog = batch.items.len() == BATCH;
-        let ((outcome, recorded), next) = tokio::join!(deliver(&ctx, &prepared, &cancel), async {
+        let (outcome, next) = tokio::join!(deliver(&ctx, &prepared, cancel), async {
             if backlog {
                 store.feed_batch(batch.up_to, BATCH, &filter).await.ok()
             } else {
@@ -286,30 +363,14 @@ pub async fn run(cfg: SinkConfig, store: Store, cancel: CancellationToken) {
         });
         match outcome {
             Outcome::Delivered => {
-                match store
-                    .sink_advance(
-                        &name,
-                        state.epoch,
-                        batch.up_to,
-                        (prepared.len() - recorded) as u64,
-                    )
-                    .await
-                {
-                    Ok(true) => ahead = next.map(|n| (batch.up_to, state.epoch, n)),
-                    Ok(false) => {
-                        info!(sink = %name, "a replay was asked for while delivering; reading the feed from its start")
-                    }
-                    // The batch goes out again after the retry: a duplicate with the same ids,
-                    // never a loss.
-                    Err(e) => {
-                        warn!(sink = %name, error = %e, "recording the delivered batch; it will be delivered again")
-                    }
-                }
+                position = batch.up_to;
+                marks.send_modify(|m| m.to = m.to.max(position));
+                ahead = next.map(|n| (position, n));
             }
             Outcome::Stopped => {}
             Outcome::Gone(reason) => {
                 error!(sink = %name, "{reason}: the receiver asked to stop (HTTP 410 Gone); the sink is disabled and holds its backlog; `ordersync sinks resume {name}` delivers again");
-                if let Err(e) = store.sink_disable(&name, &reason).await {
+                if let Err(e) = store.sink_disable(name, &reason).await {
                     error!(sink = %name, error = %e, "recording that the sink is disabled");
                 }
             }
@@ -339,6 +400,8 @@ struct Ctx<'a> {
     transport: &'a Transport,
     epoch: i64,
     failures: Mutex<Unrecorded>,
+    /// Where the acknowledged start of the batch reaches, for the background writer.
+    marks: &'a tokio::sync::watch::Sender<Mark>,
 }
 
 /// Failed attempts not yet written to the sink's row.
@@ -393,66 +456,16 @@ impl Ctx<'_> {
     }
 }
 
-/// Which events of a batch are acknowledged, and how far the cursor was moved over them.
+/// Which events of a batch are acknowledged.
 struct Progress {
     acked: Vec<bool>,
     /// Events `..prefix` are all acknowledged.
     prefix: usize,
-    /// Events `..recorded` are behind the cursor in the database.
-    recorded: usize,
 }
 
-impl Progress {
-    fn ack(&mut self, at: usize) {
-        self.acked[at] = true;
-        while self.prefix < self.acked.len() && self.acked[self.prefix] {
-            self.prefix += 1;
-        }
-    }
-}
-
-/// Moves the cursor over the batch's acknowledged start, if it grew; false when a replay came
-/// in (the batch is stale and must stop).
-async fn checkpoint(ctx: &Ctx<'_>, batch: &[Prepared], progress: &Mutex<Progress>) -> bool {
-    let (from, to) = {
-        let p = progress.lock().unwrap_or_else(|e| e.into_inner());
-        (p.recorded, p.prefix)
-    };
-    if to <= from {
-        return true;
-    }
-    match ctx
-        .store
-        .sink_advance(
-            &ctx.cfg.name,
-            ctx.epoch,
-            batch[to - 1].event_id,
-            (to - from) as u64,
-        )
-        .await
-    {
-        Ok(moved) => {
-            if moved {
-                progress.lock().unwrap_or_else(|e| e.into_inner()).recorded = to;
-            }
-            moved
-        }
-        // Not recorded: those events go out again after a crash, which receivers absorb.
-        Err(e) => {
-            warn!(sink = %ctx.cfg.name, error = %e, "recording delivered events");
-            true
-        }
-    }
-}
-
-/// Delivers a batch: one chain per order, chains in parallel, the cursor moved over the
-/// acknowledged start of the batch as it goes. Returns how it ended and how many of the
-/// batch's events (from its start) the cursor was already moved over.
-async fn deliver(
-    ctx: &Ctx<'_>,
-    batch: &[Prepared],
-    cancel: &CancellationToken,
-) -> (Outcome, usize) {
+/// Delivers a batch: one chain per order, chains in parallel. Whenever the acknowledged start
+/// of the batch grows, the background writer is told, so a crash repeats little of it.
+async fn deliver(ctx: &Ctx<'_>, batch: &[Prepared], cancel: &CancellationToken) -> Outcome {
     let mut by_order: HashMap<(&str, &str), usize> = HashMap::new();
     // Positions, not references: a stream of borrowed chains trips the compiler's
     // higher-ranked lifetime check for a spawned task.
@@ -471,39 +484,20 @@ async fn deliver(
     let progress = Mutex::new(Progress {
         acked: vec![false; batch.len()],
         prefix: 0,
-        recorded: 0,
     });
-    let delivering = futures_util::stream::iter(chains)
+    let all_done = futures_util::stream::iter(chains)
         .map(|chain| deliver_chain(ctx, batch, chain, &stop, &gone, &progress))
         .buffer_unordered(ctx.cfg.max_in_flight)
-        .fold(true, |acc, ok| async move { acc && ok });
-    tokio::pin!(delivering);
-    let mut tick = tokio::time::interval(CHECKPOINT);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let all_done = loop {
-        tokio::select! {
-            done = &mut delivering => break done,
-            _ = tick.tick() => {
-                if !checkpoint(ctx, batch, &progress).await {
-                    stop.cancel();
-                }
-            }
-        }
-    };
-    if !all_done {
-        // Stopped part-way (shutdown, pause, 410): keep what was acknowledged.
-        checkpoint(ctx, batch, &progress).await;
-    }
+        .fold(true, |acc, ok| async move { acc && ok })
+        .await;
     ctx.flush_failures().await;
-    let recorded = progress.lock().unwrap_or_else(|e| e.into_inner()).recorded;
     if let Some(reason) = gone.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        return (Outcome::Gone(reason), recorded);
+        return Outcome::Gone(reason);
     }
     if all_done {
-        (Outcome::Delivered, recorded)
+        Outcome::Delivered
     } else {
-        (Outcome::Stopped, recorded)
+        Outcome::Stopped
     }
 }
 
@@ -519,7 +513,25 @@ async fn deliver_chain(
         if !deliver_one(ctx, &batch[at], stop, gone).await {
             return false;
         }
-        progress.lock().unwrap_or_else(|e| e.into_inner()).ack(at);
+        let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.acked[at] = true;
+        let before = p.prefix;
+        while p.prefix < p.acked.len() && p.acked[p.prefix] {
+            p.prefix += 1;
+        }
+        let (grown, to) = (
+            p.prefix - before,
+            p.prefix.checked_sub(1).map(|i| batch[i].event_id),
+        );
+        drop(p);
+        if let Some(to) = to.filter(|_| grown > 0) {
+            ctx.marks.send_modify(|m| {
+                if m.epoch == ctx.epoch {
+                    m.to = m.to.max(to);
+                    m.delivered += grown as u64;
+                }
+            });
+        }
     }
     true
 }
