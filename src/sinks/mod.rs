@@ -87,26 +87,7 @@ impl Transport {
                 cfg.timeout,
                 cfg.max_in_flight,
             )?)),
-            SinkTarget::Nats {
-                url,
-                stream,
-                subject,
-                create_stream,
-                duplicate_window,
-                token,
-            } => Ok(Transport::Nats(
-                nats::Nats::connect(nats::NatsTarget {
-                    url,
-                    stream,
-                    subject,
-                    create_stream: *create_stream,
-                    duplicate_window: *duplicate_window,
-                    token: token.as_ref(),
-                    timeout: cfg.timeout,
-                    sink: &cfg.name,
-                })
-                .await?,
-            )),
+            SinkTarget::Nats { .. } => Ok(Transport::Nats(nats::Nats::connect(cfg).await?)),
         }
     }
 

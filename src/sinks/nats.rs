@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, ErrorCode, context::GetStreamErrorKind};
 
 use super::Failure;
 use super::payload::Prepared;
-use crate::config::{Secret, render_subject};
+use crate::config::{SinkConfig, SinkTarget, render_subject};
 
 pub struct Nats {
     js: jetstream::Context,
@@ -19,84 +19,85 @@ pub struct Nats {
     timeout: Duration,
 }
 
-/// Where and how to connect, from the sink's configuration.
-pub struct NatsTarget<'a> {
-    pub url: &'a str,
-    pub stream: &'a str,
-    pub subject: &'a str,
-    pub create_stream: bool,
-    pub duplicate_window: Duration,
-    pub token: Option<&'a Secret>,
-    pub timeout: Duration,
-    pub sink: &'a str,
-}
-
 impl Nats {
     /// Connects, and makes sure the stream exists (creating it if the sink says so). The
     /// client reconnects on its own afterwards; publishes meanwhile fail and are retried.
-    pub async fn connect(t: NatsTarget<'_>) -> Result<Nats, String> {
+    pub async fn connect(cfg: &SinkConfig) -> Result<Nats, String> {
+        let SinkTarget::Nats {
+            url,
+            stream,
+            subject,
+            create_stream,
+            duplicate_window,
+            token,
+        } = &cfg.target
+        else {
+            return Err(format!("sink {} is not a NATS sink", cfg.name));
+        };
+        let (url, stream, subject, sink, timeout) = (
+            url.as_str(),
+            stream.as_str(),
+            subject.as_str(),
+            cfg.name.as_str(),
+            cfg.timeout,
+        );
         crate::http::install_crypto_provider();
-        let addrs = t
-            .url
+        let addrs = url
             .split(',')
             .map(|a| a.trim().parse::<async_nats::ServerAddr>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", t.url))?;
+            .map_err(|e| format!("{}: {e}", url))?;
         let mut opts = async_nats::ConnectOptions::new()
-            .name(format!("ordersync sink {}", t.sink))
-            .connection_timeout(t.timeout)
+            .name(format!("ordersync sink {}", sink))
+            .connection_timeout(timeout)
             // Reconnect for ever: the sink holds its backlog until the server is back.
             .max_reconnects(None);
-        if let Some(token) = t.token {
+        if let Some(token) = token {
             opts = opts.token(token.expose().to_string());
         }
         let client = opts
             .connect(addrs)
             .await
-            .map_err(|e| format!("cannot connect to NATS at {}: {e}", t.url))?;
+            .map_err(|e| format!("cannot connect to NATS at {}: {e}", url))?;
         let mut js = jetstream::new(client);
-        js.set_timeout(t.timeout);
-        match js.get_stream(t.stream).await {
+        js.set_timeout(timeout);
+        match js.get_stream(stream).await {
             Ok(_) => {}
             Err(e)
                 if matches!(e.kind(), GetStreamErrorKind::JetStream(ref j)
                     if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
             {
-                let wildcard = render_subject(t.subject, "*", "*");
-                if !t.create_stream {
+                let wildcard = render_subject(subject, "*", "*");
+                if !*create_stream {
                     return Err(format!(
                         "JetStream stream {} does not exist on {}: create it (nats stream add {} \
                          --subjects '{wildcard}'), or set create_stream = true in [sinks.{}]",
-                        t.stream, t.url, t.stream, t.sink
+                        stream, url, stream, sink
                     ));
                 }
                 js.create_stream(jetstream::stream::Config {
-                    name: t.stream.to_string(),
+                    name: stream.to_string(),
                     subjects: vec![wildcard],
-                    duplicate_window: t.duplicate_window,
+                    duplicate_window: *duplicate_window,
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| format!("cannot create JetStream stream {}: {e}", t.stream))?;
-                tracing::info!(
-                    sink = t.sink,
-                    stream = t.stream,
-                    "created the JetStream stream"
-                );
+                .map_err(|e| format!("cannot create JetStream stream {}: {e}", stream))?;
+                tracing::info!(sink = sink, stream = stream, "created the JetStream stream");
             }
             Err(e) => {
                 return Err(format!(
                     "cannot read JetStream stream {} on {}: {e} (is JetStream enabled on the \
                      server?)",
-                    t.stream, t.url
+                    stream, url
                 ));
             }
         }
         Ok(Nats {
             js,
-            stream: t.stream.to_string(),
-            subject: t.subject.to_string(),
-            timeout: t.timeout,
+            stream: stream.to_string(),
+            subject: subject.to_string(),
+            timeout,
         })
     }
 

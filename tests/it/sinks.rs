@@ -10,7 +10,7 @@ use ordersync_sim::fleet::Fleet;
 use rand::RngExt as _;
 
 use crate::common::nats::NatsServer;
-use crate::common::receiver::{Answer, Receiver, SECRET, assert_holds_the_feed, feed};
+use crate::common::receiver::{Answer, Delivery, Receiver, SECRET, assert_holds_the_feed, feed};
 use crate::common::running::{Running, eventually, free_port, write_main_file};
 use crate::common::*;
 
@@ -161,11 +161,10 @@ async fn assert_stream_holds_the_feed_once(
     assert_eq!(have, want, "the stream's events are not the feed's");
 }
 
-fn webhook_ids(receiver: &Receiver) -> BTreeMap<i64, String> {
-    receiver
-        .accepted()
-        .into_iter()
-        .map(|d| (d.event_id, d.webhook_id))
+/// The webhook-id each event came with.
+fn webhook_ids(got: &[Delivery]) -> BTreeMap<i64, String> {
+    got.iter()
+        .map(|d| (d.event_id, d.webhook_id.clone()))
         .collect()
 }
 
@@ -194,23 +193,11 @@ async fn a_store_with_a_backlog(orders: usize) -> (Shop, Setup) {
         "shop-ro.toml",
         &shop.platform_toml("schedule = \"0 0 3 * * *\"\nreconcile_schedule = \"off\""),
     );
-    let setup = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&["sync"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        setup
-    })
-    .await
-    .unwrap();
+    let setup = synced(setup).await;
     for o in shop.sim.truth().iter().step_by(3) {
         shop.sim.set_status(o.id, "shipped");
     }
-    let setup = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&["sync"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        setup
-    })
-    .await
-    .unwrap();
+    let setup = synced(setup).await;
     assert!(events_by_kind(&setup.db(), "status_changed") > 0);
     (shop, setup)
 }
@@ -252,7 +239,8 @@ async fn a_webhook_and_a_stream_receive_every_event_of_a_changing_fleet_once_in_
         assert_eq!(d.body["data"]["order"]["order_id"], d.order_id.as_str());
         assert!(d.body["data"]["order"]["items"].is_array());
     }
-    assert_stream_holds_the_feed_once(&nats, "ORDERS", &feed, &webhook_ids(&receiver)).await;
+    assert_stream_holds_the_feed_once(&nats, "ORDERS", &feed, &webhook_ids(&receiver.accepted()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +379,8 @@ async fn a_daemon_killed_eight_times_during_delivery_loses_no_event_and_the_stre
          the webhook receiver",
         feed.len()
     );
-    assert_stream_holds_the_feed_once(&nats, "ORDERS", &feed, &webhook_ids(&receiver)).await;
+    assert_stream_holds_the_feed_once(&nats, "ORDERS", &feed, &webhook_ids(&receiver.accepted()))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -421,7 +410,7 @@ async fn replay_delivers_again_exactly_the_events_from_the_given_id_on() {
     assert_eq!(got.len(), first_round + again.len());
     let replayed: BTreeSet<i64> = got[first_round..].iter().map(|d| d.event_id).collect();
     assert_eq!(replayed, again.iter().copied().collect::<BTreeSet<_>>());
-    let first_ids = webhook_ids_of(&got[..first_round]);
+    let first_ids = webhook_ids(&got[..first_round]);
     for d in &got[first_round..] {
         assert_eq!(
             d.webhook_id, first_ids[&d.event_id],
@@ -434,12 +423,6 @@ async fn replay_delivers_again_exactly_the_events_from_the_given_id_on() {
         assert_holds_the_feed(&replayed_feed, &got[first_round..]),
         0
     );
-}
-
-fn webhook_ids_of(got: &[crate::common::receiver::Delivery]) -> BTreeMap<i64, String> {
-    got.iter()
-        .map(|d| (d.event_id, d.webhook_id.clone()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,13 +440,7 @@ async fn a_paused_sink_holds_its_backlog_and_resume_delivers_it() {
     // The daemon looks at the sink's row at least twice a second.
     tokio::time::sleep(Duration::from_secs(1)).await;
     shop.sim.add_orders(5);
-    let setup = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&["sync"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        setup
-    })
-    .await
-    .unwrap();
+    let setup = synced(setup).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.accepted().len(), before, "a paused sink delivered");
     let row = sink_row(&setup, "erp");
@@ -623,13 +600,7 @@ async fn a_sink_added_by_reload_gets_the_feed_and_the_others_go_on() {
     unsafe { libc::kill(daemon.daemon.id() as i32, libc::SIGHUP) };
     sink_catches_up(&setup, "warehouse", 20).await;
     shop.sim.add_orders(3);
-    let setup = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&["sync"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        setup
-    })
-    .await
-    .unwrap();
+    let setup = synced(setup).await;
     receiver_catches_up(&setup, &first, 20).await;
     sink_catches_up(&setup, "warehouse", 20).await;
     assert!(daemon.stop().success());
@@ -736,4 +707,25 @@ fn the_readmes_python_signature_check_accepts_our_signatures() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "True False", "{script}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sink_starts_after_the_newest_event_unless_told_otherwise() {
+    let (shop, setup) = a_store_with_a_backlog(10).await;
+    let history = feed(&setup.db()).len();
+    let receiver = Receiver::start(SECRET).await;
+    let port = free_port();
+    // FAST says `start = "beginning"`; this sink leaves `start` at its default.
+    let sink = webhook_sink("erp", &receiver, "").replace("start = \"beginning\"\n", "");
+    write_config(&setup, port, &sink);
+    let daemon = Running::start(&setup, port, Duration::from_secs(30));
+    sink_catches_up(&setup, "erp", 20).await;
+    shop.sim.add_orders(2);
+    let setup = synced(setup).await;
+    sink_catches_up(&setup, "erp", 20).await;
+    assert!(daemon.stop().success());
+    let feed = feed(&setup.db());
+    let new = &feed[history..];
+    assert_eq!(new.len(), 2, "the sync after the start wrote two events");
+    assert_eq!(assert_holds_the_feed(new, &receiver.accepted()), 0);
 }

@@ -137,6 +137,18 @@ impl Setup {
     }
 }
 
+/// `ordersync sync` with `setup`'s configuration, off the async workers (the test's
+/// simulators run on them); panics unless it succeeds.
+pub async fn synced(setup: Setup) -> Setup {
+    tokio::task::spawn_blocking(move || {
+        let out = setup.ordersync(&["sync"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        setup
+    })
+    .await
+    .unwrap()
+}
+
 /// An outbox row as the push tests read it back.
 #[derive(Debug)]
 pub struct OutboxRow {
