@@ -2,6 +2,8 @@
 //! `ordersync demo`: one module per platform kind ([`merchantpro`], [`sirclo`], [`akinon`],
 //! [`mitrabunso`], [`epixel`]), each with its routes, data and wire format, over the pieces they
 //! share in [`core`] (serving, faults, the request log, auth). [`fleet`] runs one shop of each.
+//! [`novashop`] is a platform no built-in kind speaks, for platforms described to the daemon in
+//! TOML; it is not part of the fleet.
 //!
 //! Each simulator is deterministic from a seed, answers as its platform's documents say (errors
 //! and quirks included), and can be made to fail on cue: tests queue [`Fault`]s that the next
@@ -13,6 +15,7 @@ pub mod epixel;
 pub mod fleet;
 pub mod merchantpro;
 pub mod mitrabunso;
+pub mod novashop;
 pub mod sirclo;
 
 pub use crate::core::auth::basic_auth_header;

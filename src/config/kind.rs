@@ -46,6 +46,10 @@ pub struct KindSpec {
     pub sees_updates: bool,
     /// The canonical actions `transition` may queue for this kind; empty for read-only kinds.
     pub push_actions: &'static [&'static str],
+    /// Whether each platform of the kind describes its API in `[platforms.<name>.api]` (the
+    /// `rest` kind) instead of the kind knowing it. Such a platform's description also says
+    /// whether its filter sees updates and what it can push, overriding the two fields above.
+    pub described: bool,
 }
 
 /// A platform kind: a cheap handle on its [`KindSpec`], compared by name.
@@ -92,6 +96,11 @@ impl Kind {
 
     pub fn push_actions(self) -> &'static [&'static str] {
         self.0.push_actions
+    }
+
+    /// See [`KindSpec::described`].
+    pub fn is_described(self) -> bool {
+        self.0.described
     }
 }
 

@@ -7,6 +7,7 @@
 //! typed values, [`duration`] parses `"15m"`-style durations, [`secret`] keeps credentials out of
 //! every printout.
 
+pub mod api;
 mod duration;
 mod kind;
 mod secret;
@@ -189,6 +190,9 @@ pub struct PlatformConfig {
     pub verify_repair: bool,
     /// A path prefix such as `/api/v1`: starts with `/`, no trailing `/`.
     pub api_prefix: Option<String>,
+    /// The description of the platform's API (`[platforms.<name>.api]`), for kinds that are
+    /// described rather than built in ([`Kind::is_described`]); `None` for the others.
+    pub api: Option<std::sync::Arc<api::ApiSpec>>,
 }
 
 impl PlatformConfig {
@@ -218,11 +222,29 @@ impl PlatformConfig {
             verify_schedule: None,
             verify_repair: false,
             api_prefix: None,
+            api: None,
         }
     }
 }
 
 impl PlatformConfig {
+    /// Whether the platform's list filter sees updates: its description says, for a described
+    /// kind, else the kind.
+    pub fn sees_updates(&self) -> bool {
+        match &self.api {
+            Some(api) => api.sees_updates(),
+            None => self.kind.has_updated_filter(),
+        }
+    }
+
+    /// The canonical actions `transition` may queue for this platform.
+    pub fn push_actions(&self) -> Vec<&'static str> {
+        match &self.api {
+            Some(api) => api.push.keys().map(|s| s.as_str()).collect(),
+            None => self.kind.push_actions().to_vec(),
+        }
+    }
+
     /// Where this platform's credentials are set, for the hint of a refused-credentials error:
     /// the auth table's file, and the environment variables that override it.
     pub fn auth_source(&self) -> String {
@@ -332,6 +354,11 @@ impl Auth {
     /// is read once: a reload (SIGHUP) does not see a changed value, only a restart does.
     pub fn env_vars(&self) -> impl Iterator<Item = &str> {
         self.env_vars.values().map(String::as_str)
+    }
+
+    /// The keys that have a value.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
     }
 
     /// The values that are secrets for `kind` (its auth keys that authenticate rather than

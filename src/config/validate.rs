@@ -19,6 +19,7 @@ use super::{
 };
 use crate::model::Status;
 
+mod api;
 mod sinks;
 
 const DAEMON_KEYS: &[&str] = &[
@@ -55,7 +56,7 @@ const SHARED_PLATFORM_KEYS: &[&str] = &[
 ];
 
 /// Keys that only make sense for one platform.
-const OWN_PLATFORM_KEYS: &[&str] = &["kind", "base_url", "auth"];
+const OWN_PLATFORM_KEYS: &[&str] = &["kind", "base_url", "auth", "api"];
 
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial_interval", "max_interval"];
 
@@ -691,6 +692,36 @@ impl Validator<'_> {
         };
 
         let auth = kind.and_then(|kind| self.auth(&prefix, &file, kind, dict.get("auth")));
+        let api = match (kind, &auth, dict.get("api")) {
+            (Some(k), Some(auth), Some(v)) if k.is_described() => {
+                let keys = auth.keys().map(str::to_string).collect();
+                self.api(&prefix, v, &keys).map(|mut api| {
+                    api.list.zone = own.timezone.or(defaults.timezone);
+                    Some(std::sync::Arc::new(api))
+                })
+            }
+            (Some(k), _, None) if k.is_described() => {
+                self.error_in(
+                    &file,
+                    &format!("{prefix}.api"),
+                    format!(
+                        "missing: a platform of kind {k} describes its API in                          [{prefix}.api] (see the README, \"Add a platform that is not built in\")"
+                    ),
+                );
+                None
+            }
+            (Some(k), _, Some(v)) if !k.is_described() => {
+                self.error(
+                    v,
+                    &format!("{prefix}.api"),
+                    format!(
+                        "kind {k} is built in and takes no [api] table; only kind = \"rest\"                          platforms describe their API"
+                    ),
+                );
+                None
+            }
+            _ => Some(None),
+        };
 
         let retry = RetryConfig {
             max_attempts: own
@@ -718,7 +749,7 @@ impl Validator<'_> {
             );
         }
 
-        let (kind, base_url, auth) = (kind?, base_url?, auth?);
+        let (kind, base_url, auth, api) = (kind?, base_url?, auth?, api?);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -728,7 +759,7 @@ impl Validator<'_> {
         // its own table asks for it.
         let reconcile_schedule = match own.reconcile_schedule {
             Some(s) => s,
-            None if kind.has_updated_filter() => None,
+            None if api.as_ref().map_or(kind.has_updated_filter(), |a| a.sees_updates()) => None,
             None => defaults
                 .reconcile_schedule
                 .clone()
@@ -790,6 +821,7 @@ impl Validator<'_> {
                 .api_prefix
                 .or_else(|| defaults.api_prefix.clone())
                 .flatten(),
+            api,
         })
     }
 

@@ -106,7 +106,7 @@ pub async fn enqueue(
     check: StateCheck,
     now: DateTime<Utc>,
 ) -> Result<i64, Refusal> {
-    let actions = cfg.kind.push_actions();
+    let actions = cfg.push_actions();
     if actions.is_empty() {
         return Err(Refusal::ReadOnly {
             platform: cfg.name.clone(),

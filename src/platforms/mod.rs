@@ -8,11 +8,11 @@ pub mod epixel;
 pub mod lenient;
 pub mod merchantpro;
 pub mod mitrabunso;
-
+pub mod rest;
 pub mod sirclo;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,40 @@ pub(crate) fn map_records<'r, W: serde::de::DeserializeOwned>(
                 raw.get(),
                 lenient::record_id(raw.get(), id_pointer),
             )),
+        }
+    }
+}
+
+/// The signatures one request sent, registered with the redactor while the request runs and
+/// forgotten after: a signature is a credential (docs/contract.md §2) but is good for one request
+/// only, and a daemon signing every page would otherwise grow the redactor without bound.
+pub(crate) struct SentSecrets<'r> {
+    redactor: &'r Redactor,
+    sent: Mutex<Vec<String>>,
+}
+
+impl<'r> SentSecrets<'r> {
+    pub(crate) fn new(redactor: &'r Redactor) -> Self {
+        SentSecrets {
+            redactor,
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn register(&self, mac: &str) {
+        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        if !sent.iter().any(|m| m == mac) {
+            self.redactor.add(mac);
+            sent.push(mac.to_string());
+        }
+    }
+}
+
+impl Drop for SentSecrets<'_> {
+    fn drop(&mut self) {
+        let sent = self.sent.get_mut().unwrap_or_else(|e| e.into_inner());
+        for mac in sent.drain(..) {
+            self.redactor.forget(&mac);
         }
     }
 }
@@ -235,6 +269,7 @@ pub static KINDS: &[&Descriptor] = &[
     &mitrabunso::DESCRIPTOR,
     &merchantpro::DESCRIPTOR,
     &epixel::DESCRIPTOR,
+    &rest::DESCRIPTOR,
 ];
 
 /// The kinds as configuration sees them, for [`crate::config::load`].
@@ -450,4 +485,23 @@ pub fn map_status(
         return *s;
     }
     builtin(platform_status.trim()).unwrap_or(Status::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Redactor;
+
+    #[test]
+    fn macs_are_hidden_while_their_request_runs_and_forgotten_after() {
+        let redactor = Redactor::default();
+        let mac = "XoPRRDtfNWaGm4nbw7A0LY/c2U0+jg3F3Ay2d3VR3bM=";
+        {
+            let sent = super::SentSecrets::new(&redactor);
+            sent.register(mac);
+            sent.register(mac);
+            assert_eq!(redactor.redact(&format!("echo {mac}")), "echo [redacted]");
+        }
+        assert_eq!(redactor.redact(mac), mac);
+    }
 }

@@ -52,6 +52,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         auth_requirements: &[&["token"], &["email", "password"]],
         sees_updates: true,
         push_actions: push::PUSH_ACTIONS,
+        described: false,
     }),
     connect: |cfg, http| Ok(super::Connector::read_write(Akinon::new(cfg, http)?)),
     check_push_params: None,

@@ -39,6 +39,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         auth_requirements: &[&["api_key", "token"], &["api_key", "username", "password"]],
         sees_updates: false,
         push_actions: &[],
+        described: false,
     }),
     connect: |cfg, http| Ok(super::Connector::read_only(Epixel::new(cfg, http)?)),
     check_push_params: None,

@@ -30,6 +30,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         auth_requirements: &[&["api_key", "api_secret"]],
         sees_updates: false,
         push_actions: push::PUSH_ACTIONS,
+        described: false,
     }),
     connect: |cfg, http| Ok(super::Connector::read_write(MerchantPro::new(cfg, http)?)),
     check_push_params: None,

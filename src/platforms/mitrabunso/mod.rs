@@ -50,6 +50,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         auth_requirements: &[&["user_id", "token"]],
         sees_updates: false,
         push_actions: &[],
+        described: false,
     }),
     connect: |cfg, http| Ok(super::Connector::read_only(Mitrabunso::new(cfg, http)?)),
     check_push_params: None,

@@ -11,7 +11,6 @@ pub mod push;
 pub mod wire;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,7 +25,7 @@ use super::lenient;
 use super::{ConnectorError, Descriptor, Page, PassCtx, Reconcile, Source, Window};
 use crate::config::{AuthKey, Kind, KindSpec};
 use crate::config::{PlatformConfig, Secret};
-use crate::http::{HttpClient, HttpError, Redactor, Response};
+use crate::http::{HttpClient, HttpError, Response};
 use crate::model::Status;
 
 /// The kind as the rest of the daemon sees it.
@@ -42,6 +41,7 @@ pub static DESCRIPTOR: Descriptor = Descriptor {
         auth_requirements: &[&["partner_id", "secret"]],
         sees_updates: false,
         push_actions: push::PUSH_ACTIONS,
+        described: false,
     }),
     connect: |cfg, http| Ok(super::Connector::read_write(Sirclo::new(cfg, http)?)),
     check_push_params: Some(push::check_params),
@@ -152,7 +152,7 @@ impl Sirclo {
             .join(token)
             .map_err(|e| bad_token(&e.to_string()))?;
         let signed = request_uri(&url);
-        let macs = SentMacs::new(self.http.redactor());
+        let macs = super::SentSecrets::new(self.http.redactor());
         let page = self
             .http
             .execute(
@@ -258,40 +258,6 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
-}
-
-/// The MACs one request sent, registered with the redactor while the request runs and
-/// forgotten after: a MAC is a credential (docs/contract.md §2) but is good for one URI only, and a
-/// daemon signing every page would otherwise grow the redactor without bound.
-struct SentMacs<'r> {
-    redactor: &'r Redactor,
-    sent: Mutex<Vec<String>>,
-}
-
-impl<'r> SentMacs<'r> {
-    fn new(redactor: &'r Redactor) -> Self {
-        SentMacs {
-            redactor,
-            sent: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn register(&self, mac: &str) {
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        if !sent.iter().any(|m| m == mac) {
-            self.redactor.add(mac);
-            sent.push(mac.to_string());
-        }
-    }
-}
-
-impl Drop for SentMacs<'_> {
-    fn drop(&mut self) {
-        let sent = self.sent.get_mut().unwrap_or_else(|e| e.into_inner());
-        for mac in sent.drain(..) {
-            self.redactor.forget(&mac);
-        }
-    }
 }
 
 impl Source for Sirclo {
@@ -400,19 +366,6 @@ mod tests {
         assert_eq!(parse_token("/api/v2/orders?start=0"), None);
         assert_eq!(query_param("since=a&perpage=100", "perpage"), Some("100"));
         assert_eq!(query_param("since=a", "perpage"), None);
-    }
-
-    #[test]
-    fn macs_are_hidden_while_their_request_runs_and_forgotten_after() {
-        let redactor = Redactor::default();
-        let mac = sign("k", "/v1/partner/page/1?perpage=1", b"");
-        {
-            let sent = SentMacs::new(&redactor);
-            sent.register(&mac);
-            sent.register(&mac);
-            assert_eq!(redactor.redact(&format!("echo {mac}")), "echo [redacted]");
-        }
-        assert_eq!(redactor.redact(&mac), mac);
     }
 
     #[test]

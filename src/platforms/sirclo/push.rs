@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
 use super::{
-    MAC_HEADER, PARTNER_ID, PARTNER_ID_DASHED, SentMacs, Sirclo, map, request_uri, sign, wire,
+    MAC_HEADER, PARTNER_ID, PARTNER_ID_DASHED, Sirclo, map, request_uri, sign, wire,
 };
 use crate::config::PlatformConfig;
 use crate::http::{HttpError, Response};
@@ -390,7 +390,7 @@ impl Sirclo {
         })?;
         let mac = sign(self.secret.expose(), &request_uri(&url), body.as_bytes());
         // Registered for the request's lifetime, so no error text built meanwhile can show it.
-        let macs = SentMacs::new(self.http.redactor());
+        let macs = crate::platforms::SentSecrets::new(self.http.redactor());
         macs.register(&mac);
         let mut mac = HeaderValue::try_from(mac).expect("base64 is header text");
         mac.set_sensitive(true);

@@ -9,6 +9,7 @@
 pub mod scenarios;
 
 mod akinon;
+pub mod described;
 mod epixel;
 mod merchantpro;
 mod mitrabunso;

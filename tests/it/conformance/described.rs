@@ -1,0 +1,154 @@
+//! The conformance scenarios against built-in kinds' simulators, read through their `rest`
+//! descriptions (`config/platforms.d/<kind>-rest-example.toml`): the same simulator, the same
+//! scenarios, and a platform file that is the shipped example with the test's address and
+//! credentials. A kind described this way must keep every promise its built-in driver keeps.
+
+use std::path::Path;
+
+use ordersync_sim::Faults;
+use rusqlite::Connection;
+
+use super::{Credentials, Fixture, StatusChange};
+
+/// A built-in kind's fixture, its platform file replaced by the kind's `rest` description.
+pub struct Described<F> {
+    pub inner: F,
+}
+
+/// Which shipped description belongs to a fixture.
+pub trait Description {
+    /// The example file under `config/platforms.d/`.
+    const FILE: &'static str;
+}
+
+impl Description for crate::common::Shop {
+    const FILE: &'static str = "merchantpro-rest-example.toml";
+}
+
+impl Description for crate::sirclo_sync::Account {
+    const FILE: &'static str = "sirclo-rest-example.toml";
+}
+
+/// The shipped description `file`, as the platform `name` at the address, start and
+/// credentials of `builtin` (a built-in platform file for the same simulator), with `extra`
+/// lines in its table.
+pub fn describe(file: &str, name: &str, builtin: &str, extra: &str) -> String {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/platforms.d")
+            .join(file),
+    )
+    .unwrap();
+    let line = |key: &str| {
+        builtin
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in {builtin}"))
+            .to_string()
+    };
+    let example_name = example
+        .lines()
+        .find_map(|l| l.strip_prefix("[platforms.")?.strip_suffix(']'))
+        .expect("the example declares a platform")
+        .to_string();
+    // The built-in file's auth table holds the same keys as the description's.
+    let auth_header = "[platforms.";
+    let builtin_auth = &builtin[builtin
+        .find(&format!("{auth_header}{name}.auth]"))
+        .expect("the built-in file has an auth table")..];
+    let mut out = String::new();
+    let mut skipping = false;
+    for l in example.lines() {
+        if l.starts_with('[') {
+            skipping = l == format!("[platforms.{example_name}.auth]");
+        }
+        if skipping {
+            continue;
+        }
+        let l = l.replace(
+            &format!("[platforms.{example_name}"),
+            &format!("[platforms.{name}"),
+        );
+        if l.starts_with("base_url = ") {
+            out.push_str(&line("base_url"));
+        } else {
+            out.push_str(&l);
+        }
+        out.push('\n');
+        if l.starts_with("kind = ") {
+            out.push_str(&format!(
+                "{}\nmax_requests_per_second = 1000\n{extra}\n",
+                line("backfill_from")
+            ));
+        }
+    }
+    out.push_str(builtin_auth);
+    out
+}
+
+impl<F: Fixture + Description> Fixture for Described<F> {
+    async fn start(name: &str, orders: usize) -> Self {
+        Described {
+            inner: F::start(name, orders).await,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn platform_toml(&self, credentials: Credentials, extra: &str) -> String {
+        let builtin = self.inner.platform_toml(credentials, "");
+        describe(F::FILE, self.inner.name(), &builtin, extra)
+    }
+
+    fn truth_len(&self) -> usize {
+        self.inner.truth_len()
+    }
+
+    fn assert_store_equals_truth(&self, db: &Connection) {
+        self.inner.assert_store_equals_truth(db)
+    }
+
+    fn change_an_old_orders_status(&self) -> StatusChange {
+        self.inner.change_an_old_orders_status()
+    }
+
+    fn faults(&self) -> &Faults {
+        self.inner.faults()
+    }
+
+    fn spoil_one_record(&self) {
+        self.inner.spoil_one_record()
+    }
+
+    fn list_path(&self) -> &'static str {
+        self.inner.list_path()
+    }
+
+    fn request_count(&self) -> usize {
+        self.inner.request_count()
+    }
+
+    fn assert_requests_as_documented(&self) {
+        self.inner.assert_requests_as_documented()
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.inner.secrets()
+    }
+}
+
+mod merchantpro_rest {
+    use super::Described;
+    use crate::common::Shop;
+
+    crate::conformance::scenarios::conformance_tests!(Described<Shop>);
+}
+
+mod sirclo_rest {
+    use super::Described;
+    use crate::sirclo_sync::Account;
+
+    crate::conformance::scenarios::conformance_tests!(Described<Account>);
+}
