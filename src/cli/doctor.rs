@@ -1,6 +1,8 @@
 //! `ordersync doctor`: a live check of each platform, step by step, so a sysadmin sees where a
 //! connection breaks: name resolution, TCP, TLS and HTTP, credentials and one page of orders,
-//! and the clock skew against the platform's `Date` header. Nothing is written to the store.
+//! and the clock skew against the platform's `Date` header, then the first record of that page
+//! mapped field by field (with, for a described platform, the pointer each field came from), so
+//! a mapping is seen working before the first sync. Nothing is written to the store.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -31,6 +33,17 @@ struct Report {
     ok: bool,
     checks: Vec<Check>,
     clock_skew_seconds: Option<i64>,
+    /// The first record of the first page, as the store would hold it.
+    first_record: Vec<MappedField>,
+}
+
+/// One canonical field of a mapped record.
+#[derive(Debug, Serialize)]
+struct MappedField {
+    field: &'static str,
+    value: String,
+    /// Where a described platform's mapping read it; empty for built-in kinds.
+    from: String,
 }
 
 pub async fn run(config: Config, names: &[String], json: bool) -> Result<(), Exit> {
@@ -63,6 +76,12 @@ pub async fn run(config: Config, names: &[String], json: bool) -> Result<(), Exi
                     c.detail
                 );
             }
+            if !r.first_record.is_empty() {
+                println!("  first record, as it would be stored:");
+                for f in &r.first_record {
+                    println!("    {:<16} {:<32} {}", f.field, f.value, f.from);
+                }
+            }
         }
     }
     let failed: Vec<&str> = reports
@@ -83,6 +102,7 @@ pub async fn run(config: Config, names: &[String], json: bool) -> Result<(), Exi
 async fn check(cfg: &PlatformConfig, store: &Store) -> Report {
     let mut checks = Vec::new();
     let mut skew = None;
+    let mut first_record = Vec::new();
     let url = &cfg.base_url;
     let host = url.host_str().unwrap_or_default().to_string();
     let port = url.port_or_known_default().unwrap_or(443);
@@ -188,6 +208,26 @@ async fn check(cfg: &PlatformConfig, store: &Store) -> Report {
                             ),
                             t,
                         ));
+                        let records = page.orders.len() + page.rejects.len();
+                        if records > 0 {
+                            checks.push(step(
+                                "mapping",
+                                page.rejects.is_empty(),
+                                match page.rejects.first() {
+                                    None => format!("{records} of {records} records read"),
+                                    Some(r) => format!(
+                                        "{} of {records} records cannot be read; the first, {}: {}",
+                                        page.rejects.len(),
+                                        r.position,
+                                        r.reason
+                                    ),
+                                },
+                                t,
+                            ));
+                        }
+                        if let Some(first) = page.orders.first() {
+                            first_record = mapped(cfg, &first.order);
+                        }
                     }
                     Err(HttpError::Unauthorized { status, message }) => checks.push(step(
                         "credentials",
@@ -218,7 +258,84 @@ async fn check(cfg: &PlatformConfig, store: &Store) -> Report {
         ok: checks.iter().all(|c| c.ok),
         checks,
         clock_skew_seconds: skew,
+        first_record,
     }
+}
+
+/// `order` field by field, with where a described platform read each one.
+fn mapped(cfg: &PlatformConfig, order: &crate::model::Order) -> Vec<MappedField> {
+    let records = cfg.api.as_ref().map(|a| &a.records);
+    let from = |f: Option<&crate::config::api::Field>| f.map(|f| f.describe()).unwrap_or_default();
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "(none)".to_string());
+    let time = |t: Option<chrono::DateTime<Utc>>| opt(t.map(|t| t.to_rfc3339()));
+    let mut fields = vec![
+        MappedField {
+            field: "order_id",
+            value: order.order_id.clone(),
+            from: from(records.map(|r| &r.id)),
+        },
+        MappedField {
+            field: "number",
+            value: order.number.clone(),
+            from: from(records.and_then(|r| r.number.as_ref())),
+        },
+        MappedField {
+            field: "status",
+            value: format!("{} (platform: {:?})", order.status, order.platform_status),
+            from: from(records.and_then(|r| r.status.as_ref())),
+        },
+        MappedField {
+            field: "placed_at",
+            value: time(order.placed_at),
+            from: from(records.and_then(|r| r.placed_at.as_ref())),
+        },
+        MappedField {
+            field: "updated_at",
+            value: time(order.updated_at),
+            from: from(records.and_then(|r| r.updated_at.as_ref())),
+        },
+        MappedField {
+            field: "currency",
+            value: opt(order.currency.clone()),
+            from: from(records.and_then(|r| r.currency.as_ref())),
+        },
+        MappedField {
+            field: "total",
+            value: opt(order.total.map(|t| t.to_string())),
+            from: from(records.and_then(|r| r.total.as_ref())),
+        },
+        MappedField {
+            field: "customer_name",
+            value: opt(order.customer_name.clone()),
+            from: from(records.and_then(|r| r.customer_name.as_ref())),
+        },
+        MappedField {
+            field: "tracking_number",
+            value: opt(order.tracking_number.clone()),
+            from: from(records.and_then(|r| r.tracking_number.as_ref())),
+        },
+    ];
+    let items = records.and_then(|r| r.items.as_ref());
+    for (i, item) in order.items.iter().enumerate() {
+        fields.push(MappedField {
+            field: "item",
+            value: format!(
+                "{}: id {}, sku {}, name {}, quantity {}, unit price {}{}",
+                i + 1,
+                item.item_id,
+                opt(item.sku.clone()),
+                opt(item.name.clone()),
+                item.quantity,
+                opt(item.unit_price.map(|p| p.to_string())),
+                item.status
+                    .as_ref()
+                    .map(|s| format!(", status {s}"))
+                    .unwrap_or_default()
+            ),
+            from: items.map(|s| format!("`{}`", s.list)).unwrap_or_default(),
+        });
+    }
+    fields
 }
 
 fn step(step: &'static str, ok: bool, detail: String, since: Instant) -> Check {

@@ -23,6 +23,7 @@ mod mitrabunso_sync;
 mod net_faults;
 mod parser_props;
 mod prometheus;
+mod rest;
 mod scheduled_verify;
 mod secrets;
 mod sinks;

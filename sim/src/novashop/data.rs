@@ -296,9 +296,10 @@ pub(super) fn generate(seed: u64, index: u64, created: DateTime<Utc>) -> (OrderF
         _ => format!("NV{}EU", rng.digits(9)),
     });
     let buyer_name = format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES));
+    let currency = *rng.weighted(CURRENCIES);
     let facts = OrderFacts {
         reference: format!("NS-{id}"),
-        currency: *rng.weighted(CURRENCIES),
+        currency,
         total,
         buyer_name,
         lines,

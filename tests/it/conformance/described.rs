@@ -139,11 +139,89 @@ impl<F: Fixture + Description> Fixture for Described<F> {
     }
 }
 
+/// Every stored order with its items, and every event in order, of `platform`, as text without
+/// the platform's name or the times of the store's own bookkeeping.
+fn stored(db: &Connection, platform: &str) -> (Vec<String>, Vec<String>) {
+    let rows = |sql: &str| -> Vec<String> {
+        let mut stmt = db.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([platform], |r| {
+            (0..n)
+                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.join(" "))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    };
+    let mut orders = rows(
+        "SELECT order_id, number, status, platform_status, placed_at, updated_at, currency, \
+                total, customer_name, tracking_number, content_hash, raw
+         FROM orders WHERE platform = ?1 ORDER BY order_id",
+    );
+    orders.extend(rows(
+        "SELECT order_id, item_id, sku, name, quantity, unit_price, status
+         FROM order_items WHERE platform = ?1 ORDER BY order_id, item_id",
+    ));
+    let events = rows(
+        "SELECT order_id, kind, old_status, new_status, changes
+         FROM order_events WHERE platform = ?1 ORDER BY id",
+    );
+    (orders, events)
+}
+
+/// The description and the built-in kind, syncing the same simulator side by side through a
+/// first sync, status changes on old orders (found by each one's reconcile) and a full
+/// re-read, store the same orders, items and events, row for row.
+async fn the_description_stores_what_the_built_in_kind_stores<F: Fixture + Description>() {
+    use ordersync::cli::SyncArgs;
+
+    let shop = F::start("builtin", 300).await;
+    let extra = "lookback = \"15m\"";
+    let builtin = shop.platform_toml(Credentials::Right, extra);
+    let renamed = builtin.replace("[platforms.builtin", "[platforms.described");
+    let setup = crate::common::Setup::new();
+    setup.add_platform_file("builtin.toml", &builtin);
+    setup.add_platform_file("described.toml", &describe(F::FILE, "described", &renamed, extra));
+    let sync = |full: bool| {
+        let config = setup.config();
+        async move {
+            ordersync::cli::sync(config, SyncArgs { full, ..SyncArgs::default() })
+                .await
+                .map_err(|e| format!("{:#}", e.error.expect("an error")))
+                .unwrap()
+        }
+    };
+
+    sync(false).await;
+    let db = setup.db();
+    let (orders, events) = stored(&db, "builtin");
+    assert_eq!(events.len(), shop.truth_len(), "one created event per order");
+    assert_eq!(stored(&db, "described"), (orders, events), "after the first sync");
+
+    for _ in 0..2 {
+        shop.change_an_old_orders_status();
+        sync(false).await;
+    }
+    sync(true).await;
+
+    let (orders, events) = stored(&db, "builtin");
+    assert_eq!(events.len(), shop.truth_len() + 2, "one event per change");
+    assert_eq!(stored(&db, "described"), (orders, events), "after the changes");
+    shop.assert_store_equals_truth(&db);
+}
+
 mod merchantpro_rest {
     use super::Described;
     use crate::common::Shop;
 
     crate::conformance::scenarios::conformance_tests!(Described<Shop>);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_description_stores_what_the_built_in_kind_stores() {
+        super::the_description_stores_what_the_built_in_kind_stores::<Shop>().await;
+    }
 }
 
 mod sirclo_rest {
@@ -151,4 +229,9 @@ mod sirclo_rest {
     use crate::sirclo_sync::Account;
 
     crate::conformance::scenarios::conformance_tests!(Described<Account>);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_description_stores_what_the_built_in_kind_stores() {
+        super::the_description_stores_what_the_built_in_kind_stores::<Account>().await;
+    }
 }
