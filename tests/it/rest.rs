@@ -69,7 +69,7 @@ fn check_names_every_mistake_in_a_description_with_its_file_and_key_at_once() {
         assert!(
             report
                 .lines()
-                .any(|l| l.starts_with(&format!("{file}: {key}: ")) && l.contains(message)),
+                .any(|l| l.contains(&format!("{file}: {key}: ")) && l.contains(message)),
             "no line names {file}: {key} with {message:?}:\n{report}"
         );
     }

@@ -13,6 +13,7 @@ pub mod described;
 mod epixel;
 mod merchantpro;
 mod mitrabunso;
+pub mod novashop;
 mod sirclo;
 
 use ordersync_sim::Faults;
