@@ -50,7 +50,10 @@ pub enum ApiAuth {
         password: Template,
     },
     /// One header, such as `Authorization = "Bearer {auth.token}"` or `X-Api-Key`.
-    Header { name: String, value: Template },
+    Header {
+        name: String,
+        value: Template,
+    },
     /// A login request whose answer holds a token; the token then goes in `header` as `value`
     /// renders it (with `{token}`). Logged in again once when the platform answers 401.
     Login {
@@ -412,7 +415,10 @@ impl Template {
     }
 
     /// The text with every variable replaced by `value(name)`; `None` when one has no value.
-    pub fn render<'v>(&self, mut value: impl FnMut(&str) -> Option<std::borrow::Cow<'v, str>>) -> Option<String> {
+    pub fn render<'v>(
+        &self,
+        mut value: impl FnMut(&str) -> Option<std::borrow::Cow<'v, str>>,
+    ) -> Option<String> {
         let mut out = String::with_capacity(self.text.len() + 16);
         for part in &self.parts {
             match part {
@@ -462,31 +468,59 @@ mod tests {
         assert_eq!(t.variables().collect::<Vec<_>>(), ["token"]);
         let out = t.render(|v| (v == "token").then(|| "abc".into())).unwrap();
         assert_eq!(out, "Bearer abc {x}");
-        assert_eq!(Template::parse("{order.id}").unwrap().sole_variable(), Some("order.id"));
-        assert!(Template::parse("{unclosed").unwrap_err().contains("without its"));
-        assert!(Template::parse("stray }").unwrap_err().contains("without its"));
+        assert_eq!(
+            Template::parse("{order.id}").unwrap().sole_variable(),
+            Some("order.id")
+        );
+        assert!(
+            Template::parse("{unclosed")
+                .unwrap_err()
+                .contains("without its")
+        );
+        assert!(
+            Template::parse("stray }")
+                .unwrap_err()
+                .contains("without its")
+        );
         assert!(Template::parse("{}").unwrap_err().contains("empty"));
-        assert_eq!(Template::parse("{a}-{b}").unwrap().render(|v| (v == "a").then(|| "1".into())), None);
+        assert_eq!(
+            Template::parse("{a}-{b}")
+                .unwrap()
+                .render(|v| (v == "a").then(|| "1".into())),
+            None
+        );
     }
 
     #[test]
     fn pointers_follow_rfc_6901() {
         assert_eq!(
-            Pointer::parse("/meta/a~1b/c~0d").unwrap().tokens().collect::<Vec<_>>(),
+            Pointer::parse("/meta/a~1b/c~0d")
+                .unwrap()
+                .tokens()
+                .collect::<Vec<_>>(),
             ["meta", "a/b", "c~d"]
         );
         assert!(Pointer::parse("").is_ok());
-        assert!(Pointer::parse("data").unwrap_err().contains("start with `/`"));
+        assert!(
+            Pointer::parse("data")
+                .unwrap_err()
+                .contains("start with `/`")
+        );
         assert!(Pointer::parse("/a~2").unwrap_err().contains("~"));
     }
 
     #[test]
     fn window_bounds_are_written_in_each_format() {
-        let t = DateTime::parse_from_rfc3339("2026-12-03T10:20:30Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-12-03T10:20:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let utc = FixedOffset::east_opt(0).unwrap();
         let wib = FixedOffset::east_opt(7 * 3600).unwrap();
         assert_eq!(TimeFormat::Rfc3339.write(t, utc), "2026-12-03T10:20:30Z");
-        assert_eq!(TimeFormat::Rfc3339.write(t, wib), "2026-12-03T17:20:30+07:00");
+        assert_eq!(
+            TimeFormat::Rfc3339.write(t, wib),
+            "2026-12-03T17:20:30+07:00"
+        );
         assert_eq!(TimeFormat::Date.write(t, wib), "2026-12-03");
         assert_eq!(TimeFormat::EpochSeconds.write(t, wib), "1796293230");
         assert_eq!(TimeFormat::EpochMillis.write(t, utc), "1796293230000");

@@ -759,7 +759,12 @@ impl Validator<'_> {
         // its own table asks for it.
         let reconcile_schedule = match own.reconcile_schedule {
             Some(s) => s,
-            None if api.as_ref().map_or(kind.has_updated_filter(), |a| a.sees_updates()) => None,
+            None if api
+                .as_ref()
+                .map_or(kind.has_updated_filter(), |a| a.sees_updates()) =>
+            {
+                None
+            }
             None => defaults
                 .reconcile_schedule
                 .clone()

@@ -489,7 +489,6 @@ pub fn map_status(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::http::Redactor;
 
     #[test]

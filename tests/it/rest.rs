@@ -53,15 +53,24 @@ fn check_names_every_mistake_in_a_description_with_its_file_and_key_at_once() {
     let file = file.display().to_string();
     let api = "platforms.bad.api";
     let expected = [
-        (format!("{api}.auth.body.client_secret"), "auth key `password`"),
+        (
+            format!("{api}.auth.body.client_secret"),
+            "auth key `password`",
+        ),
         (format!("{api}.auth.token"), "missing"),
         (format!("{api}.list.path"), "must start with `/`"),
-        (format!("{api}.list.query.updated_since"), "did you mean `{window.from}`"),
+        (
+            format!("{api}.list.query.updated_since"),
+            "did you mean `{window.from}`",
+        ),
         (format!("{api}.list.filter"), "not one of updated, created"),
         (format!("{api}.list.time_format"), "not a time format"),
         (format!("{api}.pages.next"), "next page's link"),
         (format!("{api}.records.list"), "must start with `/`"),
-        (format!("{api}.records.placed_at.format"), "not a strftime pattern"),
+        (
+            format!("{api}.records.placed_at.format"),
+            "not a strftime pattern",
+        ),
         (format!("{api}.records.totl"), "did you mean `total`"),
         (format!("{api}.push.sent"), "not a canonical status"),
     ];
@@ -98,4 +107,379 @@ fn the_shipped_descriptions_pass_check_as_they_are() {
     for name in ["novashop", "shop-ro-rest", "sirclo-id-rest"] {
         assert!(report.contains(name), "{name} is listed:\n{report}");
     }
+}
+
+mod novashop_push {
+    //! Pushing to Novashop, a platform known only by its description: each transition sent
+    //! once as the description renders it, a lost answer read back instead of sent again, a
+    //! refusal failing with the platform's words, and a revoked token replaced by one login.
+
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use ordersync::cli::SyncArgs;
+    use ordersync::daemon::{self, Platform};
+    use ordersync::http::Redactor;
+    use ordersync::model::Status;
+    use ordersync::outbox::{self, Action, Params};
+    use ordersync_sim::Fault;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::common::{Queue, Setup, count, stderr};
+    use crate::conformance::Credentials;
+    use crate::conformance::novashop::Novashop;
+
+    struct Shop {
+        shop: Novashop,
+        setup: Setup,
+    }
+
+    impl Shop {
+        async fn synced(orders: usize) -> Shop {
+            let shop = Novashop::open("novashop", orders).await;
+            let setup = Setup::new();
+            setup.add_platform_file(
+                "novashop.toml",
+                &shop.toml(Credentials::Right, "timeout = \"1s\""),
+            );
+            ordersync::cli::sync(setup.config(), SyncArgs::default())
+                .await
+                .unwrap();
+            Shop { shop, setup }
+        }
+
+        fn order_in(&self, state: &str, skip: usize) -> u64 {
+            self.shop
+                .sim
+                .truth()
+                .into_iter()
+                .filter(|o| o.state == state)
+                .nth(skip)
+                .unwrap_or_else(|| panic!("the simulator has a {state} order"))
+                .id
+        }
+
+        async fn queue(&self, order: u64, to: Status, params: Params, q: Queue) -> i64 {
+            outbox::enqueue(
+                &self.store(),
+                self.setup.config().platform("novashop").unwrap(),
+                &order.to_string(),
+                Action::Status(to),
+                &params,
+                q.check(),
+                Utc::now(),
+            )
+            .await
+            .unwrap()
+        }
+
+        fn platforms(&self) -> BTreeMap<String, Arc<Platform>> {
+            daemon::build_platforms(
+                &self.setup.config(),
+                &Redactor::default(),
+                &CancellationToken::new(),
+                &daemon::RunLocks::default(),
+            )
+        }
+
+        fn store(&self) -> ordersync::store::Store {
+            ordersync::store::Store::open(&self.setup.db_path()).unwrap()
+        }
+
+        async fn drain(&self) -> outbox::DrainReport {
+            self.drain_at(Utc::now()).await
+        }
+
+        async fn drain_at(&self, now: chrono::DateTime<Utc>) -> outbox::DrainReport {
+            outbox::drain_once(&self.store(), &self.platforms(), now)
+                .await
+                .unwrap()
+        }
+
+        fn posts_to(&self, order: u64) -> Vec<ordersync_sim::RecordedRequest> {
+            let path = format!("/v3/orders/{order}/transitions");
+            self.shop
+                .sim
+                .requests()
+                .into_iter()
+                .filter(|r| r.method == "POST" && r.path_and_query == path)
+                .collect()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_transition_is_sent_once_as_described_and_the_next_sync_confirms_it() {
+        let f = Shop::synced(300).await;
+        let cases = [
+            (f.order_in("paid", 0), Status::Processing, None, "packing"),
+            (
+                f.order_in("packing", 0),
+                Status::Shipped,
+                Some("TRK-5521"),
+                "shipped",
+            ),
+            (
+                f.order_in("shipped", 0),
+                Status::Delivered,
+                None,
+                "delivered",
+            ),
+            (
+                f.order_in("pending", 0),
+                Status::Cancelled,
+                None,
+                "cancelled",
+            ),
+        ];
+        for (order, to, tracking, _) in &cases {
+            let params = Params {
+                tracking_number: tracking.map(str::to_string),
+                ..Params::default()
+            };
+            f.queue(*order, *to, params, Queue::Checked).await;
+        }
+
+        let report = f.drain().await;
+
+        assert_eq!(
+            (report.done, report.failed, report.retried),
+            (4, 0, 0),
+            "{report:?}"
+        );
+        let mut sent = f.shop.sim.transitions();
+        sent.sort();
+        let mut expected: Vec<(u64, String, Option<String>)> = cases
+            .iter()
+            .map(|(o, _, t, state)| (*o, state.to_string(), t.map(str::to_string)))
+            .collect();
+        expected.sort();
+        assert_eq!(sent, expected, "each transition reached the platform once");
+        for (order, _, tracking, state) in &cases {
+            let posts = f.posts_to(*order);
+            assert_eq!(posts.len(), 1, "one request for {order}");
+            let body: serde_json::Value = serde_json::from_str(&posts[0].body).unwrap();
+            let mut want = serde_json::json!({ "to": state });
+            if let Some(t) = tracking {
+                want["tracking_number"] = serde_json::json!(t);
+            }
+            assert_eq!(body, want, "the body as the description renders it");
+            assert!(
+                posts[0]
+                    .headers
+                    .iter()
+                    .any(|(k, v)| k == "authorization" && v.starts_with("Bearer ")),
+                "with the login's token"
+            );
+        }
+
+        let db = f.setup.db();
+        let before = count(&db, "SELECT max(id) FROM order_events");
+        ordersync::cli::sync(f.setup.config(), SyncArgs::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM order_events WHERE id > {before} AND kind = 'push_confirmed'"
+                )
+            ),
+            4,
+            "the next sync sees every push arrive"
+        );
+        crate::conformance::novashop::assert_store_matches(&db, "novashop", &f.shop.sim.truth());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_answer_is_read_back_and_the_transition_is_not_sent_again() {
+        let f = Shop::synced(200).await;
+        let order = f.order_in("paid", 0);
+        let id = f
+            .queue(order, Status::Processing, Params::default(), Queue::Checked)
+            .await;
+        // The drain logs in first (answered normally); then the platform applies the
+        // transition, but its answer never arrives.
+        f.shop
+            .sim
+            .faults()
+            .push(Fault::Slow(std::time::Duration::ZERO));
+        f.shop.sim.faults().push(Fault::DropConnection);
+
+        let first = f.drain().await;
+        assert_eq!((first.done, first.retried), (0, 1), "{first:?}");
+        let row = crate::common::outbox_row(&f.setup.db(), id);
+        assert_eq!(row.state, "pending", "retried later");
+
+        // Once its backoff has run out.
+        let second = f.drain_at(Utc::now() + chrono::Duration::hours(1)).await;
+
+        assert_eq!((second.done, second.already_applied), (1, 1), "{second:?}");
+        assert_eq!(
+            f.posts_to(order).len(),
+            1,
+            "sent once, read back the second time"
+        );
+        assert_eq!(
+            f.shop.sim.transitions(),
+            [(order, "packing".to_string(), None)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_transition_fails_at_once_with_the_platforms_words() {
+        let f = Shop::synced(200).await;
+        let order = f.order_in("pending", 0);
+        // Forced past the state machine: the platform is the one that refuses.
+        let id = f
+            .queue(order, Status::Delivered, Params::default(), Queue::Forced)
+            .await;
+
+        let report = f.drain().await;
+
+        assert_eq!((report.done, report.failed), (0, 1), "{report:?}");
+        let row = crate::common::outbox_row(&f.setup.db(), id);
+        assert_eq!(row.state, "failed");
+        let error = row.error.unwrap_or_default();
+        assert!(
+            error.contains("409") && error.contains("cannot go from pending to delivered"),
+            "{error}"
+        );
+        assert!(f.shop.sim.transitions().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revoked_token_is_replaced_by_one_new_login() {
+        let f = Shop::synced(200).await;
+        assert_eq!(f.shop.sim.logins(), 1);
+        f.shop.sim.revoke_tokens();
+        f.shop.sim.set_status(f.order_in("pending", 0), "paid");
+
+        ordersync::cli::sync(f.setup.config(), SyncArgs::default())
+            .await
+            .unwrap();
+
+        assert_eq!(
+            f.shop.sim.logins(),
+            2,
+            "one login per process, and one after the refusal"
+        );
+        crate::conformance::novashop::assert_store_matches(
+            &f.setup.db(),
+            "novashop",
+            &f.shop.sim.truth(),
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn transition_refuses_a_status_the_description_cannot_push() {
+        let f = Shop::synced(100).await;
+        let order = f.order_in("delivered", 0).to_string();
+        let setup = f.setup;
+        let out = tokio::task::spawn_blocking(move || {
+            setup.ordersync(&["transition", "novashop", &order, "returned"])
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("processing, shipped, delivered, cancelled"),
+            "names what it can push: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_shows_the_first_record_mapped_field_by_field_and_names_the_pointer_it_cannot_read()
+{
+    use crate::conformance::Credentials;
+    use crate::conformance::novashop::Novashop;
+
+    let shop = Novashop::open("novashop", 60).await;
+    let setup = Setup::new();
+    setup.add_platform_file("novashop.toml", &shop.toml(Credentials::Right, ""));
+    // The login, then the page with its second record spoilt.
+    shop.sim
+        .faults()
+        .push(ordersync_sim::Fault::Slow(std::time::Duration::ZERO));
+    shop.sim
+        .faults()
+        .push(ordersync_sim::Fault::MalformedRecord);
+
+    let out = tokio::task::spawn_blocking(move || setup.ordersync(&["doctor", "--json"]))
+        .await
+        .unwrap();
+
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let platform = &report["platforms"][0];
+    let step = |name: &str| {
+        platform["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["step"] == name)
+            .unwrap_or_else(|| panic!("no {name} step: {platform}"))
+            .clone()
+    };
+    assert_eq!(step("credentials")["ok"], true);
+    let mapping = step("mapping");
+    assert_eq!(
+        mapping["ok"], false,
+        "one record of the page cannot be read"
+    );
+    let detail = mapping["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("record 1")
+            && detail.contains("`/id`")
+            && detail.contains("platforms.novashop.api.records.id"),
+        "the reason names the record, the pointer and the key: {detail}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let fields: Vec<(String, String, String)> = platform["first_record"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("field"), s("value"), s("from"))
+        })
+        .collect();
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|f| f.0 == name)
+            .unwrap_or_else(|| panic!("no {name}: {fields:?}"))
+            .clone()
+    };
+    let (_, id, from) = field("order_id");
+    assert_eq!(from, "`/id`");
+    let truth = shop
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| t.id.to_string() == id)
+        .expect("the first record is one of the shop's orders");
+    assert_eq!(
+        field("number"),
+        (
+            "number".into(),
+            truth.reference.clone(),
+            "`/reference`".into()
+        )
+    );
+    assert_eq!(field("total").1, truth.total.normalize().to_string());
+    assert_eq!(field("total").2, "`/money/total`");
+    assert!(
+        field("status")
+            .1
+            .starts_with(Novashop::canonical(&truth.state))
+    );
+    assert_eq!(field("updated_at").2, "`/updated`");
+    assert_eq!(
+        fields.iter().filter(|f| f.0 == "item").count(),
+        truth.lines.len(),
+        "one row per line"
+    );
 }

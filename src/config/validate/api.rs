@@ -198,11 +198,7 @@ impl Validator<'_> {
             }
         }
         let read_back = match dict.get("read_back") {
-            Some(v) => self.read_back(
-                &sub("read_back"),
-                v,
-                &Vars::new(auth_keys, &["order.id"]),
-            ),
+            Some(v) => self.read_back(&sub("read_back"), v, &Vars::new(auth_keys, &["order.id"])),
             None if !push.is_empty() => {
                 self.error(
                     value,
@@ -278,9 +274,9 @@ impl Validator<'_> {
         let text_or = |v: &mut Self, name: &str, default: &str, vars: &Vars| -> Option<Template> {
             match dict.get(name) {
                 Some(x) => v.template(&format!("{key}.{name}"), x, vars),
-                None => Template::parse(default).ok().filter(|t| {
-                    v.variables_known(value, &format!("{key}.{name}"), t, vars)
-                }),
+                None => Template::parse(default)
+                    .ok()
+                    .filter(|t| v.variables_known(value, &format!("{key}.{name}"), t, vars)),
             }
         };
         match style {
@@ -295,7 +291,13 @@ impl Validator<'_> {
             }
             "header" => {
                 let name = self.header_name(key, value, dict, "name");
-                let v = self.need(key, value, dict, "value", "the header's value, like \"Bearer {auth.token}\"");
+                let v = self.need(
+                    key,
+                    value,
+                    dict,
+                    "value",
+                    "the header's value, like \"Bearer {auth.token}\"",
+                );
                 let value = v.and_then(|x| self.template(&format!("{key}.value"), x, &creds));
                 Some(ApiAuth::Header {
                     name: name?,
@@ -311,7 +313,12 @@ impl Validator<'_> {
                     Some(_) => self.header_name(key, value, dict, "header"),
                     None => Some("Authorization".to_string()),
                 };
-                let value = text_or(self, "value", "Bearer {token}", &Vars::new(auth, &["token"]));
+                let value = text_or(
+                    self,
+                    "value",
+                    "Bearer {token}",
+                    &Vars::new(auth, &["token"]),
+                );
                 Some(ApiAuth::Login {
                     request: request?,
                     token: token?,
@@ -321,23 +328,63 @@ impl Validator<'_> {
             }
             _ => {
                 let header = self.header_name(key, value, dict, "header");
-                let hvalue = text_or(self, "value", "{signature}", &Vars::new(auth, &["signature", "timestamp"]));
+                let hvalue = text_or(
+                    self,
+                    "value",
+                    "{signature}",
+                    &Vars::new(auth, &["signature", "timestamp"]),
+                );
                 let message = self
-                    .need(key, value, dict, "message", "what is signed, like \"{method}\\n{uri}\\n{timestamp}\\n{body}\"")
+                    .need(
+                        key,
+                        value,
+                        dict,
+                        "message",
+                        "what is signed, like \"{method}\\n{uri}\\n{timestamp}\\n{body}\"",
+                    )
                     .and_then(|x| {
                         self.template(
                             &format!("{key}.message"),
                             x,
-                            &Vars::new(auth, &["method", "uri", "path", "query", "body", "timestamp"]),
+                            &Vars::new(
+                                auth,
+                                &["method", "uri", "path", "query", "body", "timestamp"],
+                            ),
                         )
                     });
                 let hkey = text_or(self, "key", "{auth.secret}", &creds);
                 let algorithm = self
-                    .choice(key, value, dict, "algorithm", &["sha256", "sha512"], Some("sha256"))
-                    .map(|a| if a == "sha512" { HmacAlgorithm::Sha512 } else { HmacAlgorithm::Sha256 });
+                    .choice(
+                        key,
+                        value,
+                        dict,
+                        "algorithm",
+                        &["sha256", "sha512"],
+                        Some("sha256"),
+                    )
+                    .map(|a| {
+                        if a == "sha512" {
+                            HmacAlgorithm::Sha512
+                        } else {
+                            HmacAlgorithm::Sha256
+                        }
+                    });
                 let encoding = self
-                    .choice(key, value, dict, "encoding", &["base64", "hex"], Some("base64"))
-                    .map(|e| if e == "hex" { Encoding::Hex } else { Encoding::Base64 });
+                    .choice(
+                        key,
+                        value,
+                        dict,
+                        "encoding",
+                        &["base64", "hex"],
+                        Some("base64"),
+                    )
+                    .map(|e| {
+                        if e == "hex" {
+                            Encoding::Hex
+                        } else {
+                            Encoding::Base64
+                        }
+                    });
                 Some(ApiAuth::Hmac {
                     header: header?,
                     value: hvalue?,
@@ -368,8 +415,20 @@ impl Validator<'_> {
         out
     }
 
-    fn header_name(&mut self, key: &str, parent: &Value, dict: &Dict, name: &str) -> Option<String> {
-        let v = self.need(key, parent, dict, name, "a header name, like \"Authorization\"")?;
+    fn header_name(
+        &mut self,
+        key: &str,
+        parent: &Value,
+        dict: &Dict,
+        name: &str,
+    ) -> Option<String> {
+        let v = self.need(
+            key,
+            parent,
+            dict,
+            name,
+            "a header name, like \"Authorization\"",
+        )?;
         let k = format!("{key}.{name}");
         let text = self.text(&k, v)?;
         match reqwest::header::HeaderName::from_bytes(text.trim().as_bytes()) {
@@ -392,7 +451,11 @@ impl Validator<'_> {
     ) -> Option<&'v Value> {
         let v = dict.get(name);
         if v.is_none() {
-            self.error(parent, &format!("{key}.{name}"), format!("missing: set it to {what}"));
+            self.error(
+                parent,
+                &format!("{key}.{name}"),
+                format!("missing: set it to {what}"),
+            );
         }
         v
     }
@@ -410,7 +473,11 @@ impl Validator<'_> {
         let k = format!("{key}.{name}");
         let Some(v) = dict.get(name) else {
             if default.is_none() {
-                self.error(parent, &k, format!("missing: set it to one of {}", allowed.join(", ")));
+                self.error(
+                    parent,
+                    &k,
+                    format!("missing: set it to one of {}", allowed.join(", ")),
+                );
             }
             return default;
         };
@@ -438,7 +505,9 @@ impl Validator<'_> {
             if !allowed.contains(&name.as_str()) {
                 let k = format!("{key}.{name}");
                 match super::suggest(name, allowed) {
-                    Some(s) => self.error(v, &k, format!("unknown key `{name}` (did you mean `{s}`?)")),
+                    Some(s) => {
+                        self.error(v, &k, format!("unknown key `{name}` (did you mean `{s}`?)"))
+                    }
                     None => self.error(
                         v,
                         &k,
@@ -451,7 +520,9 @@ impl Validator<'_> {
 
     fn pointer(&mut self, key: &str, value: &Value) -> Option<Pointer> {
         let text = self.text(key, value)?;
-        Pointer::parse(text.trim()).map_err(|e| self.error(value, key, e)).ok()
+        Pointer::parse(text.trim())
+            .map_err(|e| self.error(value, key, e))
+            .ok()
     }
 
     fn template(&mut self, key: &str, value: &Value, vars: &Vars) -> Option<Template> {
@@ -482,7 +553,8 @@ impl Validator<'_> {
             } else if vars.names.contains(&name) {
                 None
             } else {
-                let mut known: Vec<String> = vars.names.iter().map(|n| format!("{{{n}}}")).collect();
+                let mut known: Vec<String> =
+                    vars.names.iter().map(|n| format!("{{{n}}}")).collect();
                 if vars.pointers {
                     known.push("{/json/pointer}".into());
                 }
@@ -532,12 +604,25 @@ impl Validator<'_> {
             None => Some("POST".to_string()),
         };
         let path = self
-            .need(key, parent, dict, "path", "the request's path, like \"/api/v2/orders\"")
+            .need(
+                key,
+                parent,
+                dict,
+                "path",
+                "the request's path, like \"/api/v2/orders\"",
+            )
             .and_then(|v| {
                 let k = format!("{key}.path");
                 let t = self.template(&k, v, vars)?;
                 if !t.text().starts_with('/') {
-                    self.error(v, &k, format!("\"{}\" must start with `/` (it is joined to base_url)", t.text()));
+                    self.error(
+                        v,
+                        &k,
+                        format!(
+                            "\"{}\" must start with `/` (it is joined to base_url)",
+                            t.text()
+                        ),
+                    );
                     return None;
                 }
                 Some(t)
@@ -587,12 +672,19 @@ impl Validator<'_> {
             Value::Dict(_, d) => {
                 let mut out = Vec::new();
                 for (name, v) in d {
-                    out.push((name.clone(), self.json_template(&format!("{key}.{name}"), v, vars)?));
+                    out.push((
+                        name.clone(),
+                        self.json_template(&format!("{key}.{name}"), v, vars)?,
+                    ));
                 }
                 JsonTemplate::Object(out)
             }
             other => {
-                self.error(value, key, format!("{} cannot be written as JSON", describe(other)));
+                self.error(
+                    value,
+                    key,
+                    format!("{} cannot be written as JSON", describe(other)),
+                );
                 return None;
             }
         })
@@ -606,7 +698,13 @@ impl Validator<'_> {
         let request = self.request(key, value, dict, vars, true);
         let filter = self
             .choice(key, value, dict, "filter", &["updated", "created"], None)
-            .map(|f| if f == "updated" { Filter::Updated } else { Filter::Created });
+            .map(|f| {
+                if f == "updated" {
+                    Filter::Updated
+                } else {
+                    Filter::Created
+                }
+            });
         let time_format = match dict.get("time_format") {
             Some(v) => self.time_format(&format!("{key}.time_format"), v, false),
             None => Some(TimeFormat::Rfc3339),
@@ -671,7 +769,10 @@ impl Validator<'_> {
             "epoch_millis" => TimeFormat::EpochMillis,
             p if p.contains('%') => {
                 let items: Vec<_> = chrono::format::StrftimeItems::new(p).collect();
-                if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+                if items
+                    .iter()
+                    .any(|i| matches!(i, chrono::format::Item::Error))
+                {
                     self.error(value, key, format!("\"{p}\" is not a strftime pattern"));
                     return None;
                 }
@@ -745,7 +846,11 @@ impl Validator<'_> {
                     "missing: style \"{}\" needs the JSON pointer of the next {} in the answer, \
                      like \"/meta/next\"",
                     style.as_str(),
-                    if style == PageStyle::Cursor { "cursor" } else { "page's link" }
+                    if style == PageStyle::Cursor {
+                        "cursor"
+                    } else {
+                        "page's link"
+                    }
                 ),
             );
             return None;
@@ -768,10 +873,22 @@ impl Validator<'_> {
         self.only_keys(key, dict, &allowed, "[records]");
         let errors_before = self.errors.len();
         let list = self
-            .need(key, value, dict, "list", "the JSON pointer of the list of orders in an answer, like \"/data\"")
+            .need(
+                key,
+                value,
+                dict,
+                "list",
+                "the JSON pointer of the list of orders in an answer, like \"/data\"",
+            )
             .and_then(|v| self.pointer(&format!("{key}.list"), v));
         let id = self
-            .need(key, value, dict, "id", "the JSON pointer of the order's id in a record, like \"/id\"")
+            .need(
+                key,
+                value,
+                dict,
+                "id",
+                "the JSON pointer of the order's id in a record, like \"/id\"",
+            )
             .and_then(|v| self.field(&format!("{key}.id"), v, false, false));
         let mut fields: BTreeMap<&str, Field> = BTreeMap::new();
         for name in &RECORD_FIELDS[1..] {
@@ -782,7 +899,9 @@ impl Validator<'_> {
                 }
             }
         }
-        let items = dict.get("items").and_then(|v| self.items(&format!("{key}.items"), v));
+        let items = dict
+            .get("items")
+            .and_then(|v| self.items(&format!("{key}.items"), v));
         if self.errors.len() > errors_before {
             return None;
         }
@@ -808,7 +927,13 @@ impl Validator<'_> {
         allowed.extend_from_slice(ITEM_FIELDS);
         self.only_keys(key, dict, &allowed, "[items]");
         let list = self
-            .need(key, value, dict, "list", "the JSON pointer of the lines in a record, like \"/line_items\"")
+            .need(
+                key,
+                value,
+                dict,
+                "list",
+                "the JSON pointer of the lines in a record, like \"/line_items\"",
+            )
             .and_then(|v| self.pointer(&format!("{key}.list"), v));
         let mut fields: BTreeMap<&str, Field> = BTreeMap::new();
         for name in ITEM_FIELDS {
@@ -881,7 +1006,11 @@ impl Validator<'_> {
                 if let Some(f) = d.get("format") {
                     let k = format!("{key}.format");
                     if !time {
-                        self.error(f, &k, "only time fields (placed_at, updated_at) take a format");
+                        self.error(
+                            f,
+                            &k,
+                            "only time fields (placed_at, updated_at) take a format",
+                        );
                         return None;
                     }
                     field.format = self.time_format(&k, f, true)?;
@@ -919,7 +1048,9 @@ impl Validator<'_> {
                 self.only_keys(key, dict, &allowed, "reconcile style `ids`");
                 let request = self.request(key, value, dict, vars, true);
                 let batch = match dict.get("batch") {
-                    Some(v) => self.u32_in(&format!("{key}.batch"), v, 1, 1000).map(|b| b as usize),
+                    Some(v) => self
+                        .u32_in(&format!("{key}.batch"), v, 1, 1000)
+                        .map(|b| b as usize),
                     None => Some(50),
                 };
                 if let Some(r) = &request {

@@ -17,7 +17,9 @@ use tracing::info;
 
 use super::map;
 use super::request::{self, Platform, Vars};
-use crate::config::api::{ApiAuth, ApiSpec, Encoding, HmacAlgorithm, Pointer, RequestSpec, Template};
+use crate::config::api::{
+    ApiAuth, ApiSpec, Encoding, HmacAlgorithm, Pointer, RequestSpec, Template,
+};
 use crate::http::{HttpClient, HttpError, Response};
 use crate::platforms::{ConnectorError, SentSecrets};
 
@@ -89,8 +91,11 @@ impl Authenticator {
         let mode = match &api.auth {
             ApiAuth::None => Mode::None,
             ApiAuth::Basic { username, password } => {
-                let creds = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", render(username)?, render(password)?));
+                let creds = base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    render(username)?,
+                    render(password)?
+                ));
                 http.redactor().add(&creds);
                 fixed("authorization", format!("Basic {creds}"))?
             }
@@ -148,13 +153,33 @@ impl Authenticator {
     ) -> Result<T, HttpError> {
         let token = self.token(http, platform).await?;
         let sent = self
-            .send_with(http, platform, push, what, method, url, body, token.as_deref(), &parse)
+            .send_with(
+                http,
+                platform,
+                push,
+                what,
+                method,
+                url,
+                body,
+                token.as_deref(),
+                &parse,
+            )
             .await;
         match (sent, &token) {
             (Err(HttpError::Unauthorized { .. }), Some(stale)) => {
                 let fresh = self.relogin(http, platform, stale).await?;
-                self.send_with(http, platform, push, what, method, url, body, Some(&fresh), &parse)
-                    .await
+                self.send_with(
+                    http,
+                    platform,
+                    push,
+                    what,
+                    method,
+                    url,
+                    body,
+                    Some(&fresh),
+                    &parse,
+                )
+                .await
             }
             (other, _) => other,
         }
@@ -179,7 +204,9 @@ impl Authenticator {
         let signatures = SentSecrets::new(http.redactor());
         let build = |c: &reqwest::Client| {
             let timestamp = Utc::now().timestamp().to_string();
-            let mut b = c.request(m.clone(), url.clone()).header(ACCEPT, "application/json");
+            let mut b = c
+                .request(m.clone(), url.clone())
+                .header(ACCEPT, "application/json");
             if let Some(body) = body {
                 b = b
                     .header(CONTENT_TYPE, "application/json")
@@ -224,7 +251,14 @@ impl Authenticator {
     }
 
     /// The signature of one request, for HMAC platforms.
-    fn sign(&self, platform: &Platform, method: &str, url: &Url, body: &str, timestamp: &str) -> Option<String> {
+    fn sign(
+        &self,
+        platform: &Platform,
+        method: &str,
+        url: &Url,
+        body: &str,
+        timestamp: &str,
+    ) -> Option<String> {
         let Mode::Hmac {
             message,
             key,
@@ -255,7 +289,11 @@ impl Authenticator {
     }
 
     /// The login token, logging in if there is none yet; `None` for other modes.
-    async fn token(&self, http: &HttpClient, platform: &Platform) -> Result<Option<String>, HttpError> {
+    async fn token(
+        &self,
+        http: &HttpClient,
+        platform: &Platform,
+    ) -> Result<Option<String>, HttpError> {
         let Mode::Login { current, .. } = &self.mode else {
             return Ok(None);
         };
@@ -269,7 +307,12 @@ impl Authenticator {
     }
 
     /// Replaces `stale` by a fresh token, unless another request already did.
-    async fn relogin(&self, http: &HttpClient, platform: &Platform, stale: &str) -> Result<String, HttpError> {
+    async fn relogin(
+        &self,
+        http: &HttpClient,
+        platform: &Platform,
+        stale: &str,
+    ) -> Result<String, HttpError> {
         let Mode::Login { current, .. } = &self.mode else {
             return Err(HttpError::Unauthorized {
                 status: 401,
@@ -296,16 +339,22 @@ impl Authenticator {
         let url = request::url(&platform.base_url, request, &vars)?;
         let body = request::body(request, &vars);
         let what = request::position(&request.method, &url);
-        let m = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| HttpError::NotSent {
-            reason: format!("{} is not an HTTP method", request.method),
+        let m = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+            HttpError::NotSent {
+                reason: format!("{} is not an HTTP method", request.method),
+            }
         })?;
         let t = http
             .execute(
                 &what,
                 |c| {
-                    let b = c.request(m.clone(), url.clone()).header(ACCEPT, "application/json");
+                    let b = c
+                        .request(m.clone(), url.clone())
+                        .header(ACCEPT, "application/json");
                     match &body {
-                        Some(body) => b.header(CONTENT_TYPE, "application/json").body(body.clone()),
+                        Some(body) => b
+                            .header(CONTENT_TYPE, "application/json")
+                            .body(body.clone()),
                         None => b,
                     }
                 },
@@ -316,7 +365,9 @@ impl Authenticator {
                     map::raw_at(raw, token)?
                         .and_then(|r| map::text_of(r.get()))
                         .filter(|t| !t.trim().is_empty())
-                        .ok_or_else(|| format!("the login's answer has no token at `{token}` (auth.token)"))
+                        .ok_or_else(|| {
+                            format!("the login's answer has no token at `{token}` (auth.token)")
+                        })
                 },
             )
             .await?;
@@ -329,12 +380,14 @@ impl Authenticator {
 pub fn sign(algorithm: HmacAlgorithm, encoding: Encoding, key: &[u8], message: &[u8]) -> String {
     let bytes = match algorithm {
         HmacAlgorithm::Sha256 => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+            let mut mac =
+                Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
             mac.update(message);
             mac.finalize().into_bytes().to_vec()
         }
         HmacAlgorithm::Sha512 => {
-            let mut mac = Hmac::<Sha512>::new_from_slice(key).expect("HMAC accepts keys of any length");
+            let mut mac =
+                Hmac::<Sha512>::new_from_slice(key).expect("HMAC accepts keys of any length");
             mac.update(message);
             mac.finalize().into_bytes().to_vec()
         }
@@ -353,7 +406,12 @@ mod tests {
     fn signatures_match_published_hmac_sha256_vectors() {
         // RFC 4231 test case 2.
         assert_eq!(
-            sign(HmacAlgorithm::Sha256, Encoding::Hex, b"Jefe", b"what do ya want for nothing?"),
+            sign(
+                HmacAlgorithm::Sha256,
+                Encoding::Hex,
+                b"Jefe",
+                b"what do ya want for nothing?"
+            ),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
         // SIRCLO's published example, signed as its description does: URI then body.

@@ -30,7 +30,10 @@ pub fn raw_at<'a>(raw: &'a RawValue, pointer: &Pointer) -> Result<Option<&'a Raw
         } else if text.starts_with('[') {
             let list: Vec<&'a RawValue> =
                 serde_json::from_str(at.get()).map_err(|e| format!("not JSON: {e}"))?;
-            token.parse::<usize>().ok().and_then(|i| list.get(i).copied())
+            token
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| list.get(i).copied())
         } else {
             None
         };
@@ -71,7 +74,13 @@ pub fn read(spec: &RecordsSpec, platform: &Platform, record: &Value) -> Result<O
     let get = |f: &Option<Field>| f.as_ref().and_then(|f| lookup(f, record, None));
     let order_id = match lookup(&spec.id, record, None) {
         Some(v) => id(&spec.id, &v)?,
-        None => return Err(format!("no order id at {} ({})", spec.id.describe(), spec.id.key)),
+        None => {
+            return Err(format!(
+                "no order id at {} ({})",
+                spec.id.describe(),
+                spec.id.key
+            ));
+        }
     };
     let text = |f: &Option<Field>| -> Result<Option<String>, String> {
         match (f, get(f)) {
@@ -185,9 +194,8 @@ fn lookup<'v>(f: &Field, record: &'v Value, index: Option<usize>) -> Option<Foun
         match record.pointer(p.as_str()) {
             None | Some(Value::Null) => {}
             Some(v) => {
-                let ignored = scalar_text(v).is_some_and(|s| {
-                    f.ignore.iter().any(|i| i.trim() == s.trim())
-                });
+                let ignored =
+                    scalar_text(v).is_some_and(|s| f.ignore.iter().any(|i| i.trim() == s.trim()));
                 if ignored {
                     continue;
                 }
@@ -250,7 +258,11 @@ fn id(f: &Field, found: &Found<'_>) -> Result<String, String> {
         Found::Value(v) => return Err(wrong(f, v, "an id (text or a whole number)")),
     };
     if id.is_empty() {
-        return Err(format!("the order id at {} is empty ({})", f.describe(), f.key));
+        return Err(format!(
+            "the order id at {} is empty ({})",
+            f.describe(),
+            f.key
+        ));
     }
     Ok(id)
 }
@@ -287,7 +299,13 @@ fn decimal(f: &Field, found: &Found<'_>) -> Result<Option<Decimal>, String> {
     Decimal::from_str(t)
         .or_else(|_| Decimal::from_scientific(t))
         .map(|d| Some(d.normalize()))
-        .map_err(|_| format!("{} holds {t:?}, which is not an amount ({})", f.describe(), f.key))
+        .map_err(|_| {
+            format!(
+                "{} holds {t:?}, which is not an amount ({})",
+                f.describe(),
+                f.key
+            )
+        })
 }
 
 fn time(f: &Field, found: &Found<'_>, zone: FixedOffset) -> Result<Option<DateTime<Utc>>, String> {
@@ -301,10 +319,16 @@ fn time(f: &Field, found: &Found<'_>, zone: FixedOffset) -> Result<Option<DateTi
     if t.is_empty() {
         return Ok(None);
     }
-    let local = |n: NaiveDateTime| zone.from_local_datetime(&n).single().map(|t| t.with_timezone(&Utc));
+    let local = |n: NaiveDateTime| {
+        zone.from_local_datetime(&n)
+            .single()
+            .map(|t| t.with_timezone(&Utc))
+    };
     let parsed = match &f.format {
         TimeFormat::Auto => lenient::parse_time(t, zone),
-        TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc)),
+        TimeFormat::Rfc3339 => DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
         TimeFormat::Date => NaiveDate::parse_from_str(t, "%Y-%m-%d")
             .ok()
             .and_then(|d| local(d.and_hms_opt(0, 0, 0)?)),
@@ -325,7 +349,8 @@ fn time(f: &Field, found: &Found<'_>, zone: FixedOffset) -> Result<Option<DateTi
             "{} holds {t:?}, which is not a time in the configured format ({}): {}",
             f.describe(),
             match &f.format {
-                TimeFormat::Auto => "RFC 3339, or YYYY-MM-DD HH:MM:SS in the platform's timezone".to_string(),
+                TimeFormat::Auto =>
+                    "RFC 3339, or YYYY-MM-DD HH:MM:SS in the platform's timezone".to_string(),
                 TimeFormat::Rfc3339 => "RFC 3339".to_string(),
                 TimeFormat::Date => "YYYY-MM-DD".to_string(),
                 TimeFormat::EpochSeconds => "epoch seconds".to_string(),

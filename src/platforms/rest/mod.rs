@@ -243,7 +243,12 @@ impl Rest {
     }
 
     /// The token of the page after `current`, by the description's stop rules.
-    fn next_token(&self, current: &str, page: &Page, next: Next) -> Result<Option<String>, HttpError> {
+    fn next_token(
+        &self,
+        current: &str,
+        page: &Page,
+        next: Next,
+    ) -> Result<Option<String>, HttpError> {
         let pages = &self.api.pages;
         let limit = self.limit();
         let records = next.records;

@@ -109,9 +109,9 @@ impl Push for Rest {
                     let (text, _) = crate::platforms::lenient::body_text(&resp.body);
                     let answer: serde_json::Value =
                         serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-                    let record = answer
-                        .pointer(read_back.record.as_str())
-                        .ok_or_else(|| format!("no record at `{}` (read_back.record)", read_back.record))?;
+                    let record = answer.pointer(read_back.record.as_str()).ok_or_else(|| {
+                        format!("no record at `{}` (read_back.record)", read_back.record)
+                    })?;
                     // Only the status is compared, but the record is read as a listed one is,
                     // so the status means the same.
                     map::read(&self.api.records, &self.cfg, record).map(|o| o.status)

@@ -73,7 +73,11 @@ impl Bound {
     /// The window's end, rounded up: an order changed in the pass's starting second belongs to
     /// the pass.
     pub fn end(t: DateTime<Utc>, format: &TimeFormat, zone: FixedOffset) -> String {
-        let digits = if *format == TimeFormat::EpochMillis { 3 } else { 0 };
+        let digits = if *format == TimeFormat::EpochMillis {
+            3
+        } else {
+            0
+        };
         let down = t.trunc_subsecs(digits);
         let up = if down == t {
             t
@@ -182,7 +186,10 @@ pub fn url(base: &Url, request: &RequestSpec, vars: &Vars<'_>) -> Result<Url, Ht
                 .map(|v| Cow::Owned(utf8_percent_encode(&v, PATH_VALUE).to_string()))
         })
         .ok_or_else(|| HttpError::NotSent {
-            reason: format!("the path {:?} names a variable without a value", request.path.text()),
+            reason: format!(
+                "the path {:?} names a variable without a value",
+                request.path.text()
+            ),
         })?;
     let mut url = base.clone();
     url.set_path(&format!("{}{path}", base.path().trim_end_matches('/')));
@@ -244,12 +251,19 @@ pub fn link_next(headers: &HeaderMap) -> Option<String> {
             let target = &rest[open + 1..open + close];
             let after = &rest[open + close + 1..];
             // The link's parameters run to the next link (a `,` followed by `<`).
-            let params_end = after.find(",").filter(|i| after[*i..].trim_start_matches([',', ' ']).starts_with('<')).unwrap_or(after.len());
+            let params_end = after
+                .find(",")
+                .filter(|i| after[*i..].trim_start_matches([',', ' ']).starts_with('<'))
+                .unwrap_or(after.len());
             let params = &after[..params_end];
             let is_next = params.split(';').any(|p| {
                 let p = p.trim();
                 p.strip_prefix("rel=")
-                    .map(|r| r.trim_matches('"').split_ascii_whitespace().any(|r| r.eq_ignore_ascii_case("next")))
+                    .map(|r| {
+                        r.trim_matches('"')
+                            .split_ascii_whitespace()
+                            .any(|r| r.eq_ignore_ascii_case("next"))
+                    })
                     .unwrap_or(false)
             });
             if is_next {
@@ -275,7 +289,10 @@ mod tests {
                 r#"<https://a.example/o?page=1>; rel="first", <https://a.example/o?page=3&x=1,2>; rel="next""#,
             ),
         );
-        assert_eq!(link_next(&h).as_deref(), Some("https://a.example/o?page=3&x=1,2"));
+        assert_eq!(
+            link_next(&h).as_deref(),
+            Some("https://a.example/o?page=3&x=1,2")
+        );
         h.insert(LINK, HeaderValue::from_static(r#"</o?page=2>; rel=next"#));
         assert_eq!(link_next(&h).as_deref(), Some("/o?page=2"));
         h.insert(LINK, HeaderValue::from_static(r#"</o?page=1>; rel="prev""#));
@@ -288,9 +305,15 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let utc = FixedOffset::east_opt(0).unwrap();
-        assert_eq!(Bound::start(t, &TimeFormat::EpochSeconds, utc), "1796293230");
+        assert_eq!(
+            Bound::start(t, &TimeFormat::EpochSeconds, utc),
+            "1796293230"
+        );
         assert_eq!(Bound::end(t, &TimeFormat::EpochSeconds, utc), "1796293231");
-        assert_eq!(Bound::end(t, &TimeFormat::EpochMillis, utc), "1796293230400");
+        assert_eq!(
+            Bound::end(t, &TimeFormat::EpochMillis, utc),
+            "1796293230400"
+        );
         assert_eq!(Bound::start(t, &TimeFormat::Date, utc), "2026-12-03");
         assert_eq!(Bound::end(t, &TimeFormat::Date, utc), "2026-12-04");
     }

@@ -21,9 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tracing::{debug, warn};
 
-use super::{
-    MAC_HEADER, PARTNER_ID, PARTNER_ID_DASHED, Sirclo, map, request_uri, sign, wire,
-};
+use super::{MAC_HEADER, PARTNER_ID, PARTNER_ID_DASHED, Sirclo, map, request_uri, sign, wire};
 use crate::config::PlatformConfig;
 use crate::http::{HttpError, Response};
 use crate::model::Status;

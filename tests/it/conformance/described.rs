@@ -147,7 +147,10 @@ fn stored(db: &Connection, platform: &str) -> (Vec<String>, Vec<String>) {
         let n = stmt.column_count();
         stmt.query_map([platform], |r| {
             (0..n)
-                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}")))
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| v.join(" "))
         })
@@ -183,22 +186,39 @@ async fn the_description_stores_what_the_built_in_kind_stores<F: Fixture + Descr
     let renamed = builtin.replace("[platforms.builtin", "[platforms.described");
     let setup = crate::common::Setup::new();
     setup.add_platform_file("builtin.toml", &builtin);
-    setup.add_platform_file("described.toml", &describe(F::FILE, "described", &renamed, extra));
+    setup.add_platform_file(
+        "described.toml",
+        &describe(F::FILE, "described", &renamed, extra),
+    );
     let sync = |full: bool| {
         let config = setup.config();
         async move {
-            ordersync::cli::sync(config, SyncArgs { full, ..SyncArgs::default() })
-                .await
-                .map_err(|e| format!("{:#}", e.error.expect("an error")))
-                .unwrap()
+            ordersync::cli::sync(
+                config,
+                SyncArgs {
+                    full,
+                    ..SyncArgs::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("{:#}", e.error.expect("an error")))
+            .unwrap()
         }
     };
 
     sync(false).await;
     let db = setup.db();
     let (orders, events) = stored(&db, "builtin");
-    assert_eq!(events.len(), shop.truth_len(), "one created event per order");
-    assert_eq!(stored(&db, "described"), (orders, events), "after the first sync");
+    assert_eq!(
+        events.len(),
+        shop.truth_len(),
+        "one created event per order"
+    );
+    assert_eq!(
+        stored(&db, "described"),
+        (orders, events),
+        "after the first sync"
+    );
 
     for _ in 0..2 {
         shop.change_an_old_orders_status();
@@ -208,7 +228,11 @@ async fn the_description_stores_what_the_built_in_kind_stores<F: Fixture + Descr
 
     let (orders, events) = stored(&db, "builtin");
     assert_eq!(events.len(), shop.truth_len() + 2, "one event per change");
-    assert_eq!(stored(&db, "described"), (orders, events), "after the changes");
+    assert_eq!(
+        stored(&db, "described"),
+        (orders, events),
+        "after the changes"
+    );
     shop.assert_store_equals_truth(&db);
 }
 

@@ -2,8 +2,6 @@
 //! it is read only through the shipped `rest` description (`config/platforms.d/rest-example.toml`),
 //! so passing here shows a new platform can be added by configuration alone.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use ordersync_sim::novashop::{NovashopSim, SimOptions, TruthOrder};
 use ordersync_sim::{Fault, Faults, RunningSim};
@@ -93,94 +91,89 @@ impl Novashop {
 
 /// Asserts the store holds exactly `truth`, every field and line.
 pub fn assert_store_matches(db: &Connection, platform: &str, truth: &[TruthOrder]) {
-    type Row = (String, String, String, String, Option<String>, Option<String>);
-    let stored: BTreeMap<String, (Row, Option<String>, Option<String>, Option<String>, Option<String>)> =
-        db.prepare(
-            "SELECT order_id, number, status, platform_status, placed_at, updated_at, currency, \
-                    total, customer_name, tracking_number
-             FROM orders WHERE platform = ?1",
-        )
-        .unwrap()
-        .query_map([platform], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (
-                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                ),
-            ))
+    let stored = crate::common::count(
+        db,
+        &format!("SELECT count(*) FROM orders WHERE platform = '{platform}'"),
+    );
+    assert_eq!(
+        stored as usize,
+        truth.len(),
+        "orders stored vs on the platform"
+    );
+    let time = |s: Option<String>| {
+        s.map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .unwrap()
+                .with_timezone(&Utc)
         })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(stored.len(), truth.len(), "orders stored vs on the platform");
-    let time = |s: &Option<String>| {
-        s.as_deref()
-            .map(|t| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc))
     };
+    let amount = |s: Option<String>| s.map(|s| s.parse::<Decimal>().unwrap());
     for t in truth {
         let id = t.id.to_string();
-        let ((_, number, status, platform_status, placed, updated), currency, total, name, tracking) =
-            stored.get(&id).unwrap_or_else(|| panic!("order {id} is not stored"));
-        assert_eq!(number, &t.reference, "number of {id}");
-        assert_eq!(status, Novashop::canonical(&t.state), "status of {id}");
-        assert_eq!(platform_status, &t.state, "platform status of {id}");
-        assert_eq!(time(placed), Some(t.created_at), "placed_at of {id}");
+        let row: Vec<Option<String>> = db
+            .query_row(
+                "SELECT number, status, platform_status, placed_at, updated_at, currency, total, \
+                        customer_name, tracking_number
+                 FROM orders WHERE platform = ?1 AND order_id = ?2",
+                [platform, &id],
+                |r| (0..9).map(|i| r.get(i)).collect(),
+            )
+            .unwrap_or_else(|e| panic!("order {id} is not stored: {e}"));
+        let text = |i: usize| row[i].clone();
+        assert_eq!(text(0), Some(t.reference.clone()), "number of {id}");
         assert_eq!(
-            time(updated),
+            text(1).as_deref(),
+            Some(Novashop::canonical(&t.state)),
+            "status of {id}"
+        );
+        assert_eq!(text(2), Some(t.state.clone()), "platform status of {id}");
+        assert_eq!(time(text(3)), Some(t.created_at), "placed_at of {id}");
+        assert_eq!(
+            time(text(4)),
             DateTime::from_timestamp(t.updated, 0),
             "updated_at of {id}"
         );
-        assert_eq!(currency.as_deref(), Some(t.currency.as_str()), "currency of {id}");
-        assert_eq!(
-            total.as_deref().map(|s| s.parse::<Decimal>().unwrap()),
-            Some(t.total),
-            "total of {id}"
-        );
-        assert_eq!(name.as_deref(), Some(t.buyer_name.as_str()), "buyer of {id}");
-        assert_eq!(tracking, &t.tracking_number, "tracking number of {id}");
-        let lines: Vec<(String, Option<String>, Option<String>, String, Option<String>)> = db
+        assert_eq!(text(5), Some(t.currency.clone()), "currency of {id}");
+        assert_eq!(amount(text(6)), Some(t.total), "total of {id}");
+        assert_eq!(text(7), Some(t.buyer_name.clone()), "buyer of {id}");
+        assert_eq!(text(8), t.tracking_number, "tracking number of {id}");
+
+        let lines: Vec<Vec<Option<String>>> = db
             .prepare(
                 "SELECT item_id, sku, name, quantity, unit_price FROM order_items
                  WHERE platform = ?1 AND order_id = ?2 ORDER BY item_id",
             )
             .unwrap()
-            .query_map([platform, &id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
+            .query_map([platform, &id], |r| (0..5).map(|i| r.get(i)).collect())
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let mut expected: Vec<_> = t
-            .lines
-            .iter()
-            .map(|l| {
-                (
-                    l.line_id.clone(),
-                    Some(l.sku.clone()),
-                    Some(l.title.clone()),
-                    Decimal::from(l.quantity),
-                    Some(l.unit_price),
-                )
-            })
-            .collect();
-        expected.sort_by(|a, b| a.0.cmp(&b.0));
-        let lines: Vec<_> = lines
-            .into_iter()
-            .map(|(i, s, n, q, p)| {
-                (
-                    i,
-                    s,
-                    n,
-                    q.parse::<Decimal>().unwrap(),
-                    p.map(|p| p.parse::<Decimal>().unwrap()),
-                )
-            })
-            .collect();
-        assert_eq!(lines, expected, "lines of {id}");
+        let mut expected: Vec<_> = t.lines.iter().collect();
+        expected.sort_by(|a, b| a.line_id.cmp(&b.line_id));
+        assert_eq!(lines.len(), expected.len(), "lines of {id}");
+        for (line, want) in lines.into_iter().zip(expected) {
+            assert_eq!(
+                line[0].as_deref(),
+                Some(want.line_id.as_str()),
+                "line of {id}"
+            );
+            assert_eq!(line[1].as_deref(), Some(want.sku.as_str()), "sku of {id}");
+            assert_eq!(
+                line[2].as_deref(),
+                Some(want.title.as_str()),
+                "title of {id}"
+            );
+            assert_eq!(
+                amount(line[3].clone()),
+                Some(Decimal::from(want.quantity)),
+                "quantity of {id}"
+            );
+            assert_eq!(
+                amount(line[4].clone()),
+                Some(want.unit_price),
+                "price of {id}"
+            );
+        }
     }
 }
 
@@ -212,7 +205,11 @@ impl Fixture for Novashop {
             .into_iter()
             .find(|o| matches!(o.state.as_str(), "pending" | "paid"))
             .expect("the simulator has an open order");
-        let next = if old.state == "pending" { "paid" } else { "packing" };
+        let next = if old.state == "pending" {
+            "paid"
+        } else {
+            "packing"
+        };
         self.sim.set_status(old.id, next);
         StatusChange {
             order_id: old.id.to_string(),
@@ -226,7 +223,9 @@ impl Fixture for Novashop {
 
     fn spoil_one_record(&self) {
         // A sync's first request is the login, which has no records to spoil.
-        self.sim.faults().push(Fault::Slow(std::time::Duration::ZERO));
+        self.sim
+            .faults()
+            .push(Fault::Slow(std::time::Duration::ZERO));
         self.sim.faults().push(Fault::MalformedRecord);
     }
 
@@ -240,10 +239,18 @@ impl Fixture for Novashop {
 
     fn assert_requests_as_documented(&self) {
         for r in self.sim.requests() {
-            assert!(r.status < 400, "answered {}: {} {}", r.status, r.method, r.path_and_query);
+            assert!(
+                r.status < 400,
+                "answered {}: {} {}",
+                r.status,
+                r.method,
+                r.path_and_query
+            );
             if r.path_and_query.starts_with("/v3/") {
                 assert!(
-                    r.headers.iter().any(|(k, v)| k == "authorization" && v.starts_with("Bearer ")),
+                    r.headers
+                        .iter()
+                        .any(|(k, v)| k == "authorization" && v.starts_with("Bearer ")),
                     "{} carries the Bearer token",
                     r.path_and_query
                 );
@@ -252,7 +259,10 @@ impl Fixture for Novashop {
     }
 
     fn secrets(&self) -> Vec<String> {
-        let mut s = vec![SimOptions::default().client_secret, WRONG_SECRET.to_string()];
+        let mut s = vec![
+            SimOptions::default().client_secret,
+            WRONG_SECRET.to_string(),
+        ];
         s.extend(self.tokens());
         s
     }
