@@ -157,6 +157,7 @@ impl Kinds {
             .ok_or_else(|| UnknownKind {
                 given: name.to_string(),
                 known: self.names(),
+                described: self.0.iter().find(|k| k.is_described()).map(|k| k.as_str()),
             })
     }
 
@@ -172,6 +173,8 @@ impl Kinds {
 pub struct UnknownKind {
     pub given: String,
     pub known: String,
+    /// The kind whose platforms describe their own API, offered for a platform nobody built in.
+    pub described: Option<&'static str>,
 }
 
 impl fmt::Display for UnknownKind {
@@ -180,7 +183,15 @@ impl fmt::Display for UnknownKind {
             f,
             "unknown kind `{}` (known kinds: {})",
             self.given, self.known
-        )
+        )?;
+        if let Some(d) = self.described {
+            write!(
+                f,
+                "; a platform none of them speaks can be described with kind = \"{d}\" and an \
+                 [platforms.<name>.api] table"
+            )?;
+        }
+        Ok(())
     }
 }
 

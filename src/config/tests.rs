@@ -709,7 +709,9 @@ fn an_unknown_kind_is_an_error_listing_the_known_kinds() {
     assert_eq!(e.file, shown(&file));
     assert_contains(
         &e.message,
-        "unknown kind `shopify` (known kinds: sirclo, akinon, mitrabunso, merchantpro, epixel)",
+        "unknown kind `shopify` (known kinds: sirclo, akinon, mitrabunso, merchantpro, epixel, \
+         rest); a platform none of them speaks can be described with kind = \"rest\" and an \
+         [platforms.<name>.api] table",
     );
 }
 
@@ -933,7 +935,21 @@ fn only_real_secrets_are_listed_as_secrets() {
         .filter(|k| !k.secret)
         .map(|k| k.name)
         .collect();
-    assert_eq!(public, ["partner_id", "email", "user_id", "username"]);
+    assert_eq!(
+        public,
+        [
+            "partner_id",
+            "email",
+            "user_id",
+            "username",
+            // rest
+            "username",
+            "client_id",
+            "partner_id",
+            "user_id",
+            "email"
+        ]
+    );
 }
 
 // ---- environment ----

@@ -160,16 +160,23 @@ async fn doctor_checks_every_platform_and_names_refused_credentials() {
         let names: Vec<&str> = steps.iter().map(|(s, _)| *s).collect();
         assert_eq!(
             names,
-            ["dns", "tcp", "http", "credentials", "first page"][..names.len()],
+            ["dns", "tcp", "http", "credentials", "first page", "mapping"][..names.len()],
             "{name}"
         );
         if name == "demo-sirclo" {
             assert_eq!(steps.last(), Some(&("credentials", false)), "{p}");
+            assert!(p["first_record"].as_array().unwrap().is_empty());
         } else {
             assert!(
-                steps.iter().all(|(_, ok)| *ok) && steps.len() == 5,
+                steps.iter().all(|(_, ok)| *ok) && steps.len() == 6,
                 "{name}: {p}"
             );
+            let first = p["first_record"].as_array().unwrap();
+            assert_eq!(
+                first[0]["field"], "order_id",
+                "{name}: the first record is shown"
+            );
+            assert!(!first[0]["value"].as_str().unwrap().is_empty(), "{name}");
         }
     }
     assert!(!stdout(&out).contains("wrong-sirclo-secret"));
