@@ -483,3 +483,281 @@ async fn doctor_shows_the_first_record_mapped_field_by_field_and_names_the_point
         "one row per line"
     );
 }
+
+mod paging {
+    //! Every paging style, window format and the `none` and `header` auth styles against one
+    //! small API served by the test: the same 230 orders listed five ways, each listing checking
+    //! the window bound it is sent is written in its platform's format.
+
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, HeaderValue, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use ordersync::cli::SyncArgs;
+
+    use crate::common::{Setup, count};
+
+    const ORDERS: usize = 230;
+    const KEY: &str = "k3y-for-the-header-style";
+
+    fn record(i: usize) -> serde_json::Value {
+        serde_json::json!({
+            "id": 1000 + i,
+            "state": if i % 3 == 0 { "open" } else { "done" },
+            "changed": 1_700_000_000_000_i64 + i as i64 * 1000,
+            "sum": format!("{}.{:02}", i, i % 100),
+            "lines": [{"sku": format!("S{i}"), "qty": 1 + i % 4}],
+        })
+    }
+
+    type Q = Query<HashMap<String, String>>;
+
+    fn limit(q: &HashMap<String, String>) -> usize {
+        q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50)
+    }
+
+    /// A 400 unless `since` is written as `format` says.
+    fn check_since(q: &HashMap<String, String>, format: &str) -> Result<(), Response> {
+        let since = q.get("since").map(String::as_str).unwrap_or("");
+        let ok = match format {
+            "rfc3339" => chrono::DateTime::parse_from_rfc3339(since).is_ok(),
+            "date" => chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_ok(),
+            "epoch_seconds" => since.len() == 10 && since.parse::<i64>().is_ok(),
+            "epoch_millis" => since.len() == 13 && since.parse::<i64>().is_ok(),
+            _ => chrono::NaiveDateTime::parse_from_str(since, "%d/%m/%Y %H.%M.%S").is_ok(),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err((
+                StatusCode::BAD_REQUEST,
+                format!("since {since:?} is not {format}"),
+            )
+                .into_response())
+        }
+    }
+
+    fn slice(from: usize, n: usize) -> Vec<serde_json::Value> {
+        (from..(from + n).min(ORDERS)).map(record).collect()
+    }
+
+    async fn by_page(q: Q) -> Response {
+        if let Err(r) = check_since(&q, "rfc3339") {
+            return r;
+        }
+        let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+        let n = limit(&q);
+        axum::Json(serde_json::json!({"result": {"items": slice(page * n, n)}, "pages": ORDERS.div_ceil(n)})).into_response()
+    }
+
+    async fn by_offset(q: Q) -> Response {
+        if let Err(r) = check_since(&q, "date") {
+            return r;
+        }
+        let offset: usize = q.get("skip").and_then(|p| p.parse().ok()).unwrap_or(0);
+        axum::Json(serde_json::json!({"items": slice(offset, limit(&q)), "count": ORDERS}))
+            .into_response()
+    }
+
+    async fn by_cursor(headers: HeaderMap, q: Q) -> Response {
+        if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(KEY) {
+            return (StatusCode::UNAUTHORIZED, "no key").into_response();
+        }
+        if let Err(r) = check_since(&q, "epoch_seconds") {
+            return r;
+        }
+        // The cursor is opaque: the next record's position, disguised.
+        let at: usize = q
+            .get("after")
+            .and_then(|c| c.strip_prefix("c-"))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let n = limit(&q);
+        let next = (at + n < ORDERS).then(|| format!("c-{}", at + n));
+        axum::Json(serde_json::json!({"items": slice(at, n), "next_cursor": next})).into_response()
+    }
+
+    async fn by_next_link(q: Q) -> Response {
+        if q.get("token").is_none()
+            && let Err(r) = check_since(&q, "epoch_millis")
+        {
+            return r;
+        }
+        let at: usize = q.get("token").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let n = 40;
+        let next = (at + n < ORDERS).then(|| format!("/api/next?token={}", at + n));
+        axum::Json(serde_json::json!({"items": slice(at, n), "links": {"next": next}}))
+            .into_response()
+    }
+
+    async fn by_link_header(State(base): State<Arc<String>>, q: Q) -> Response {
+        if q.get("p").is_none()
+            && let Err(r) = check_since(&q, "pattern")
+        {
+            return r;
+        }
+        let p: usize = q.get("p").and_then(|c| c.parse().ok()).unwrap_or(0);
+        let n = 60;
+        let mut resp = axum::Json(serde_json::json!({"items": slice(p * n, n)})).into_response();
+        if (p + 1) * n < ORDERS {
+            let link = format!("<{base}/api/link?p={}>; rel=\"next\"", p + 1);
+            resp.headers_mut()
+                .insert("link", HeaderValue::from_str(&link).unwrap());
+        }
+        resp
+    }
+
+    const RECORDS: &str = r#"
+[platforms.NAME.api.records]
+list = "LIST"
+id = "/id"
+status = "/state"
+updated_at = { pointer = "/changed", format = "epoch_millis" }
+total = "/sum"
+[platforms.NAME.api.records.items]
+list = "/lines"
+sku = "/sku"
+quantity = "/qty"
+"#;
+
+    fn platform(
+        name: &str,
+        base: &str,
+        auth: &str,
+        list: &str,
+        pages: &str,
+        records_at: &str,
+    ) -> String {
+        format!(
+            "[platforms.{name}]\nkind = \"rest\"\nbase_url = \"{base}\"\npage_size = 50\n\
+             backfill_from = \"2024-01-01T00:00:00Z\"\nmax_requests_per_second = 1000\n\
+             status_map = {{ open = \"pending\", done = \"delivered\" }}\n\
+             [platforms.{name}.auth]\napi_key = \"{KEY}\"\n\
+             [platforms.{name}.api.auth]\n{auth}\n\
+             [platforms.{name}.api.list]\nfilter = \"updated\"\n{list}\n\
+             [platforms.{name}.api.pages]\n{pages}\n{}",
+            RECORDS.replace("NAME", name).replace("LIST", records_at)
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_paging_style_reads_every_order_exactly_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/api/page", get(by_page))
+            .route("/api/offset", get(by_offset))
+            .route("/api/cursor", get(by_cursor))
+            .route("/api/next", get(by_next_link))
+            .route("/api/link", get(by_link_header))
+            .with_state(Arc::new(base.clone()));
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let none = "style = \"none\"";
+        let platforms = [
+            platform(
+                "by-page",
+                &base,
+                none,
+                "path = \"/api/page\"\nquery = { since = \"{window.from}\", page = \"{page}\", limit = \"{limit}\" }",
+                "style = \"page\"\nfirst_page = 0\npage_count = \"/pages\"\nshort_page_ends = false",
+                "/result/items",
+            ),
+            platform(
+                "by-offset",
+                &base,
+                none,
+                "path = \"/api/offset\"\nquery = { since = \"{window.from}\", skip = \"{offset}\", limit = \"{limit}\" }\ntime_format = \"date\"",
+                "style = \"offset\"\ntotal = \"/count\"",
+                "/items",
+            ),
+            platform(
+                "by-cursor",
+                &base,
+                "style = \"header\"\nname = \"X-Api-Key\"\nvalue = \"{auth.api_key}\"",
+                "path = \"/api/cursor\"\nquery = { since = \"{window.from}\", after = \"{cursor}\", limit = \"{limit}\" }\ntime_format = \"epoch_seconds\"",
+                "style = \"cursor\"\nnext = \"/next_cursor\"",
+                "/items",
+            ),
+            platform(
+                "by-next-link",
+                &base,
+                none,
+                "path = \"/api/next\"\nquery = { since = \"{window.from}\" }\ntime_format = \"epoch_millis\"",
+                "style = \"next_link\"\nnext = \"/links/next\"",
+                "/items",
+            ),
+            platform(
+                "by-link-header",
+                &base,
+                none,
+                "path = \"/api/link\"\nquery = { since = \"{window.from}\" }\ntime_format = \"%d/%m/%Y %H.%M.%S\"",
+                "style = \"link_header\"",
+                "/items",
+            ),
+        ];
+        let setup = Setup::new();
+        for (i, toml) in platforms.iter().enumerate() {
+            setup.add_platform_file(&format!("p{i}.toml"), toml);
+        }
+
+        ordersync::cli::sync(setup.config(), SyncArgs::default())
+            .await
+            .map_err(|e| format!("{:#}", e.error.unwrap()))
+            .unwrap();
+
+        let db = setup.db();
+        for name in [
+            "by-page",
+            "by-offset",
+            "by-cursor",
+            "by-next-link",
+            "by-link-header",
+        ] {
+            let sql = |what: &str| format!("SELECT {what} FROM orders WHERE platform = '{name}'");
+            assert_eq!(
+                count(&db, &sql("count(*)")),
+                ORDERS as i64,
+                "{name}: every order"
+            );
+            assert_eq!(
+                count(&db, &sql("count(DISTINCT order_id)")),
+                ORDERS as i64,
+                "{name}: once each"
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    &format!("SELECT count(*) FROM order_events WHERE platform = '{name}'")
+                ),
+                ORDERS as i64,
+                "{name}: one event per order"
+            );
+            assert_eq!(
+                count(
+                    &db,
+                    &sql("count(*)").replace("count(*)", "sum(status = 'pending')")
+                ),
+                ORDERS.div_ceil(3) as i64,
+                "{name}: statuses mapped"
+            );
+            let (total, updated): (String, String) = db
+                .query_row(
+                    &sql("total, updated_at")
+                        .replace("platform = ", "order_id = '1123' AND platform = "),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            assert_eq!(total, "123.23", "{name}: the amount, exact");
+            assert!(
+                updated.starts_with("2023-11-14T22:15:23"),
+                "{name}: epoch millis read: {updated}"
+            );
+        }
+        server.abort();
+    }
+}
