@@ -529,15 +529,13 @@ mod paging {
             "epoch_millis" => since.len() == 13 && since.parse::<i64>().is_ok(),
             _ => chrono::NaiveDateTime::parse_from_str(since, "%d/%m/%Y %H.%M.%S").is_ok(),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err((
+        (!ok).then(|| {
+            (
                 StatusCode::BAD_REQUEST,
                 format!("since {since:?} is not {format}"),
             )
-                .into_response())
-        }
+                .into_response()
+        })
     }
 
     fn slice(from: usize, n: usize) -> Vec<serde_json::Value> {
