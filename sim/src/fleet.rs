@@ -1,11 +1,12 @@
-//! A fleet of simulated shops, one of each built-in kind, with the platform files that point a
-//! configuration at them. `ordersync demo` runs the daemon against a fleet; the all-kinds tests
-//! sync one.
+//! A fleet of simulated shops, one of each built-in kind and a Novashop shop read through the
+//! shipped `rest` description (`config/platforms.d/rest-example.toml`), with the platform files
+//! that point a configuration at them. `ordersync demo` runs the daemon against a fleet; the
+//! all-kinds tests sync one.
 
 use chrono::{DateTime, Utc};
 
 use crate::core::server::RunningSim;
-use crate::{akinon, epixel, merchantpro, mitrabunso, sirclo};
+use crate::{akinon, epixel, merchantpro, mitrabunso, novashop, sirclo};
 
 /// One running shop per kind. Dropping the fleet stops every server.
 pub struct Fleet {
@@ -15,19 +16,25 @@ pub struct Fleet {
     pub akinon: (akinon::AkinonSim, RunningSim),
     pub mitrabunso: (mitrabunso::MitrabunsoSim, RunningSim),
     pub epixel: (epixel::EpixelSim, RunningSim),
+    pub novashop: (novashop::NovashopSim, RunningSim),
 }
 
+/// The shipped description of Novashop, which the fleet's `rest` platform uses as it is, but
+/// for its name, address and credentials.
+const NOVASHOP_DESCRIPTION: &str = include_str!("../../config/platforms.d/rest-example.toml");
+
 /// The platform name each kind's shop gets in [`Fleet::platform_files`].
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "demo-merchantpro",
     "demo-sirclo",
     "demo-akinon",
     "demo-mitrabunso",
     "demo-epixel",
+    "demo-novashop",
 ];
 
 impl Fleet {
-    /// Starts the five shops with `orders` orders each, placed over the time before now.
+    /// Starts the six shops with `orders` orders each, placed over the time before now.
     pub async fn start(orders: usize) -> std::io::Result<Fleet> {
         let spacing = chrono::Duration::seconds(90);
         let start = Utc::now() - spacing * (orders as i32 + 10);
@@ -61,6 +68,12 @@ impl Fleet {
             spacing,
             ..Default::default()
         });
+        let ns = novashop::NovashopSim::new(novashop::SimOptions {
+            orders,
+            start,
+            spacing,
+            ..Default::default()
+        });
         Ok(Fleet {
             start,
             merchantpro: (mp.clone(), mp.serve().await?),
@@ -68,6 +81,7 @@ impl Fleet {
             akinon: (ak.clone(), ak.serve().await?),
             mitrabunso: (mb.clone(), mb.serve().await?),
             epixel: (ep.clone(), ep.serve().await?),
+            novashop: (ns.clone(), ns.serve().await?),
         })
     }
 
@@ -131,17 +145,60 @@ impl Fleet {
                 &format!("api_prefix = \"{}\"\n", ep.api_prefix),
                 format!("api_key = \"{}\"\ntoken = \"{}\"\n", ep.api_key, ep.token),
             ),
+            (
+                format!("{}.toml", NAMES[5]),
+                self.novashop_file(&from, extra),
+            ),
         ]
     }
 
+    /// The shipped Novashop description, pointed at this fleet's shop.
+    fn novashop_file(&self, from: &str, extra: &str) -> String {
+        let o = novashop::SimOptions::default();
+        // The example's own settings give way to the fleet's (`extra`), as TOML allows one each.
+        let overridden: Vec<&str> = extra
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        let mut out = String::new();
+        let mut in_platform_table = false;
+        for line in NOVASHOP_DESCRIPTION.lines() {
+            if line.starts_with('[') {
+                in_platform_table = line == "[platforms.novashop]";
+            }
+            if in_platform_table
+                && line
+                    .split_once('=')
+                    .is_some_and(|(k, _)| overridden.contains(&k.trim()))
+            {
+                continue;
+            }
+            let line = line
+                .replace("[platforms.novashop", &format!("[platforms.{}", NAMES[5]))
+                .replace("replace-with-the-client-id", &o.client_id)
+                .replace("replace-with-the-client-secret", &o.client_secret);
+            if line.starts_with("base_url = ") {
+                out.push_str(&format!("base_url = \"{}\"", self.novashop.1.base_url()));
+            } else {
+                out.push_str(&line);
+            }
+            out.push('\n');
+            if line.starts_with("kind = ") {
+                out.push_str(&format!("backfill_from = \"{from}\"\n{extra}\n"));
+            }
+        }
+        out
+    }
+
     /// How many orders each shop holds now, by platform name.
-    pub fn order_counts(&self) -> [(&'static str, usize); 5] {
+    pub fn order_counts(&self) -> [(&'static str, usize); 6] {
         [
             (NAMES[0], self.merchantpro.0.truth().len()),
             (NAMES[1], self.sirclo.0.truth().len()),
             (NAMES[2], self.akinon.0.truth().len()),
             (NAMES[3], self.mitrabunso.0.truth().len()),
             (NAMES[4], self.epixel.0.truth().len()),
+            (NAMES[5], self.novashop.0.truth().len()),
         ]
     }
 
@@ -194,6 +251,13 @@ impl Fleet {
         const EP: [&str; 5] = ["Pending", "Confirmed", "Processing", "Shipped", "Delivered"];
         if let Some(o) = t.get(pick(t.len())) {
             ep.set_status(o.id, EP[step % EP.len()]);
+        }
+
+        let ns = &self.novashop.0;
+        ns.add_orders(1);
+        let t = ns.truth();
+        if let Some(o) = t.get(pick(t.len())) {
+            ns.set_status(o.id, novashop::STATES[step % novashop::STATES.len()]);
         }
     }
 }

@@ -55,8 +55,8 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
         .map_err(Exit::config)?;
 
     println!(
-        "demo: five simulated shops (merchantpro, sirclo, akinon, mitrabunso, epixel) with {orders} \
-         orders each on 127.0.0.1; the daemon syncs every 5 s, reconciles open orders every 15 s and pushes \
+        "demo: six simulated shops (merchantpro, sirclo, akinon, mitrabunso, epixel, and novashop \
+         read through its rest description) with {orders} orders each on 127.0.0.1; the daemon syncs every 5 s, reconciles open orders every 15 s and pushes \
          queued transitions every 3 s. Ctrl-C to stop."
     );
     let stop = CancellationToken::new();
@@ -125,7 +125,8 @@ async fn play_the_shops(fleet: Fleet, cfg: Config, stop: CancellationToken) -> F
         fleet.akinon.0.add_orders(1);
         fleet.mitrabunso.0.add_orders(1);
         fleet.epixel.0.add_orders(1);
-        println!("shops: one new order in each of the five shops");
+        fleet.novashop.0.add_orders(1);
+        println!("shops: one new order in each of the six shops");
 
         let mp = &fleet.merchantpro.0;
         let truth = mp.truth();

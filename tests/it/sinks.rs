@@ -59,13 +59,14 @@ async fn daemon_stores_the_fleet(setup: &Setup, fleet: &Fleet, daemon: &Running,
             .order_counts()
             .iter()
             .map(|(name, want)| {
+                // No table yet while the daemon is still creating the database.
                 let stored = db
                     .query_row(
                         "SELECT count(*) FROM orders WHERE platform = ?1",
                         [name],
                         |r| r.get::<_, i64>(0),
                     )
-                    .unwrap() as usize;
+                    .unwrap_or(0) as usize;
                 (name.to_string(), stored, *want)
             })
             .collect::<Vec<_>>()
