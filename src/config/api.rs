@@ -286,7 +286,7 @@ pub struct ReadBack {
 /// A JSON pointer (RFC 6901), checked: empty, or `/`-separated tokens with `~0` and `~1` the
 /// only escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pointer(String);
+pub struct Pointer(String, Vec<String>);
 
 impl Pointer {
     pub fn parse(text: &str) -> Result<Pointer, String> {
@@ -304,19 +304,22 @@ impl Pointer {
                 ));
             }
         }
-        Ok(Pointer(text.to_string()))
+        let tokens = text
+            .split('/')
+            .skip(1)
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        Ok(Pointer(text.to_string(), tokens))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The unescaped reference tokens.
-    pub fn tokens(&self) -> impl Iterator<Item = String> + '_ {
-        self.0
-            .split('/')
-            .skip(1)
-            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+    /// The unescaped reference tokens (read once, when the pointer is parsed: records are
+    /// read by them on the hot path).
+    pub fn tokens(&self) -> &[String] {
+        &self.1
     }
 }
 

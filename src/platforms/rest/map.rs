@@ -17,32 +17,116 @@ use crate::config::api::{Field, ItemsSpec, Pointer, RecordsSpec, TimeFormat};
 use crate::model::{Item, Order};
 use crate::platforms::{lenient, map_status};
 
-/// The raw value at `pointer` in `raw`, reading only the objects and lists on the way; `None`
-/// where the pointer leads nowhere.
-pub fn raw_at<'a>(raw: &'a RawValue, pointer: &Pointer) -> Result<Option<&'a RawValue>, String> {
+/// An object key, borrowed from the answer unless it holds an escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// One level of an object: its keys and their values, still raw. Reading a record this way
+/// skips over what the mapping does not name without building it (a typed built-in kind skips
+/// unknown fields the same way), which is most of a record.
+fn members(raw: &RawValue) -> Option<Vec<(Key<'_>, &RawValue)>> {
+    if !raw.get().trim_start().starts_with('{') {
+        return None;
+    }
+    let map: Vec<(Key<'_>, &RawValue)> = serde_json::from_str::<MapVec<'_>>(raw.get()).ok()?.0;
+    Some(map)
+}
+
+/// An object read into a list of members, in order.
+struct MapVec<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for MapVec<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MapVec<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<MapVec<'de>, A::Error> {
+                let mut out = Vec::with_capacity(a.size_hint().unwrap_or(16));
+                while let Some((k, v)) = a.next_entry::<Key<'de>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(MapVec(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The value at `tokens` below `raw`, reading only the objects and lists on the way.
+fn walk<'a>(raw: &'a RawValue, tokens: &[String]) -> Option<&'a RawValue> {
     let mut at = raw;
-    for token in pointer.tokens() {
+    for token in tokens {
         let text = at.get().trim_start();
-        let next = if text.starts_with('{') {
-            let map: std::collections::HashMap<Cow<'a, str>, &'a RawValue> =
-                serde_json::from_str(at.get()).map_err(|e| format!("not JSON: {e}"))?;
-            map.get(token.as_str()).copied()
+        at = if text.starts_with('{') {
+            members(at)?
+                .into_iter()
+                .find(|(k, _)| k.0 == token.as_str())
+                .map(|(_, v)| v)?
         } else if text.starts_with('[') {
-            let list: Vec<&'a RawValue> =
-                serde_json::from_str(at.get()).map_err(|e| format!("not JSON: {e}"))?;
-            token
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| list.get(i).copied())
+            let list: Vec<&'a RawValue> = serde_json::from_str(at.get()).ok()?;
+            list.get(token.parse::<usize>().ok()?).copied()?
         } else {
-            None
+            return None;
         };
-        match next {
-            Some(n) => at = n,
-            None => return Ok(None),
+    }
+    Some(at)
+}
+
+/// The raw value at `pointer` in `raw`; `None` where the pointer leads nowhere.
+pub fn raw_at<'a>(raw: &'a RawValue, pointer: &Pointer) -> Result<Option<&'a RawValue>, String> {
+    Ok(walk(raw, pointer.tokens()))
+}
+
+/// One record, its top level read once: most pointers start there.
+struct Record<'a> {
+    raw: &'a RawValue,
+    top: Option<Vec<(Key<'a>, &'a RawValue)>>,
+}
+
+impl<'a> Record<'a> {
+    fn new(raw: &'a RawValue) -> Self {
+        Record {
+            raw,
+            top: members(raw),
         }
     }
-    Ok(Some(at))
+
+    /// The value at `tokens`, `None` when absent or null.
+    fn get(&self, tokens: &[String]) -> Option<&'a RawValue> {
+        let found = match (tokens.split_first(), &self.top) {
+            (None, _) => Some(self.raw),
+            (Some((first, rest)), Some(top)) => top
+                .iter()
+                .find(|(k, _)| k.0 == first.as_str())
+                .and_then(|(_, v)| walk(v, rest)),
+            (Some(_), None) => walk(self.raw, tokens),
+        };
+        found.filter(|v| v.get() != "null")
+    }
 }
 
 /// A count written as a number or numeric text.
@@ -63,14 +147,15 @@ pub fn text_of(raw: &str) -> Option<String> {
     }
 }
 
-/// One record, read whole; the error is the reject's reason.
+/// One record; the error is the reject's reason.
 pub fn order(spec: &RecordsSpec, platform: &Platform, raw: &str) -> Result<Order, String> {
-    let record: Value = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
-    read(spec, platform, &record)
+    let raw: &RawValue = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
+    read(spec, platform, raw)
 }
 
-/// A record already parsed (a read-back).
-pub fn read(spec: &RecordsSpec, platform: &Platform, record: &Value) -> Result<Order, String> {
+/// One record, from its raw JSON.
+pub fn read(spec: &RecordsSpec, platform: &Platform, raw: &RawValue) -> Result<Order, String> {
+    let record = &Record::new(raw);
     let get = |f: &Option<Field>| f.as_ref().and_then(|f| lookup(f, record, None));
     let order_id = match lookup(&spec.id, record, None) {
         Some(v) => id(&spec.id, &v)?,
@@ -120,21 +205,21 @@ pub fn read(spec: &RecordsSpec, platform: &Platform, record: &Value) -> Result<O
 
 /// The lines; a missing id is the line's position, a repeated one gets `#<position>` added, so
 /// two lines never share a row.
-fn items(spec: &ItemsSpec, record: &Value) -> Result<Vec<Item>, String> {
-    let lines = match record.pointer(spec.list.as_str()) {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(lines)) => lines,
-        Some(_) => {
-            return Err(format!(
-                "`{}` (records.items.list) holds something other than a list of lines",
-                spec.list
-            ));
-        }
+fn items(spec: &ItemsSpec, record: &Record<'_>) -> Result<Vec<Item>, String> {
+    let Some(raw) = record.get(spec.list.tokens()) else {
+        return Ok(Vec::new());
     };
+    let lines: Vec<&RawValue> = serde_json::from_str(raw.get()).map_err(|_| {
+        format!(
+            "`{}` (records.items.list) holds something other than a list of lines",
+            spec.list
+        )
+    })?;
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let position = i + 1;
+        let line = &Record::new(line);
         let get = |f: &Option<Field>| f.as_ref().and_then(|f| lookup(f, line, Some(position)));
         let text = |f: &Option<Field>| -> Result<Option<String>, String> {
             match (f, get(f)) {
@@ -167,22 +252,31 @@ fn items(spec: &ItemsSpec, record: &Value) -> Result<Vec<Item>, String> {
 }
 
 /// What a field found: a value in the record, or its template's rendering.
-enum Found<'v> {
-    Value(&'v Value),
+enum Found {
+    Value(Value),
     Text(String),
+}
+
+/// A leaf of a record as a value; an object or a list is not built, only named.
+fn leaf(raw: &RawValue) -> Value {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => Value::Object(serde_json::Map::new()),
+        Some(b'[') => Value::Array(Vec::new()),
+        _ => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+    }
 }
 
 /// The field's value: its template when every pointer it names holds a value, else the first
 /// of its pointers holding one that is neither blank nor ignored; failing that, a blank text
 /// the pointers did hold (a blank SKU is the platform's, not missing).
-fn lookup<'v>(f: &Field, record: &'v Value, index: Option<usize>) -> Option<Found<'v>> {
+fn lookup(f: &Field, record: &Record<'_>, index: Option<usize>) -> Option<Found> {
     if let Some(t) = &f.template {
         let rendered = t.render(|name| {
             if name == "index" {
                 return index.map(|i| Cow::Owned(i.to_string()));
             }
-            let v = record.pointer(name)?;
-            let s = scalar_text(v)?;
+            let p = Pointer::parse(name).ok()?;
+            let s = scalar_text(&leaf(record.get(p.tokens())?))?;
             (!s.trim().is_empty()).then_some(Cow::Owned(s))
         });
         if let Some(text) = rendered {
@@ -191,21 +285,20 @@ fn lookup<'v>(f: &Field, record: &'v Value, index: Option<usize>) -> Option<Foun
     }
     let mut blank = None;
     for p in &f.pointers {
-        match record.pointer(p.as_str()) {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                let ignored =
-                    scalar_text(v).is_some_and(|s| f.ignore.iter().any(|i| i.trim() == s.trim()));
-                if ignored {
-                    continue;
-                }
-                if matches!(v, Value::String(s) if s.trim().is_empty()) {
-                    blank.get_or_insert(v);
-                    continue;
-                }
-                return Some(Found::Value(v));
-            }
+        let Some(raw) = record.get(p.tokens()) else {
+            continue;
+        };
+        let v = leaf(raw);
+        let ignored =
+            scalar_text(&v).is_some_and(|s| f.ignore.iter().any(|i| i.trim() == s.trim()));
+        if ignored {
+            continue;
         }
+        if matches!(&v, Value::String(s) if s.trim().is_empty()) {
+            blank.get_or_insert(v);
+            continue;
+        }
+        return Some(Found::Value(v));
     }
     blank.map(Found::Value)
 }
@@ -250,7 +343,7 @@ fn wrong(f: &Field, v: &Value, expected: &str) -> String {
     )
 }
 
-fn id(f: &Field, found: &Found<'_>) -> Result<String, String> {
+fn id(f: &Field, found: &Found) -> Result<String, String> {
     let id = match found {
         Found::Text(t) => t.trim().to_string(),
         Found::Value(Value::String(s)) => s.trim().to_string(),
@@ -267,7 +360,7 @@ fn id(f: &Field, found: &Found<'_>) -> Result<String, String> {
     Ok(id)
 }
 
-fn text(f: &Field, found: &Found<'_>) -> Result<Option<String>, String> {
+fn text(f: &Field, found: &Found) -> Result<Option<String>, String> {
     match found {
         Found::Text(t) => Ok(Some(t.clone())),
         Found::Value(v) => match scalar_text(v) {
@@ -277,7 +370,7 @@ fn text(f: &Field, found: &Found<'_>) -> Result<Option<String>, String> {
     }
 }
 
-fn decimal(f: &Field, found: &Found<'_>) -> Result<Option<Decimal>, String> {
+fn decimal(f: &Field, found: &Found) -> Result<Option<Decimal>, String> {
     let text = match found {
         Found::Text(t) => t.clone(),
         Found::Value(Value::Number(n)) => {
@@ -308,7 +401,7 @@ fn decimal(f: &Field, found: &Found<'_>) -> Result<Option<Decimal>, String> {
         })
 }
 
-fn time(f: &Field, found: &Found<'_>, zone: FixedOffset) -> Result<Option<DateTime<Utc>>, String> {
+fn time(f: &Field, found: &Found, zone: FixedOffset) -> Result<Option<DateTime<Utc>>, String> {
     let (text, number) = match found {
         Found::Text(t) => (t.clone(), None),
         Found::Value(Value::String(s)) => (s.clone(), None),

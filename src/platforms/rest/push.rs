@@ -107,9 +107,9 @@ impl Push for Rest {
                 body.as_deref(),
                 |resp| {
                     let (text, _) = crate::platforms::lenient::body_text(&resp.body);
-                    let answer: serde_json::Value =
+                    let answer: &serde_json::value::RawValue =
                         serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-                    let record = answer.pointer(read_back.record.as_str()).ok_or_else(|| {
+                    let record = map::raw_at(answer, &read_back.record)?.ok_or_else(|| {
                         format!("no record at `{}` (read_back.record)", read_back.record)
                     })?;
                     // Only the status is compared, but the record is read as a listed one is,
