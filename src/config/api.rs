@@ -497,10 +497,7 @@ mod tests {
     #[test]
     fn pointers_follow_rfc_6901() {
         assert_eq!(
-            Pointer::parse("/meta/a~1b/c~0d")
-                .unwrap()
-                .tokens()
-                .collect::<Vec<_>>(),
+            Pointer::parse("/meta/a~1b/c~0d").unwrap().tokens(),
             ["meta", "a/b", "c~d"]
         );
         assert!(Pointer::parse("").is_ok());
