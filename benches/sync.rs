@@ -1,8 +1,9 @@
-//! Full MerchantPro sync, the real daemon against a "bare loop", on the same simulated shop.
+//! Full MerchantPro sync: the real daemon, built-in and described, against a "bare loop", on the
+//! same simulated shop.
 //!
 //! What it measures: a simulated MerchantPro shop ([`MerchantProSim`], N orders of ~2.7 KB JSON
 //! with 1–3 line items, placed every 90 s up to now) is served on loopback by this process, then
-//! the same N orders are synced into an empty SQLite database twice per round:
+//! the same N orders are synced into an empty SQLite database three times per round:
 //!
 //! * **bare**: this binary re-executed as `--bare-loop URL DB`: a plain `reqwest::Client` fetches
 //!   the pages one after another (the daemon's own first-page URL, then `meta.links.next`),
@@ -12,17 +13,29 @@
 //!   path is compared with.
 //! * **daemon**: the release `ordersync` binary, `ordersync --config … sync --no-reconcile`, with
 //!   a throw-away configuration (`page_size = 100`, `max_requests_per_second = 100000`).
+//! * **rest**: the same binary and command on its own empty database, the platform being
+//!   MerchantPro described as a `rest` platform: `config/platforms.d/merchantpro-rest-example.toml`
+//!   (read from the source tree at run time) adapted as the conformance tests' `describe` does
+//!   (the platform renamed; `base_url`, `backfill_from`, `page_size` and
+//!   `max_requests_per_second` those of the daemon run; the example's `auth` table replaced by
+//!   the daemon run's). The cost of reading records by the description's JSON pointers instead
+//!   of the built-in kind's wire types. Target: ≥ 0.8 of the daemon run's orders/s.
+//!   Within a round, odd rounds run daemon then rest, even rounds rest then daemon.
 //! * **nochange**: the same binary again on the database the daemon run left,
 //!   `sync --full --no-reconcile`: every order re-read, none changed. Verified to write no event
 //!   and no item, to move every order's `last_seen_at`, and to record one run that fetched N and
 //!   created or changed nothing; target ≥ 100,000 orders/s on 2 cores.
 //!
 //! For each run: wall time, orders/s, the child's CPU seconds (user + system) and peak RSS (from
-//! `wait4`'s `rusage`). Then the ratio daemon/bare orders/s against the targets (≥ 0.75, daemon
-//! peak RSS < 64 MiB), as a table and as one `BENCH_JSON {…}` line for scripts. Every run is
-//! verified (exit status, N orders, N `created` events and nothing else, every line item, one
-//! request per page, all answered 200, and both databases holding the same rows); the process
-//! exits non-zero if verification fails, but not when a target is missed.
+//! `wait4`'s `rusage`). Then the ratios daemon/bare orders/s and rest/daemon orders/s against
+//! the targets (≥ 0.75 and ≥ 0.8, daemon peak RSS < 64 MiB), as a table and as one
+//! `BENCH_JSON {…}` line for scripts. Every run is verified (exit status, N orders, N `created`
+//! events and nothing else, every line item, one request per page starting at the daemon's first
+//! page, all answered 200, the bare and daemon databases holding the same rows, and the rest
+//! database holding the daemon's orders and items row for row: every column but the platform's
+//! name and the store's own `first_seen_at`, `last_seen_at` and `last_changed_at`, the raw JSON
+//! and `content_hash` included); the process exits non-zero if verification fails, but not when
+//! a target is missed.
 //!
 //! Run it (Linux; the numbers mean something only on an otherwise idle machine):
 //!
@@ -32,7 +45,8 @@
 //! ```
 //!
 //! Environment: `ORDERSYNC_BENCH_ORDERS` (default 100000), `ORDERSYNC_BENCH_ROUNDS` (default 2;
-//! each round is bare then daemon, and the fastest run of each kind is reported),
+//! each round is bare, daemon and rest (in alternating order), then nochange, and the fastest
+//! run of each kind is reported),
 //! `ORDERSYNC_BENCH_DIR` (where the databases go; default the system temp folder, deleted
 //! afterwards unless verification fails). Run without `--bench` (as `cargo test --benches`
 //! does) it is a smoke test: 1,000 orders, one round.
@@ -69,9 +83,15 @@ const DEFAULT_ROUNDS: usize = 2;
 /// MerchantPro's maximum page size, which the daemon is configured with too.
 const PAGE_SIZE: usize = 100;
 const PLATFORM: &str = "shop";
+/// The rest run's platform: another name, so the comparison shows the name is all that differs.
+const REST_PLATFORM: &str = "shop-rest";
+/// MerchantPro described as a `rest` platform, under `config/platforms.d/` of the source tree.
+const REST_EXAMPLE: &str = "merchantpro-rest-example.toml";
 /// Time between two simulated orders: 100k orders span about 104 days.
 const SPACING_SECS: i64 = 90;
 const TARGET_RATIO: f64 = 0.75;
+/// The described platform against the built-in kind, rest/daemon orders/s.
+const TARGET_REST_RATIO: f64 = 0.8;
 const TARGET_RSS_MIB: f64 = 64.0;
 /// The no-change pass (every order re-read, none changed), on 2 cores.
 const TARGET_NOCHANGE_ORDERS_PER_S: f64 = 100_000.0;
@@ -197,6 +217,8 @@ fn bare_loop(first_page: &str, db: &Path) -> anyhow::Result<BareStats> {
 enum Kind {
     Bare,
     Daemon,
+    /// The daemon with MerchantPro described as a `rest` platform.
+    Rest,
     /// The daemon again on its own database: `sync --full --no-reconcile`, nothing changed.
     NoChange,
 }
@@ -206,6 +228,7 @@ impl Kind {
         match self {
             Kind::Bare => "bare",
             Kind::Daemon => "daemon",
+            Kind::Rest => "rest",
             Kind::NoChange => "nochange",
         }
     }
@@ -367,8 +390,25 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         std::fs::create_dir_all(&dir)?;
         let (bare, stats) = bench.run_bare(&dir, round)?;
         print_run(&bare, n);
-        let daemon = bench.run_daemon(&dir, round)?;
-        print_run(&daemon, n);
+        // Daemon and rest take turns going first, so neither always follows the bare loop.
+        let (daemon, rest) = if round % 2 == 1 {
+            let daemon = bench.run_daemon(&dir, round)?;
+            print_run(&daemon, n);
+            let rest = bench.run_rest(&dir, round)?;
+            print_run(&rest, n);
+            (daemon, rest)
+        } else {
+            let rest = bench.run_rest(&dir, round)?;
+            print_run(&rest, n);
+            let daemon = bench.run_daemon(&dir, round)?;
+            print_run(&daemon, n);
+            (daemon, rest)
+        };
+        bench.compare_described(
+            &format!("rest run {round}"),
+            &dir.join("daemon/ordersync.db"),
+            &dir.join("rest/ordersync.db"),
+        );
         let nochange = bench.run_nochange(&dir, round)?;
         print_run(&nochange, n);
         bench.compare_stores(&dir.join("bare.db"), &dir.join("daemon/ordersync.db"));
@@ -378,6 +418,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         }
         runs.push(bare);
         runs.push(daemon);
+        runs.push(rest);
         runs.push(nochange);
         if bench.failures.is_empty() {
             // Hundreds of MiB per database at 100k orders: keep only the round under way.
@@ -400,8 +441,11 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             .fold(0.0, f64::max)
     };
     let (bare, daemon) = (best(Kind::Bare), best(Kind::Daemon));
-    let nochange = best(Kind::NoChange);
+    let (rest, nochange) = (best(Kind::Rest), best(Kind::NoChange));
     let ratio = daemon.orders_per_s(n) / bare.orders_per_s(n);
+    let rest_ratio = rest.orders_per_s(n) / daemon.orders_per_s(n);
+    let rest_ratio_met = rest_ratio >= TARGET_REST_RATIO;
+    let rest_rss = max_rss(Kind::Rest);
     let nochange_ratio = nochange.orders_per_s(n) / daemon.orders_per_s(n);
     let nochange_met = nochange.orders_per_s(n) >= TARGET_NOCHANGE_ORDERS_PER_S;
     let daemon_rss = max_rss(Kind::Daemon);
@@ -422,10 +466,15 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     print_header();
     print_run(bare, n);
     print_run(daemon, n);
+    print_run(rest, n);
     print_run(nochange, n);
     println!(
         "ratio daemon/bare orders/s: {ratio:.3} (target >= {TARGET_RATIO}: {})",
         met(ratio_met)
+    );
+    println!(
+        "ratio rest/daemon orders/s: {rest_ratio:.3} (target >= {TARGET_REST_RATIO}: {}); rest peak RSS {rest_rss:.1} MiB",
+        met(rest_ratio_met)
     );
     println!(
         "daemon peak RSS: {daemon_rss:.1} MiB (target < {TARGET_RSS_MIB} MiB: {})",
@@ -440,7 +489,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     println!("load average at end: {load_end}");
     if verified {
         println!(
-            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, stores identical, no event from a no-change pass)",
+            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, bare and daemon stores identical, rest orders and items equal to the daemon's row for row, no event from a no-change pass)",
             runs.len(),
             bench.expected_pages
         );
@@ -470,15 +519,19 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "json_bytes_per_order": record_bytes.map(|b| b.round()),
         "wire_bytes_per_order": wire_bytes.map(|b| b.round()),
         "rounds": rounds,
-        "selection": "fastest wall time of each kind; target RSS = highest daemon peak RSS",
+        "selection": "fastest wall time of each kind; target RSS = highest daemon peak RSS; rest peak RSS = highest of the rest runs",
         "rss_floor_mib": round3(floor.rss_mib()),
         "bare": bare.to_json(n),
         "daemon": daemon.to_json(n),
+        "rest": rest.to_json(n),
+        "rest_description": format!("config/platforms.d/{REST_EXAMPLE}"),
         "nochange": nochange.to_json(n),
         "nochange_over_daemon": round3(nochange_ratio),
         "runs": runs.iter().map(|r| r.to_json(n)).collect::<Vec<_>>(),
         "ratio": round3(ratio),
         "daemon_peak_rss_mib": round3(daemon_rss),
+        "rest_over_daemon": round3(rest_ratio),
+        "rest_peak_rss_mib": round3(rest_rss),
         "targets": {
             "ratio_min": TARGET_RATIO,
             "rss_max_mib": TARGET_RSS_MIB,
@@ -486,6 +539,8 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             "rss_met": rss_met,
             "nochange_orders_per_s_min": TARGET_NOCHANGE_ORDERS_PER_S,
             "nochange_met": nochange_met,
+            "rest_ratio_min": TARGET_REST_RATIO,
+            "rest_ratio_met": rest_ratio_met,
         },
         "verified": verified,
         "failures": bench.failures,
@@ -525,12 +580,13 @@ impl Bench {
                 tail(&job.stderr, 15)
             ));
         }
-        self.check_requests(&label, requests);
+        self.check_requests(&label, kind, requests);
         Ok(run)
     }
 
-    /// One request per page, every one answered 200, starting at the daemon's first page.
-    fn check_requests(&mut self, label: &str, requests: usize) {
+    /// One request per page, every one answered 200, starting at the daemon's first page (for
+    /// the rest run the same path and query parameters, in the description's order).
+    fn check_requests(&mut self, label: &str, kind: Kind, requests: usize) {
         if requests != self.expected_pages {
             self.failures.push(format!(
                 "{label}: {requests} requests, expected one per page ({})",
@@ -547,7 +603,8 @@ impl Bench {
         }
         if requests <= log.len()
             && let Some(first) = ours.first()
-            && first.path_and_query != self.first_path
+            && !(first.path_and_query == self.first_path
+                || kind == Kind::Rest && same_request(&first.path_and_query, &self.first_path))
         {
             self.failures.push(format!(
                 "{label}: first request was {}, expected {}",
@@ -580,24 +637,45 @@ impl Bench {
             )),
             None => self.failures.push(format!("{label}: no {BARE_RESULT}line")),
         }
-        self.verify_store(&label, &db, false);
+        self.verify_store(&label, &db, PLATFORM, false);
         Ok((run, stats))
     }
 
     fn run_daemon(&mut self, dir: &Path, round: usize) -> anyhow::Result<RunResult> {
-        let conf = dir.join("daemon");
-        let main_file = self.write_config(&conf)?;
+        let platform = self.merchantpro_toml(PLATFORM);
+        self.run_sync(Kind::Daemon, dir, round, PLATFORM, &platform)
+    }
+
+    /// The daemon run again, the platform being the shipped `rest` description of MerchantPro.
+    fn run_rest(&mut self, dir: &Path, round: usize) -> anyhow::Result<RunResult> {
+        let platform = self.rest_toml(REST_PLATFORM)?;
+        self.run_sync(Kind::Rest, dir, round, REST_PLATFORM, &platform)
+    }
+
+    /// `ordersync sync --no-reconcile` into an empty database under `dir/<kind>/`, with
+    /// `platform_toml` as its one platform file.
+    fn run_sync(
+        &mut self,
+        kind: Kind,
+        dir: &Path,
+        round: usize,
+        name: &str,
+        platform_toml: &str,
+    ) -> anyhow::Result<RunResult> {
+        let conf = dir.join(kind.as_str());
+        let main_file = self.write_config(&conf, name, platform_toml)?;
         let args = vec![
             "--config".into(),
             main_file.to_string_lossy().into_owned(),
             "sync".into(),
             "--no-reconcile".into(),
         ];
-        let job = self.job(&self.daemon_bin, args, dir, "daemon");
-        let run = self.measure(Kind::Daemon, round, &job)?;
+        let job = self.job(&self.daemon_bin, args, dir, kind.as_str());
+        let run = self.measure(kind, round, &job)?;
         self.verify_store(
-            &format!("daemon run {round}"),
+            &format!("{} run {round}", kind.as_str()),
             &conf.join("ordersync.db"),
+            name,
             true,
         );
         Ok(run)
@@ -689,8 +767,9 @@ impl Bench {
         Ok(())
     }
 
-    /// A main file and `platforms.d/shop.toml`, as an operator would write them.
-    fn write_config(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+    /// A main file and `platforms.d/<name>.toml` holding `platform_toml`, as an operator would
+    /// write them.
+    fn write_config(&self, dir: &Path, name: &str, platform_toml: &str) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(dir.join("platforms.d"))?;
         let db = dir.join("ordersync.db");
         let main_file = dir.join("ordersync.toml");
@@ -701,30 +780,55 @@ impl Bench {
                 toml_string(&db.to_string_lossy())
             ),
         )?;
+        std::fs::write(
+            dir.join("platforms.d").join(format!("{name}.toml")),
+            platform_toml,
+        )?;
+        Ok(main_file)
+    }
+
+    /// The daemon run's platform file: the built-in kind, as the platform `name`.
+    fn merchantpro_toml(&self, name: &str) -> String {
         let creds = SimOptions::default();
         // `max_requests_per_second` must be > 0; this high it never makes a request wait.
-        let platform = format!(
-            "[platforms.{PLATFORM}]\nkind = \"merchantpro\"\nbase_url = {url}\n\
+        format!(
+            "[platforms.{name}]\nkind = \"merchantpro\"\nbase_url = {url}\n\
              backfill_from = \"{from}\"\npage_size = {PAGE_SIZE}\nmax_requests_per_second = 100000\n\
-             [platforms.{PLATFORM}.auth]\napi_key = {key}\napi_secret = {secret}\n",
+             [platforms.{name}.auth]\napi_key = {key}\napi_secret = {secret}\n",
             url = toml_string(&self.base_url),
             from = self.backfill_from.to_rfc3339(),
             key = toml_string(&creds.api_key),
             secret = toml_string(&creds.api_secret),
-        );
-        std::fs::write(dir.join("platforms.d").join("shop.toml"), platform)?;
-        Ok(main_file)
+        )
+    }
+
+    /// The rest run's platform file: the shipped description, read from the source tree now,
+    /// with the daemon run's settings and credentials.
+    fn rest_toml(&self, name: &str) -> anyhow::Result<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/platforms.d")
+            .join(REST_EXAMPLE);
+        let example = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        describe(&example, name, &self.merchantpro_toml(name))
+            .with_context(|| format!("cannot adapt {}", path.display()))
     }
 
     /// Exactly N orders, N `created` events and no other event, every line item; for the daemon
     /// also one finished `sync` run and a closed pass.
-    fn verify_store(&mut self, label: &str, db: &Path, daemon: bool) {
-        if let Err(e) = self.try_verify_store(label, db, daemon) {
+    fn verify_store(&mut self, label: &str, db: &Path, platform: &str, daemon: bool) {
+        if let Err(e) = self.try_verify_store(label, db, platform, daemon) {
             self.failures.push(format!("{label}: {e:#}"));
         }
     }
 
-    fn try_verify_store(&mut self, label: &str, db: &Path, daemon: bool) -> anyhow::Result<()> {
+    fn try_verify_store(
+        &mut self,
+        label: &str,
+        db: &Path,
+        platform: &str,
+        daemon: bool,
+    ) -> anyhow::Result<()> {
         ensure!(db.exists(), "no database at {}", db.display());
         let conn = Connection::open(db)?;
         let count =
@@ -740,7 +844,7 @@ impl Bench {
         expect(
             "orders",
             count(&format!(
-                "SELECT count(*) FROM orders WHERE platform = '{PLATFORM}'"
+                "SELECT count(*) FROM orders WHERE platform = '{platform}'"
             ))?,
             n,
         );
@@ -822,6 +926,140 @@ impl Bench {
         }
     }
 
+    /// The rest run's orders and items must be the daemon run's, row for row: every column but
+    /// the platform's name and the store's own bookkeeping times (`content_hash` and `raw`
+    /// included).
+    fn compare_described(&mut self, label: &str, daemon: &Path, rest: &Path) {
+        if let Err(e) = self.try_compare_described(daemon, rest) {
+            self.failures.push(format!(
+                "{label}: its store differs from the daemon run's: {e:#}"
+            ));
+        }
+    }
+
+    fn try_compare_described(&self, daemon: &Path, rest: &Path) -> anyhow::Result<()> {
+        let conn = Connection::open(daemon)?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS rest",
+            [rest.to_string_lossy().as_ref()],
+        )?;
+        let platforms = [PLATFORM, REST_PLATFORM];
+        let tables: [(&str, &[&str], i64); 2] = [
+            ("orders", &["order_id"], self.n as i64),
+            ("order_items", &["order_id", "item_id"], self.expected_items),
+        ];
+        for (table, keys, want) in tables {
+            // Every column the store has, so a column added later is compared too.
+            let columns: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|c| !UNCOMPARED.contains(&c.as_str()))
+                .collect();
+            ensure!(
+                keys.iter().all(|k| columns.iter().any(|c| c == k)),
+                "{table} has no {keys:?} columns"
+            );
+            let on = keys
+                .iter()
+                .map(|k| format!("b.{k} = a.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let same = columns
+                .iter()
+                .map(|c| format!("b.{c} IS a.{c}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let rows = |schema: &str, platform: &str| -> anyhow::Result<i64> {
+                Ok(conn.query_row(
+                    &format!("SELECT count(*) FROM {schema}.{table} WHERE platform = ?1"),
+                    [platform],
+                    |r| r.get(0),
+                )?)
+            };
+            let in_daemon = rows("main", PLATFORM)?;
+            let in_rest = rows("rest", REST_PLATFORM)?;
+            let identical: i64 = conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM main.{table} a JOIN rest.{table} b
+                       ON b.platform = ?2 AND {on}
+                     WHERE a.platform = ?1 AND {same}"
+                ),
+                platforms,
+                |r| r.get(0),
+            )?;
+            if in_daemon == want && in_rest == want && identical == want {
+                continue;
+            }
+            // Name the first row that differs, and how.
+            let key_list = keys
+                .iter()
+                .map(|k| format!("a.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let first: Option<Vec<String>> = conn
+                .query_row(
+                    &format!(
+                        "SELECT {key_list} FROM main.{table} a WHERE a.platform = ?1
+                           AND NOT EXISTS (SELECT 1 FROM rest.{table} b
+                                           WHERE b.platform = ?2 AND {on} AND {same})
+                         ORDER BY {key_list} LIMIT 1"
+                    ),
+                    platforms,
+                    |r| (0..keys.len()).map(|i| r.get::<_, String>(i)).collect(),
+                )
+                .ok();
+            let detail = match first {
+                Some(key) => {
+                    let row = |schema: &str, platform: &str| {
+                        let filter = keys
+                            .iter()
+                            .enumerate()
+                            .map(|(i, k)| format!("{k} = ?{}", i + 2))
+                            .collect::<Vec<_>>()
+                            .join(" AND ");
+                        let mut params: Vec<&str> = vec![platform];
+                        params.extend(key.iter().map(String::as_str));
+                        conn.query_row(
+                            &format!(
+                                "SELECT {} FROM {schema}.{table} WHERE platform = ?1 AND {filter}",
+                                columns.join(", ")
+                            ),
+                            rusqlite::params_from_iter(params),
+                            |r| {
+                                (0..columns.len())
+                                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                                    .collect::<Result<Vec<_>, _>>()
+                            },
+                        )
+                        .ok()
+                    };
+                    match (row("main", PLATFORM), row("rest", REST_PLATFORM)) {
+                        (Some(a), Some(b)) => {
+                            let differ: Vec<String> = columns
+                                .iter()
+                                .zip(a.iter().zip(&b))
+                                .filter(|(_, (x, y))| x != y)
+                                .map(|(c, (x, y))| {
+                                    format!("{c}: daemon {} / rest {}", short(x), short(y))
+                                })
+                                .collect();
+                            format!("first differing row {key:?}: {}", differ.join("; "))
+                        }
+                        _ => format!("first differing row {key:?}: not in the rest run's store"),
+                    }
+                }
+                None => "every daemon row has its twin; the rest run stored more".to_owned(),
+            };
+            bail!(
+                "{table}: {identical} identical rows of {want} ({in_daemon} in the daemon run's \
+                 store, {in_rest} in the rest run's); {detail}"
+            );
+        }
+        Ok(())
+    }
+
     /// Average bytes of one order's JSON record, as stored (the record exactly as served).
     fn record_bytes(&self, db: &Path) -> Option<f64> {
         let conn = Connection::open(db).ok()?;
@@ -833,6 +1071,122 @@ impl Bench {
             )
             .ok()?;
         Some(total as f64 / self.n as f64)
+    }
+}
+
+/// Columns the rest run's store may hold differently from the daemon run's: the platform's name
+/// and the times of the store's own bookkeeping.
+const UNCOMPARED: [&str; 4] = [
+    "platform",
+    "first_seen_at",
+    "last_seen_at",
+    "last_changed_at",
+];
+
+/// The keys of the rest run's platform table taken from the daemon run's platform file.
+const TAKEN_KEYS: [&str; 4] = [
+    "base_url",
+    "backfill_from",
+    "page_size",
+    "max_requests_per_second",
+];
+
+/// `example` (a shipped `rest` description) as the platform `name`, adapted the way the
+/// conformance tests' `describe` (tests/it/conformance/described.rs) does it: its tables renamed,
+/// the [`TAKEN_KEYS`] those of `builtin` (a built-in platform file for the same shop; they replace
+/// the example's own lines or go right after `kind`), its `auth` table dropped and `builtin`'s
+/// appended.
+fn describe(example: &str, name: &str, builtin: &str) -> anyhow::Result<String> {
+    let example_name = example
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("[platforms.")?.strip_suffix(']'))
+        .context("the example declares no platform")?
+        .to_owned();
+    let main_table = format!("[platforms.{example_name}]");
+    let auth_table = format!("[platforms.{example_name}.auth]");
+    let is_key = |line: &str, key: &str| line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+    let taken = |key: &str| {
+        builtin
+            .lines()
+            .find(|l| is_key(l, key))
+            .with_context(|| format!("no {key} in the daemon run's platform file"))
+    };
+    let auth_at = builtin
+        .find(&format!("[platforms.{name}.auth]"))
+        .context("the daemon run's platform file has no auth table")?;
+    // The taken keys the example's own table sets: replaced where they are, the others inserted.
+    let mut table = "";
+    let mut set_by_example = Vec::new();
+    for l in example.lines().map(str::trim) {
+        if l.starts_with('[') {
+            table = l;
+        } else if table == main_table {
+            set_by_example.extend(TAKEN_KEYS.iter().filter(|k| is_key(l, k)));
+        }
+    }
+    let mut out = String::new();
+    let mut table = String::new();
+    let mut kind = None;
+    for l in example.lines() {
+        let t = l.trim();
+        if t.starts_with('[') {
+            table = t.to_owned();
+        }
+        if table == auth_table {
+            continue;
+        }
+        let in_main = table == main_table;
+        match TAKEN_KEYS.iter().find(|k| in_main && is_key(t, k)) {
+            Some(k) => out.push_str(taken(k)?),
+            None if t.starts_with('[') => out.push_str(&l.replacen(
+                &format!("[platforms.{example_name}"),
+                &format!("[platforms.{name}"),
+                1,
+            )),
+            None => out.push_str(l),
+        }
+        out.push('\n');
+        if in_main && is_key(t, "kind") {
+            kind = t.split_once('=').map(|(_, v)| v.trim().to_owned());
+            for k in TAKEN_KEYS.iter().filter(|k| !set_by_example.contains(k)) {
+                out.push_str(taken(k)?);
+                out.push('\n');
+            }
+        }
+    }
+    ensure!(
+        kind.as_deref() == Some("\"rest\""),
+        "the example's {main_table} has kind = {}, not \"rest\"",
+        kind.as_deref().unwrap_or("nothing")
+    );
+    out.push_str(&builtin[auth_at..]);
+    Ok(out)
+}
+
+/// Whether two `path?query` request targets ask for the same: the same path and the same query
+/// parameters, in any order.
+fn same_request(a: &str, b: &str) -> bool {
+    let parts = |target: &str| -> Option<(String, Vec<(String, String)>)> {
+        let url = Url::parse("http://bench.invalid/")
+            .ok()?
+            .join(target)
+            .ok()?;
+        let mut query: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        query.sort();
+        Some((url.path().to_owned(), query))
+    };
+    parts(a).is_some_and(|a| Some(a) == parts(b))
+}
+
+/// A stored value for a failure message, long text cut short.
+fn short(v: &rusqlite::types::Value) -> String {
+    let text = format!("{v:?}");
+    match text.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text,
     }
 }
 
