@@ -948,6 +948,7 @@ impl Bench {
             ("orders", &["order_id"], self.n as i64),
             ("order_items", &["order_id", "item_id"], self.expected_items),
         ];
+        let mut differences = Vec::new();
         for (table, keys, want) in tables {
             // Every column the store has, so a column added later is compared too.
             let columns: Vec<String> = conn
@@ -1041,9 +1042,7 @@ impl Bench {
                                 .iter()
                                 .zip(a.iter().zip(&b))
                                 .filter(|(_, (x, y))| x != y)
-                                .map(|(c, (x, y))| {
-                                    format!("{c}: daemon {} / rest {}", short(x), short(y))
-                                })
+                                .map(|(c, (x, y))| format!("{c}: {}", difference(x, y)))
                                 .collect();
                             format!("first differing row {key:?}: {}", differ.join("; "))
                         }
@@ -1052,11 +1051,12 @@ impl Bench {
                 }
                 None => "every daemon row has its twin; the rest run stored more".to_owned(),
             };
-            bail!(
+            differences.push(format!(
                 "{table}: {identical} identical rows of {want} ({in_daemon} in the daemon run's \
                  store, {in_rest} in the rest run's); {detail}"
-            );
+            ));
         }
+        ensure!(differences.is_empty(), "{}", differences.join("; "));
         Ok(())
     }
 
@@ -1181,13 +1181,35 @@ fn same_request(a: &str, b: &str) -> bool {
     parts(a).is_some_and(|a| Some(a) == parts(b))
 }
 
-/// A stored value for a failure message, long text cut short.
-fn short(v: &rusqlite::types::Value) -> String {
-    let text = format!("{v:?}");
-    match text.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text,
-    }
+/// Two stored values that differ, for a failure message: long texts from a little before the
+/// first character where they differ.
+fn difference(daemon: &rusqlite::types::Value, rest: &rusqlite::types::Value) -> String {
+    use rusqlite::types::Value;
+    let excerpt = |v: &Value, from: usize| {
+        let text = match v {
+            Value::Text(t) => t.clone(),
+            other => format!("{other:?}"),
+        };
+        let mut chars = text.chars().skip(from);
+        let cut: String = chars.by_ref().take(80).collect();
+        let before = if from > 0 { "…" } else { "" };
+        let after = if chars.next().is_some() { "…" } else { "" };
+        format!("{before}{cut:?}{after}")
+    };
+    let from = match (daemon, rest) {
+        (Value::Text(a), Value::Text(b)) => a
+            .chars()
+            .zip(b.chars())
+            .take_while(|(x, y)| x == y)
+            .count()
+            .saturating_sub(30),
+        _ => 0,
+    };
+    format!(
+        "daemon {} / rest {}",
+        excerpt(daemon, from),
+        excerpt(rest, from)
+    )
 }
 
 fn print_header() {
