@@ -589,13 +589,16 @@ impl Validator<'_> {
         let method = match dict.get("method") {
             Some(v) => self.text(&format!("{key}.method"), v).and_then(|m| {
                 let m = m.trim().to_ascii_uppercase();
-                if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) {
+                if ["GET", "POST", "PUT", "PATCH"].contains(&m.as_str()) {
                     Some(m)
                 } else {
                     self.error(
                         v,
                         &format!("{key}.method"),
-                        format!("\"{m}\" is not a method this daemon sends: use GET, POST, PUT, PATCH or DELETE"),
+                        format!(
+                            "\"{m}\" is not a method this daemon sends: use GET, POST, PUT or \
+                             PATCH"
+                        ),
                     );
                     None
                 }
