@@ -1091,76 +1091,32 @@ const TAKEN_KEYS: [&str; 4] = [
     "max_requests_per_second",
 ];
 
-/// `example` (a shipped `rest` description) as the platform `name`, adapted the way the
-/// conformance tests' `describe` (tests/it/conformance/described.rs) does it: its tables renamed,
-/// the [`TAKEN_KEYS`] those of `builtin` (a built-in platform file for the same shop; they replace
-/// the example's own lines or go right after `kind`), its `auth` table dropped and `builtin`'s
-/// appended.
+/// `example` (a shipped `rest` description) as the platform `name`, with the [`TAKEN_KEYS`] and
+/// the auth table of `builtin` (a built-in platform file for the same shop).
 fn describe(example: &str, name: &str, builtin: &str) -> anyhow::Result<String> {
-    let example_name = example
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("[platforms.")?.strip_suffix(']'))
-        .context("the example declares no platform")?
-        .to_owned();
-    let main_table = format!("[platforms.{example_name}]");
-    let auth_table = format!("[platforms.{example_name}.auth]");
-    let is_key = |line: &str, key: &str| line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
-    let taken = |key: &str| {
-        builtin
-            .lines()
-            .find(|l| is_key(l, key))
-            .with_context(|| format!("no {key} in the daemon run's platform file"))
-    };
-    let auth_at = builtin
-        .find(&format!("[platforms.{name}.auth]"))
-        .context("the daemon run's platform file has no auth table")?;
-    // The taken keys the example's own table sets: replaced where they are, the others inserted.
-    let mut table = "";
-    let mut set_by_example = Vec::new();
-    for l in example.lines().map(str::trim) {
-        if l.starts_with('[') {
-            table = l;
-        } else if table == main_table {
-            set_by_example.extend(TAKEN_KEYS.iter().filter(|k| is_key(l, k)));
-        }
-    }
-    let mut out = String::new();
-    let mut table = String::new();
-    let mut kind = None;
-    for l in example.lines() {
-        let t = l.trim();
-        if t.starts_with('[') {
-            table = t.to_owned();
-        }
-        if table == auth_table {
-            continue;
-        }
-        let in_main = table == main_table;
-        match TAKEN_KEYS.iter().find(|k| in_main && is_key(t, k)) {
-            Some(k) => out.push_str(taken(k)?),
-            None if t.starts_with('[') => out.push_str(&l.replacen(
-                &format!("[platforms.{example_name}"),
-                &format!("[platforms.{name}"),
-                1,
-            )),
-            None => out.push_str(l),
-        }
-        out.push('\n');
-        if in_main && is_key(t, "kind") {
-            kind = t.split_once('=').map(|(_, v)| v.trim().to_owned());
-            for k in TAKEN_KEYS.iter().filter(|k| !set_by_example.contains(k)) {
-                out.push_str(taken(k)?);
-                out.push('\n');
-            }
-        }
-    }
     ensure!(
-        kind.as_deref() == Some("\"rest\""),
-        "the example's {main_table} has kind = {}, not \"rest\"",
-        kind.as_deref().unwrap_or("nothing")
+        example.lines().any(|l| l.trim() == "kind = \"rest\""),
+        "the example is not a `rest` description"
     );
-    out.push_str(&builtin[auth_at..]);
-    Ok(out)
+    let is_key = |line: &str, key: &str| line.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+    let taken = TAKEN_KEYS
+        .iter()
+        .map(|k| {
+            builtin
+                .lines()
+                .find(|l| is_key(l, k))
+                .with_context(|| format!("no {k} in the daemon run's platform file"))
+        })
+        .collect::<anyhow::Result<Vec<&str>>>()?;
+    let (_, auth) = builtin
+        .split_once(&format!("[platforms.{name}.auth]\n"))
+        .context("the daemon run's platform file has no auth table")?;
+    Ok(ordersync_sim::description::adapt(
+        example,
+        name,
+        &taken.join("\n"),
+        auth.trim_end(),
+    ))
 }
 
 /// Whether two `path?query` request targets ask for the same: the same path and the same query

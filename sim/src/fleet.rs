@@ -155,39 +155,18 @@ impl Fleet {
     /// The shipped Novashop description, pointed at this fleet's shop.
     fn novashop_file(&self, from: &str, extra: &str) -> String {
         let o = novashop::SimOptions::default();
-        // The example's own settings give way to the fleet's (`extra`), as TOML allows one each.
-        let overridden: Vec<&str> = extra
-            .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
-            .collect();
-        let mut out = String::new();
-        let mut in_platform_table = false;
-        for line in NOVASHOP_DESCRIPTION.lines() {
-            if line.starts_with('[') {
-                in_platform_table = line == "[platforms.novashop]";
-            }
-            if in_platform_table
-                && line
-                    .split_once('=')
-                    .is_some_and(|(k, _)| overridden.contains(&k.trim()))
-            {
-                continue;
-            }
-            let line = line
-                .replace("[platforms.novashop", &format!("[platforms.{}", NAMES[5]))
-                .replace("replace-with-the-client-id", &o.client_id)
-                .replace("replace-with-the-client-secret", &o.client_secret);
-            if line.starts_with("base_url = ") {
-                out.push_str(&format!("base_url = \"{}\"", self.novashop.1.base_url()));
-            } else {
-                out.push_str(&line);
-            }
-            out.push('\n');
-            if line.starts_with("kind = ") {
-                out.push_str(&format!("backfill_from = \"{from}\"\n{extra}\n"));
-            }
-        }
-        out
+        crate::description::adapt(
+            NOVASHOP_DESCRIPTION,
+            NAMES[5],
+            &format!(
+                "base_url = \"{}\"\nbackfill_from = \"{from}\"\n{extra}",
+                self.novashop.1.base_url()
+            ),
+            &format!(
+                "client_id = \"{}\"\nclient_secret = \"{}\"",
+                o.client_id, o.client_secret
+            ),
+        )
     }
 
     /// How many orders each shop holds now, by platform name.

@@ -11,6 +11,7 @@
 
 pub mod akinon;
 pub mod core;
+pub mod description;
 pub mod epixel;
 pub mod fleet;
 pub mod merchantpro;

@@ -44,6 +44,14 @@ path = "/v3/orders/{order.id}/ship"
 fn check_names_every_mistake_in_a_description_with_its_file_and_key_at_once() {
     let setup = Setup::new();
     setup.add_platform_file("bad.toml", MISTAKES);
+    // Two mistakes of the platform table around a description.
+    setup.add_platform_file(
+        "tables.toml",
+        "[platforms.builtin]\nkind = \"merchantpro\"\nbase_url = \"https://a.example\"\n\
+         [platforms.builtin.auth]\napi_key = \"k\"\napi_secret = \"s\"\n\
+         [platforms.builtin.api.pages]\nstyle = \"page\"\n\
+         [platforms.undescribed]\nkind = \"rest\"\nbase_url = \"https://b.example\"\n",
+    );
 
     let out = setup.ordersync(&["check"]);
 
@@ -80,6 +88,19 @@ fn check_names_every_mistake_in_a_description_with_its_file_and_key_at_once() {
                 .lines()
                 .any(|l| l.contains(&format!("{file}: {key}: ")) && l.contains(message)),
             "no line names {file}: {key} with {message:?}:\n{report}"
+        );
+    }
+    let tables = setup.dir.path().join("platforms.d/tables.toml");
+    for (key, message) in [
+        ("platforms.builtin.api", "takes no [api] table"),
+        ("platforms.undescribed.api", "missing"),
+    ] {
+        let at = format!("{}: {key}: ", tables.display());
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains(&at) && l.contains(message)),
+            "no line names {at} with {message:?}:\n{report}"
         );
     }
     assert!(

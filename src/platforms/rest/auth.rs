@@ -362,7 +362,7 @@ impl Authenticator {
                     let (text, _) = crate::platforms::lenient::body_text(&resp.body);
                     let raw: &serde_json::value::RawValue = serde_json::from_str(&text)
                         .map_err(|e| format!("the login's answer is not JSON: {e}"))?;
-                    map::raw_at(raw, token)?
+                    map::raw_at(raw, token)
                         .and_then(|r| map::text_of(r.get()))
                         .filter(|t| !t.trim().is_empty())
                         .ok_or_else(|| {

@@ -96,26 +96,32 @@ fn walk<'a>(raw: &'a RawValue, tokens: &[String]) -> Option<&'a RawValue> {
     Some(at)
 }
 
-/// The raw value at `pointer` in `raw`; `None` where the pointer leads nowhere.
-pub fn raw_at<'a>(raw: &'a RawValue, pointer: &Pointer) -> Result<Option<&'a RawValue>, String> {
-    Ok(walk(raw, pointer.tokens()))
+/// The raw value at `pointer` in `raw`, for a single lookup; `None` where the pointer leads
+/// nowhere. A document read by several pointers is a [`Record`].
+pub fn raw_at<'a>(raw: &'a RawValue, pointer: &Pointer) -> Option<&'a RawValue> {
+    walk(raw, pointer.tokens())
 }
 
-/// One record, its top level read once: most pointers start there.
-struct Record<'a> {
+/// A JSON document (an answer, a record) read by several pointers: its top level is read once,
+/// where most pointers start, and only the values they lead to below it.
+pub struct Record<'a> {
     raw: &'a RawValue,
     top: Option<Vec<(Key<'a>, &'a RawValue)>>,
 }
 
 impl<'a> Record<'a> {
-    fn new(raw: &'a RawValue) -> Self {
+    pub fn new(raw: &'a RawValue) -> Self {
         Record {
             raw,
             top: members(raw),
         }
     }
 
-    /// The value at `tokens`, `None` when absent or null.
+    /// The value at `pointer`, `None` when absent or null.
+    pub fn at(&self, pointer: &Pointer) -> Option<&'a RawValue> {
+        self.get(pointer.tokens())
+    }
+
     fn get(&self, tokens: &[String]) -> Option<&'a RawValue> {
         let found = match (tokens.split_first(), &self.top) {
             (None, _) => Some(self.raw),
@@ -147,13 +153,7 @@ pub fn text_of(raw: &str) -> Option<String> {
     }
 }
 
-/// One record; the error is the reject's reason.
-pub fn order(spec: &RecordsSpec, platform: &Platform, raw: &str) -> Result<Order, String> {
-    let raw: &RawValue = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
-    read(spec, platform, raw)
-}
-
-/// One record, from its raw JSON.
+/// One record, from its raw JSON; the error is the reject's reason.
 pub fn read(spec: &RecordsSpec, platform: &Platform, raw: &RawValue) -> Result<Order, String> {
     let record = &Record::new(raw);
     let get = |f: &Option<Field>| f.as_ref().and_then(|f| lookup(f, record, None));

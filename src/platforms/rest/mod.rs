@@ -176,10 +176,10 @@ impl Rest {
         let (text, repaired) = lenient::body_text(&resp.body);
         let body: &serde_json::value::RawValue =
             serde_json::from_str(&text).map_err(|e| format!("the answer is not JSON: {e}"))?;
-        let records = self.api.records.list.clone();
-        let list = match map::raw_at(body, &records)? {
+        // The answer's top level is read once for every pointer into it.
+        let answer = map::Record::new(body);
+        let list = match answer.at(&self.api.records.list) {
             None => Vec::new(),
-            Some(raw) if raw.get() == "null" => Vec::new(),
             Some(raw) => serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw.get())
                 .map_err(|_| {
                     format!(
@@ -195,7 +195,7 @@ impl Rest {
         for (i, raw) in list.iter().enumerate() {
             let mapped = match lenient::damaged_record(repaired, raw.get()) {
                 Some(reason) => Err(reason),
-                None => map::order(&self.api.records, &self.cfg, raw.get()),
+                None => map::read(&self.api.records, &self.cfg, raw),
             };
             match mapped {
                 Ok(order) => page
@@ -221,20 +221,22 @@ impl Rest {
             }
         }
         let pages = &self.api.pages;
-        let number = |p: &Option<Pointer>| -> Result<Option<u64>, String> {
-            let Some(p) = p else { return Ok(None) };
-            Ok(map::raw_at(body, p)?.and_then(|raw| map::count(raw.get())))
+        let number = |p: &Option<Pointer>| {
+            p.as_ref()
+                .and_then(|p| answer.at(p))
+                .and_then(|raw| map::count(raw.get()))
         };
-        page.total = number(&pages.total)?;
+        page.total = number(&pages.total);
         let next = Next {
             records: list.len() as u64,
-            page_count: number(&pages.page_count)?,
+            page_count: number(&pages.page_count),
             link: match pages.style {
                 PageStyle::LinkHeader => request::link_next(&resp.headers),
-                PageStyle::NextLink | PageStyle::Cursor => match &pages.next {
-                    Some(p) => map::raw_at(body, p)?.and_then(|raw| map::text_of(raw.get())),
-                    None => None,
-                },
+                PageStyle::NextLink | PageStyle::Cursor => pages
+                    .next
+                    .as_ref()
+                    .and_then(|p| answer.at(p))
+                    .and_then(|raw| map::text_of(raw.get())),
                 _ => None,
             }
             .filter(|l| !l.trim().is_empty()),

@@ -48,7 +48,7 @@ impl Rest {
                     let (text, _) = crate::platforms::lenient::body_text(&resp.body);
                     let found = serde_json::from_str::<&serde_json::value::RawValue>(&text)
                         .ok()
-                        .and_then(|raw| map::raw_at(raw, pointer).ok().flatten())
+                        .and_then(|raw| map::raw_at(raw, pointer))
                         .and_then(|raw| map::text_of(raw.get()));
                     Ok(match found {
                         Some(f) if f.trim() == equals.trim() => None,
@@ -109,7 +109,7 @@ impl Push for Rest {
                     let (text, _) = crate::platforms::lenient::body_text(&resp.body);
                     let answer: &serde_json::value::RawValue =
                         serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
-                    let record = map::raw_at(answer, &read_back.record)?.ok_or_else(|| {
+                    let record = map::raw_at(answer, &read_back.record).ok_or_else(|| {
                         format!("no record at `{}` (read_back.record)", read_back.record)
                     })?;
                     // Only the status is compared, but the record is read as a listed one is,

@@ -30,60 +30,39 @@ impl Description for crate::sirclo_sync::Account {
 }
 
 /// The shipped description `file`, as the platform `name` at the address, start and
-/// credentials of `builtin` (a built-in platform file for the same simulator), with `extra`
-/// lines in its table.
+/// credentials of `builtin` (a built-in platform file for the same simulator, whose auth table
+/// holds the same keys as the description's), with `extra` lines in its table.
 pub fn describe(file: &str, name: &str, builtin: &str, extra: &str) -> String {
-    let example = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config/platforms.d")
-            .join(file),
-    )
-    .unwrap();
     let line = |key: &str| {
         builtin
             .lines()
             .find(|l| l.starts_with(&format!("{key} = ")))
             .unwrap_or_else(|| panic!("no {key} in {builtin}"))
-            .to_string()
     };
-    let example_name = example
-        .lines()
-        .find_map(|l| l.strip_prefix("[platforms.")?.strip_suffix(']'))
-        .expect("the example declares a platform")
-        .to_string();
-    // The built-in file's auth table holds the same keys as the description's.
-    let auth_header = "[platforms.";
-    let builtin_auth = &builtin[builtin
-        .find(&format!("{auth_header}{name}.auth]"))
-        .expect("the built-in file has an auth table")..];
-    let mut out = String::new();
-    let mut skipping = false;
-    for l in example.lines() {
-        if l.starts_with('[') {
-            skipping = l == format!("[platforms.{example_name}.auth]");
-        }
-        if skipping {
-            continue;
-        }
-        let l = l.replace(
-            &format!("[platforms.{example_name}"),
-            &format!("[platforms.{name}"),
-        );
-        if l.starts_with("base_url = ") {
-            out.push_str(&line("base_url"));
-        } else {
-            out.push_str(&l);
-        }
-        out.push('\n');
-        if l.starts_with("kind = ") {
-            out.push_str(&format!(
-                "{}\nmax_requests_per_second = 1000\n{extra}\n",
-                line("backfill_from")
-            ));
-        }
-    }
-    out.push_str(builtin_auth);
-    out
+    let auth = builtin
+        .split_once(&format!("[platforms.{name}.auth]\n"))
+        .expect("the built-in file has an auth table")
+        .1;
+    ordersync_sim::description::adapt(
+        &example(file),
+        name,
+        &format!(
+            "{}\n{}\nmax_requests_per_second = 1000\n{extra}",
+            line("base_url"),
+            line("backfill_from")
+        ),
+        auth.trim_end(),
+    )
+}
+
+/// The shipped example `file` under `config/platforms.d/`.
+pub fn example(file: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/platforms.d")
+            .join(file),
+    )
+    .unwrap()
 }
 
 impl<F: Fixture + Description> Fixture for Described<F> {

@@ -46,17 +46,21 @@ impl Novashop {
             Credentials::Right => o.client_secret.as_str(),
             Credentials::Wrong => WRONG_SECRET,
         };
-        let settings = format!(
-            "base_url = \"{url}\"\nbackfill_from = \"{from}\"\n\
-             [platforms.{name}.auth]\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n",
-            url = self.server.base_url(),
-            from = (self.start - chrono::Duration::days(2)).to_rfc3339(),
-            name = self.name,
-            id = o.client_id,
-        );
         // Pages of 25, so the scenarios' 300 orders make a dozen pages for faults to land on.
-        super::described::describe("rest-example.toml", &self.name, &settings, extra)
-            .replace("\npage_size = 100\n", "\npage_size = 25\n")
+        ordersync_sim::description::adapt(
+            &super::described::example("rest-example.toml"),
+            &self.name,
+            &format!(
+                "base_url = \"{url}\"\nbackfill_from = \"{from}\"\npage_size = 25\n\
+                 max_requests_per_second = 1000\n{extra}",
+                url = self.server.base_url(),
+                from = (self.start - chrono::Duration::days(2)).to_rfc3339(),
+            ),
+            &format!(
+                "client_id = \"{}\"\nclient_secret = \"{secret}\"",
+                o.client_id
+            ),
+        )
     }
 
     /// The canonical status of a Novashop state, as the shipped `status_map` says.
