@@ -290,8 +290,12 @@ pub fn daemon_env_remove() -> Vec<String> {
 }
 
 /// The release (under `cargo bench`) `ordersync` binary.
+/// The daemon the benchmarks run: this build's, or `ORDERSYNC_BENCH_DAEMON` (for example a
+/// build with `--features heap-profile`, to profile the scale run's heap).
 pub fn daemon_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ordersync"))
+    std::env::var_os("ORDERSYNC_BENCH_DAEMON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ordersync")))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -356,6 +356,7 @@ fn load_config(cli: &Cli) -> Result<Config, Exit> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    daemon::memory::limit_arenas();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ordersync")

@@ -125,7 +125,15 @@ pub struct DaemonConfig {
     /// How long a database write waits on another process's lock before it fails (and is
     /// retried by the next run).
     pub busy_timeout: Duration,
+    /// How many scheduled runs (sync, reconcile, verify) go at once; the others wait their
+    /// turn. What a run holds (a page in flight, a connection, its buffers) times the runs
+    /// going is the daemon's memory, so this bounds it however many platforms there are.
+    pub max_concurrent_runs: usize,
 }
+
+/// Runs going at once by default: enough for hundreds of platforms every minute on two cores
+/// (a run mostly waits on the platform), few enough that their pages stay within tens of MiB.
+pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 32;
 
 impl Default for DaemonConfig {
     /// The built-in defaults, with `platforms_dir` still relative (it has no main file to be
@@ -141,6 +149,7 @@ impl Default for DaemonConfig {
             shutdown_grace: Duration::from_secs(20),
             health_max_age: Duration::from_secs(3600),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
         }
     }
 }

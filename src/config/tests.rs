@@ -121,6 +121,7 @@ fn an_empty_main_file_gives_the_documented_daemon_defaults() {
     assert_eq!(d.shutdown_grace, Duration::from_secs(20));
     assert_eq!(d.health_max_age, Duration::from_secs(3600));
     assert_eq!(d.busy_timeout, Duration::from_secs(10));
+    assert_eq!(d.max_concurrent_runs, 32);
     assert!(config.platforms.is_empty());
 }
 
@@ -138,6 +139,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
         shutdown_grace = "5s"
         health_max_age = "2h"
         busy_timeout = "3s"
+        max_concurrent_runs = 8
         "#,
     );
     s.write("shops/a.toml", MERCHANTPRO);
@@ -152,6 +154,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
     assert_eq!(d.shutdown_grace, Duration::from_secs(5));
     assert_eq!(d.health_max_age, Duration::from_secs(7200));
     assert_eq!(d.busy_timeout, Duration::from_secs(3));
+    assert_eq!(d.max_concurrent_runs, 8);
     assert_eq!(config.platforms.len(), 1);
 }
 
@@ -226,10 +229,15 @@ fn bad_daemon_values_are_each_reported() {
         metrics_listen = "localhost:9898"
         shutdown_grace = "20 secondz"
         database = ["a"]
+        max_concurrent_runs = 0
         "#,
     );
     let errors = s.errors();
-    assert_eq!(errors.len(), 5, "{}", ConfigErrors(errors.clone()));
+    assert_eq!(errors.len(), 6, "{}", ConfigErrors(errors.clone()));
+    assert_contains(
+        &error_at(&errors, "daemon.max_concurrent_runs").message,
+        "use 1 to 10000",
+    );
     assert_contains(
         &error_at(&errors, "daemon.push_interval").message,
         "\"15m\"",

@@ -32,6 +32,7 @@ const DAEMON_KEYS: &[&str] = &[
     "shutdown_grace",
     "health_max_age",
     "busy_timeout",
+    "max_concurrent_runs",
 ];
 
 /// Keys a platform table and `[defaults]` share.
@@ -523,6 +524,11 @@ impl Validator<'_> {
                 "busy_timeout" => {
                     if let Some(t) = self.positive_duration(key, value) {
                         d.busy_timeout = t;
+                    }
+                }
+                "max_concurrent_runs" => {
+                    if let Some(n) = self.u32_in(key, value, 1, 10_000) {
+                        d.max_concurrent_runs = n as usize;
                     }
                 }
                 _ => self.unknown_in(value, key, name, DAEMON_KEYS),

@@ -8,6 +8,7 @@
 
 mod daemon_lock;
 mod health;
+pub mod memory;
 mod platform;
 mod push;
 mod signals;
@@ -58,7 +59,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
-    let locks = RunLocks::default();
+    let locks = RunLocks::new(config.daemon.max_concurrent_runs);
 
     // A database that refuses writes right now (locked, full, read-only) must not stop the
     // daemon: the push loop recovers these entries on every tick once writes succeed.

@@ -1,5 +1,6 @@
 //! The daemon's timetable: one tokio-cron-scheduler `JobScheduler` for the daemon's whole life,
-//! holding the heartbeat job and one job per enabled platform for each of its schedules.
+//! holding the heartbeat job, the memory job and one job per enabled platform for each of its
+//! schedules.
 
 use anyhow::Context as _;
 use tokio_cron_scheduler::{Job, JobScheduler};
@@ -13,6 +14,10 @@ use crate::sync::PassKind;
 
 use super::platform::Platforms;
 use super::watchdog::Heartbeat;
+
+/// How often the pages freed by the runs since go back to the system: often enough that a
+/// burst of runs at one tick is returned before the next, off the ticks most schedules use.
+const RELEASE_MEMORY_EVERY: &str = "20 * * * * *";
 
 /// The scheduler's broadcast channels need room for a few events per job: with hundreds of
 /// platforms due in the same second a smaller one makes its listeners lag (an activation lost
@@ -61,6 +66,18 @@ impl Timetable {
             )
             .await
             .context("adding the heartbeat job")?;
+        sched
+            .add(
+                Job::new_async(RELEASE_MEMORY_EVERY, |_id, _sched| {
+                    Box::pin(async {
+                        let _ =
+                            tokio::task::spawn_blocking(super::memory::release_free_pages).await;
+                    })
+                })
+                .context("the scheduler's memory job")?,
+            )
+            .await
+            .context("adding the memory job")?;
         heartbeat.beat();
         let mut table = Timetable {
             sched,

@@ -211,3 +211,75 @@ async fn a_second_daemon_on_the_same_database_is_refused_and_a_manual_sync_still
     signal(next.id(), libc::SIGTERM);
     assert_eq!(next.0.wait().unwrap().code(), Some(0));
 }
+
+/// `(platform, started_at, finished_at)` of every finished sync run, in the order they started.
+fn run_spans(setup: &Setup) -> Vec<(String, String, String)> {
+    let db = setup.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT platform, started_at, finished_at FROM sync_runs \
+             WHERE finished_at IS NOT NULL",
+        )
+        .unwrap();
+    let mut spans: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // By time, not by text: a whole second is written without its `.000`.
+    spans.sort_by_key(|s| chrono::DateTime::parse_from_rfc3339(&s.1).unwrap());
+    spans
+}
+
+async fn catch_up_runs_of_slow_shops(max_concurrent_runs: usize) -> Vec<(String, String, String)> {
+    let mut shops = Vec::new();
+    let setup = Setup::new();
+    let port = free_port();
+    write_main_file(
+        &setup,
+        &setup.db_path(),
+        port,
+        &format!("max_concurrent_runs = {max_concurrent_runs}"),
+    );
+    for i in 0..3 {
+        let shop = Shop::open(&format!("slow-{i}"), 10).await;
+        // Every answer of the run comes late, so a run lasts long enough to be seen overlapping.
+        shop.sim
+            .faults()
+            .push_n(Fault::Slow(Duration::from_millis(400)), 20);
+        setup.add_platform_file(
+            &format!("slow-{i}.toml"),
+            &shop.platform_toml("schedule = \"0 0 3 * * *\"\nreconcile_schedule = \"off\""),
+        );
+        shops.push(shop);
+    }
+    let run = Running::start(&setup, port, WATCHDOG);
+    eventually(30, "the three catch-up runs at start", || {
+        run_spans(&setup).len() == 3
+    })
+    .await;
+    assert_eq!(run.stop().code(), Some(0));
+    run_spans(&setup)
+}
+
+/// Runs that started before the run started just before them had finished.
+fn overlapping(spans: &[(String, String, String)]) -> usize {
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    spans.windows(2).filter(|w| t(&w[1].1) < t(&w[0].2)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_turn_the_runs_of_different_platforms_go_one_after_another() {
+    let spans = catch_up_runs_of_slow_shops(1).await;
+    assert_eq!(
+        overlapping(&spans),
+        0,
+        "with max_concurrent_runs = 1 a run started before the previous one finished: {spans:?}"
+    );
+    // The same slow shops with turns for all: the runs do overlap, so the check above can fail.
+    let spans = catch_up_runs_of_slow_shops(3).await;
+    assert!(
+        overlapping(&spans) > 0,
+        "with three turns the three slow runs should go at once: {spans:?}"
+    );
+}
