@@ -219,6 +219,28 @@ fn render(results: &Path, work: &Path) -> anyhow::Result<String> {
             ""
         }
     )?;
+    // A subset run (ORDERSYNC_BENCH_ONLY) keeps the other sections' results from earlier runs.
+    let this_run: Vec<&str> = r
+        .env
+        .get("benches")
+        .map(|b| b.split_whitespace().collect())
+        .unwrap_or_default();
+    let earlier: Vec<String> = r
+        .json
+        .iter()
+        .filter(|(name, _)| !this_run.is_empty() && !this_run.contains(name))
+        .map(|(name, v)| format!("{name} ({})", v["date"].as_str().unwrap_or("date unknown")))
+        .collect();
+    if !earlier.is_empty() {
+        writeln!(md)?;
+        writeln!(
+            md,
+            "**Refreshed in part**: this run ran {} only; the other sections are from earlier \
+             runs of `bench/regenerate` on the same machine: {}.",
+            this_run.join(", "),
+            earlier.join(", ")
+        )?;
+    }
     if let Some(note) = r.env.get("sizes").filter(|s| !s.is_empty()) {
         writeln!(md)?;
         writeln!(
@@ -481,7 +503,7 @@ fn summary(md: &mut String, r: &Results) -> anyhow::Result<()> {
     {
         let sc = Some(sc);
         let every = match g(sc, "period_s") {
-            Some(p) if p == 60.0 => "every minute".to_owned(),
+            Some(60.0) => "every minute".to_owned(),
             Some(p) if p > 60.0 && p % 60.0 == 0.0 => format!("every {} minutes", p / 60.0),
             p => format!("every {} s", fmt(p, 0)),
         };
@@ -844,16 +866,16 @@ fn scale_run(md: &mut String, v: &Value) -> anyhow::Result<()> {
          skips from the daemon's `skipped:` log lines, and ticks that produced no run are \
          counted too. The daemon's start-up catch-up run backfills every platform; the steady \
          state is from half a period after the first tick.",
-        fmt(num(&v, "platforms"), 0),
-        fmt(num(&v, "per_kind"), 0),
+        fmt(num(v, "platforms"), 0),
+        fmt(num(v, "per_kind"), 0),
         v["schedule"].as_str().unwrap_or("?"),
-        fmt(num(&v, "duration_s"), 0),
-        fmt(num(&v, "shop_orders"), 0),
+        fmt(num(v, "duration_s"), 0),
+        fmt(num(v, "shop_orders"), 0),
     )?;
     writeln!(md)?;
     writeln!(md, "| | value | target | |")?;
     writeln!(md, "|---|---:|---|---|")?;
-    let ticks = match (num(&v, "ticks_min"), num(&v, "ticks_max")) {
+    let ticks = match (num(v, "ticks_min"), num(v, "ticks_max")) {
         (Some(a), Some(b)) if a != b => format!("{a:.0}–{b:.0}"),
         (a, _) => fmt(a, 0),
     };
@@ -864,68 +886,68 @@ fn scale_run(md: &mut String, v: &Value) -> anyhow::Result<()> {
     writeln!(
         md,
         "| sync runs started / finished ok | {} / {} | | |",
-        fmt(num(&v, "runs"), 0),
-        fmt(num(&v, "runs_ok"), 0)
+        fmt(num(v, "runs"), 0),
+        fmt(num(v, "runs_ok"), 0)
     )?;
     writeln!(
         md,
         "| skipped runs (logged) / ticks without a run | {} / {} | 0 | {} |",
-        fmt(num(&v, "skipped_logged"), 0),
-        fmt(num(&v, "missing_runs"), 0),
+        fmt(num(v, "skipped_logged"), 0),
+        fmt(num(v, "missing_runs"), 0),
         verdict(v["targets"]["skipped_met"].as_bool())
     )?;
     writeln!(
         md,
         "| run time, mean / slowest | {} s / {} s | < {} s | {} |",
-        fmt(num(&v, "mean_run_s"), 2),
-        fmt(num(&v, "slowest_run_s"), 2),
-        fmt(num(&v, "period_s"), 0),
-        verdict(num(&v, "slowest_run_s").map(|s| s < num(&v, "period_s").unwrap_or(60.0)))
+        fmt(num(v, "mean_run_s"), 2),
+        fmt(num(v, "slowest_run_s"), 2),
+        fmt(num(v, "period_s"), 0),
+        verdict(num(v, "slowest_run_s").map(|s| s < num(v, "period_s").unwrap_or(60.0)))
     )?;
     writeln!(
         md,
         "| CPU share of one core, whole run / steady state | {}% / {}% | | |",
-        fmt(num(&v, "cpu_share").map(|c| c * 100.0), 1),
-        fmt(num(&v, "steady_cpu_share").map(|c| c * 100.0), 1)
+        fmt(num(v, "cpu_share").map(|c| c * 100.0), 1),
+        fmt(num(v, "steady_cpu_share").map(|c| c * 100.0), 1)
     )?;
     writeln!(
         md,
         "| RSS MiB at start / after the backfill / middle / end (max) | {} / {} / {} / {} ({}) | | |",
-        fmt(num(&v, "rss_mib/start"), 1),
-        fmt(num(&v, "rss_mib/after_backfill"), 1),
-        fmt(num(&v, "rss_mib/middle"), 1),
-        fmt(num(&v, "rss_mib/end"), 1),
-        fmt(num(&v, "rss_mib/max"), 1)
+        fmt(num(v, "rss_mib/start"), 1),
+        fmt(num(v, "rss_mib/after_backfill"), 1),
+        fmt(num(v, "rss_mib/middle"), 1),
+        fmt(num(v, "rss_mib/end"), 1),
+        fmt(num(v, "rss_mib/max"), 1)
     )?;
     writeln!(
         md,
         "| RSS MiB between scheduled runs (steady state's lowest) | {} | | |",
-        fmt(num(&v, "rss_mib/steady_min"), 1)
+        fmt(num(v, "rss_mib/steady_min"), 1)
     )?;
     if v["name"].as_str() == Some("large") {
         writeln!(
             md,
             "| peak RSS | {} MiB | < 256 MiB | {} |",
-            fmt(num(&v, "rss_mib/max"), 1),
+            fmt(num(v, "rss_mib/max"), 1),
             verdict(v["targets"]["rss_under_cap"].as_bool())
         )?;
     }
     writeln!(
         md,
         "| RSS slope over the steady state | {} MiB/min | within ±0.5 | {} |",
-        fmt(num(&v, "rss_slope_mib_per_min"), 3),
+        fmt(num(v, "rss_slope_mib_per_min"), 3),
         verdict(v["targets"]["flat_met"].as_bool())
     )?;
     writeln!(
         md,
         "| orders / events stored at the end | {} / {} | | |",
-        fmt(num(&v, "stored_orders"), 0),
-        fmt(num(&v, "events"), 0)
+        fmt(num(v, "stored_orders"), 0),
+        fmt(num(v, "events"), 0)
     )?;
     writeln!(
         md,
         "| ERROR lines in the daemon's log | {} | | |",
-        fmt(num(&v, "error_log_lines"), 0)
+        fmt(num(v, "error_log_lines"), 0)
     )?;
     if let Some(m) = v["metrics"].as_object() {
         let s: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -955,7 +977,7 @@ fn scale_run(md: &mut String, v: &Value) -> anyhow::Result<()> {
         .flatten()
         .filter_map(|s| Some((s[0].as_f64()?, s[1].as_f64()?, s[2].as_f64()?)))
         .collect();
-    let period = num(&v, "period_s").unwrap_or(60.0);
+    let period = num(v, "period_s").unwrap_or(60.0);
     if samples.len() > 2 {
         writeln!(md)?;
         writeln!(md, "| t (s) | RSS MiB | CPU share since the previous row |")?;

@@ -129,6 +129,10 @@ pub struct DaemonConfig {
     /// turn. What a run holds (a page in flight, a connection, its buffers) times the runs
     /// going is the daemon's memory, so this bounds it however many platforms there are.
     pub max_concurrent_runs: usize,
+    /// On a database several daemons share: how long a daemon's hold on a platform or sink
+    /// lasts unless renewed (every third of it). A daemon that dies frees its platforms this
+    /// long after its last renewal.
+    pub lease_period: Duration,
 }
 
 /// Runs going at once by default: enough for hundreds of platforms every minute on two cores
@@ -150,6 +154,7 @@ impl Default for DaemonConfig {
             health_max_age: Duration::from_secs(3600),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             max_concurrent_runs: DEFAULT_MAX_CONCURRENT_RUNS,
+            lease_period: Duration::from_secs(30),
         }
     }
 }

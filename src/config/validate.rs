@@ -33,6 +33,7 @@ const DAEMON_KEYS: &[&str] = &[
     "health_max_age",
     "busy_timeout",
     "max_concurrent_runs",
+    "lease_period",
 ];
 
 /// Keys a platform table and `[defaults]` share.
@@ -524,6 +525,21 @@ impl Validator<'_> {
                 "busy_timeout" => {
                     if let Some(t) = self.positive_duration(key, value) {
                         d.busy_timeout = t;
+                    }
+                }
+                "lease_period" => {
+                    if let Some(t) = self.positive_duration(key, value) {
+                        if t < std::time::Duration::from_secs(3) {
+                            self.error(
+                                value,
+                                key,
+                                "a lease period under 3s leaves no time to renew it; use \"30s\" \
+                                 or more"
+                                    .to_string(),
+                            );
+                        } else {
+                            d.lease_period = t;
+                        }
                     }
                 }
                 "max_concurrent_runs" => {

@@ -8,6 +8,7 @@
 
 mod daemon_lock;
 mod health;
+mod lease;
 pub mod memory;
 mod platform;
 mod push;
@@ -59,7 +60,10 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
-    let locks = RunLocks::new(config.daemon.max_concurrent_runs);
+    let locks = RunLocks::new(
+        config.daemon.max_concurrent_runs,
+        config.daemon.lease_period,
+    );
 
     // A database that refuses writes right now (locked, full, read-only) must not stop the
     // daemon: the push loop recovers these entries on every tick once writes succeed.
@@ -97,7 +101,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         config.daemon.push_interval,
         cancel.clone(),
     ));
-    let mut sinks = sinks::Sinks::default();
+    let mut sinks = sinks::Sinks::new(config.daemon.lease_period);
     sinks.apply(&config.sinks, &store, &cancel).await;
     let watchdog = sd_notify::watchdog_enabled().map(|interval| {
         tokio::spawn(watchdog(

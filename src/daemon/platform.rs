@@ -15,9 +15,11 @@ use tracing::{error, info, warn};
 use crate::config::{Config, PlatformConfig};
 use crate::http::Redactor;
 use crate::platforms::{Connector, Reconcile, Source};
-use crate::store::Store;
 use crate::store::lock::PlatformLock;
+use crate::store::{Lease, Store};
 use crate::sync::{Engine, PassKind, PassOptions, PassReport, Progress, SyncError};
+
+use super::lease::Held;
 
 /// After the platform refuses our credentials, scheduled runs pause this long: repeated bad
 /// attempts get accounts locked (MerchantPro answers 403), and the fix is the operator's.
@@ -47,6 +49,11 @@ impl Platform {
             connector,
             auth_hold_until: Mutex::new(None),
         })
+    }
+
+    /// `daemon.lease_period`, for the platform's lease on a shared database.
+    pub fn lease_period(&self) -> Duration {
+        self.turns.lease_period
     }
 
     /// Whether this kind needs reconcile passes at all.
@@ -173,10 +180,20 @@ impl Platform {
                     None
                 }
             };
+            let Some(held) = me.hold(&store, &cancel).await else {
+                return;
+            };
+            let (run_store, run_cancel) = match &held {
+                Some(h) => (h.store(), &h.cancel),
+                None => (&store, &cancel),
+            };
             // The engine logs the outcome; the error needs no second line here.
             let _ = me
-                .pass_locked(kind, PassOptions::default(), &store, &cancel, None)
+                .pass_locked(kind, PassOptions::default(), run_store, run_cancel, None)
                 .await;
+            if let Some(h) = held {
+                h.release(!cancel.is_cancelled()).await;
+            }
         });
     }
 }
@@ -212,15 +229,49 @@ impl Platform {
             let opts = crate::verify::VerifyOptions {
                 repair: me.cfg.verify_repair,
             };
-            // The verify logs its own outcome and sets the drift gauges /health reads.
-            if let Err(e) =
-                crate::verify::verify_locked(&me.cfg, &me.connector, &store, opts, &cancel, None)
-                    .await
-            {
-                warn!(platform = %me.cfg.name, run = "verify", error = %e, "verify could not finish");
+            if let Some(held) = me.hold(&store, &cancel).await {
+                let (run_store, run_cancel) = match &held {
+                    Some(h) => (h.store(), &h.cancel),
+                    None => (&store, &cancel),
+                };
+                // The verify logs its own outcome and sets the drift gauges /health reads.
+                if let Err(e) = crate::verify::verify_locked(
+                    &me.cfg,
+                    &me.connector,
+                    run_store,
+                    opts,
+                    run_cancel,
+                    None,
+                )
+                .await
+                {
+                    warn!(platform = %me.cfg.name, run = "verify", error = %e, "verify could not finish");
+                }
+                if let Some(h) = held {
+                    h.release(!cancel.is_cancelled()).await;
+                }
             }
             me.slot.verifying.store(false, Ordering::Release);
         });
+    }
+}
+
+impl Platform {
+    /// On a database several daemons share, the platform's lease for the run about to start:
+    /// `None` when another daemon holds it (that one is running the platform), `Some(None)`
+    /// where there is nothing to share.
+    async fn hold(&self, store: &Store, cancel: &CancellationToken) -> Option<Option<Held>> {
+        if !store.shares_work() {
+            return Some(None);
+        }
+        Held::take(
+            store,
+            &Lease::platform(&self.cfg.name),
+            self.turns.lease_period,
+            cancel,
+        )
+        .await
+        .map(Some)
     }
 }
 
@@ -315,13 +366,14 @@ pub struct RunLocks {
 }
 
 impl RunLocks {
-    /// `max_concurrent_runs` is read once: a reload that changes it takes effect at restart.
-    pub fn new(max_concurrent_runs: usize) -> RunLocks {
+    /// Read once from `[daemon]`: a reload that changes them takes effect at restart.
+    pub fn new(max_concurrent_runs: usize, lease_period: Duration) -> RunLocks {
         RunLocks {
             slots: Arc::default(),
-            turns: Turns(Arc::new(tokio::sync::Semaphore::new(
-                max_concurrent_runs.max(1),
-            ))),
+            turns: Turns {
+                runs: Arc::new(tokio::sync::Semaphore::new(max_concurrent_runs.max(1))),
+                lease_period,
+            },
         }
     }
 
@@ -337,7 +389,8 @@ impl RunLocks {
 
 impl Default for RunLocks {
     fn default() -> RunLocks {
-        RunLocks::new(crate::config::DEFAULT_MAX_CONCURRENT_RUNS)
+        let d = crate::config::DaemonConfig::default();
+        RunLocks::new(d.max_concurrent_runs, d.lease_period)
     }
 }
 
@@ -347,13 +400,17 @@ impl Default for RunLocks {
 /// over 1 GiB during the first backfill. A run waiting for its turn keeps its claim, so a run
 /// still waiting when its next tick comes is skipped and logged like one still going.
 #[derive(Clone)]
-struct Turns(Arc<tokio::sync::Semaphore>);
+struct Turns {
+    runs: Arc<tokio::sync::Semaphore>,
+    /// `daemon.lease_period`, for the platform leases of a shared database.
+    lease_period: Duration,
+}
 
 impl Turns {
     /// `None` once shutdown has begun.
     async fn wait(&self, cancel: &CancellationToken) -> Option<tokio::sync::OwnedSemaphorePermit> {
         tokio::select! {
-            permit = self.0.clone().acquire_owned() => permit.ok(),
+            permit = self.runs.clone().acquire_owned() => permit.ok(),
             _ = cancel.cancelled() => None,
         }
     }

@@ -2,16 +2,20 @@
 //! replaced on a reload only where the sink's table changed (an unchanged sink keeps
 //! delivering, so a reload adds no duplicates), and stopped at shutdown. A stopped task moves
 //! its cursor over the acknowledged start of its batch in flight; the rest of the batch is
-//! delivered again by its successor.
+//! delivered again by its successor. On a database several daemons share, each sink delivers
+//! from the one daemon holding its lease.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::SinkConfig;
-use crate::store::Store;
+use crate::store::{Lease, Store};
+
+use super::lease::Held;
 use crate::telemetry::metrics::metrics;
 
 struct Running {
@@ -20,12 +24,20 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-#[derive(Default)]
 pub struct Sinks {
     running: BTreeMap<String, Running>,
+    /// `daemon.lease_period`, for the sinks' leases on a shared database.
+    lease_period: Duration,
 }
 
 impl Sinks {
+    pub fn new(lease_period: Duration) -> Sinks {
+        Sinks {
+            running: BTreeMap::new(),
+            lease_period,
+        }
+    }
+
     /// Runs `configs`: starts the new and changed ones, stops the changed and removed ones.
     pub async fn apply(
         &mut self,
@@ -59,11 +71,20 @@ impl Sinks {
                 continue;
             }
             let cancel = parent.child_token();
-            let task = tokio::spawn(crate::sinks::run(
-                cfg.clone(),
-                store.clone(),
-                cancel.clone(),
-            ));
+            let task = if store.shares_work() {
+                tokio::spawn(deliver_under_lease(
+                    cfg.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                    self.lease_period,
+                ))
+            } else {
+                tokio::spawn(crate::sinks::run(
+                    cfg.clone(),
+                    store.clone(),
+                    cancel.clone(),
+                ))
+            };
             self.running.insert(
                 cfg.name.clone(),
                 Running {
@@ -83,6 +104,31 @@ impl Sinks {
         }
         for (_, r) in std::mem::take(&mut self.running) {
             let _ = r.task.await;
+        }
+    }
+}
+
+/// On a database several daemons share, a sink delivers from one of them at a time: the one
+/// holding its lease. The others wait, trying every half lease period, and the first to find
+/// it free (released at a shutdown, or expired after a crash) takes over from the cursor in the
+/// database, so a batch cut short is delivered again, never skipped.
+async fn deliver_under_lease(
+    cfg: SinkConfig,
+    store: Store,
+    cancel: CancellationToken,
+    lease_period: Duration,
+) {
+    let name = Lease::sink(&cfg.name);
+    while !cancel.is_cancelled() {
+        if let Some(held) = Held::take(&store, &name, lease_period, &cancel).await {
+            info!(sink = %cfg.name, "delivering from this daemon (it holds the sink's lease)");
+            crate::sinks::run(cfg.clone(), held.store().clone(), held.cancel.clone()).await;
+            held.release(!cancel.is_cancelled()).await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(lease_period / 2) => {}
+            _ = cancel.cancelled() => return,
         }
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use crate::store::Store;
@@ -178,8 +178,66 @@ impl Timetable {
                 }
             }
         }
+        if store.shares_work() {
+            self.add_takeover_job(&platforms, store, cancel, tracker)
+                .await;
+        }
         crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
         self.platforms = platforms;
+    }
+
+    /// On a database several daemons share: every half lease period, takes over the platforms
+    /// whose daemon stopped renewing their lease in the middle of a run (killed, or stopped
+    /// with SIGTERM) at once, instead of at their next scheduled time. Every daemon looks; the
+    /// lease lets one of them run it.
+    async fn add_takeover_job(
+        &mut self,
+        platforms: &Platforms,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        let Some(every) = platforms.values().next().map(|p| p.lease_period() / 2) else {
+            return;
+        };
+        let platforms = std::sync::Arc::new(platforms.clone());
+        let (store, cancel, tracker) = (store.clone(), cancel.clone(), tracker.clone());
+        let job = Job::new_repeated_async(every, move |_id, _sched| {
+            let (platforms, store, cancel, tracker) = (
+                platforms.clone(),
+                store.clone(),
+                cancel.clone(),
+                tracker.clone(),
+            );
+            Box::pin(async move {
+                let names = match store.abandoned_leases("platform:").await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warn!(error = %e, "cannot look for platforms left mid-run by a stopped daemon; looking again shortly");
+                        return;
+                    }
+                };
+                for name in names {
+                    if let Some(p) = name
+                        .strip_prefix("platform:")
+                        .and_then(|n| platforms.get(n))
+                    {
+                        info!(platform = %p.cfg.name, "taking over: the daemon running this platform stopped in the middle of a run");
+                        p.trigger(PassKind::Incremental, &store, &cancel, &tracker);
+                    }
+                }
+            })
+        });
+        match job {
+            Ok(job) => {
+                if let Err(e) = self.add(job).await {
+                    error!(error = ?e, "the scheduler refused the takeover job: platforms of a stopped daemon wait for their next scheduled run");
+                }
+            }
+            Err(e) => {
+                error!(error = ?e, "the takeover job cannot be made: platforms of a stopped daemon wait for their next scheduled run")
+            }
+        }
     }
 
     /// Adds a job of the current configuration (removed at the next `replace`).

@@ -26,6 +26,7 @@
 //! - **Reads see committed data only**, and never wait for the writer.
 
 mod events;
+mod leases;
 pub(crate) mod lock;
 mod orders;
 mod outbox;
@@ -47,6 +48,7 @@ pub use crate::model::{
     Incoming, PageOutcome, PageWrite, PassProgress, PassState, RejectRecord, Watched, WatchedOrder,
     content_hash,
 };
+pub use leases::{Lease, LeaseLost, holder_id};
 pub use outbox::{EnqueueError, Recorded};
 pub use sinks::SinkStart;
 

@@ -25,6 +25,18 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub status: u16,
+    /// When the request reached the simulator and when its answer was ready: two requests whose
+    /// spans cross were in flight at once (the multi-instance tests check that no platform's
+    /// list requests ever are).
+    pub received: std::time::Instant,
+    pub answered: std::time::Instant,
+}
+
+impl RecordedRequest {
+    /// Whether this request and `other` were in flight at the same time.
+    pub fn overlaps(&self, other: &RecordedRequest) -> bool {
+        self.received < other.answered && other.received < self.answered
+    }
 }
 
 /// The request log: the most recent [`RequestLog::CAPACITY`] requests, and a total that is never
@@ -79,6 +91,7 @@ impl RequestLog {
 /// Middleware recording every request with the status it was answered with; see
 /// [`RequestLog::record_all`].
 pub async fn record_requests(State(log): State<RequestLog>, req: Request, next: Next) -> Response {
+    let received = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let method = parts.method.to_string();
     let path_and_query = parts
@@ -115,6 +128,8 @@ pub async fn record_requests(State(log): State<RequestLog>, req: Request, next: 
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
         status: response.status().as_u16(),
+        received,
+        answered: std::time::Instant::now(),
     });
     response
 }
