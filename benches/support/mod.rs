@@ -289,8 +289,7 @@ pub fn daemon_env_remove() -> Vec<String> {
         .collect()
 }
 
-/// The release (under `cargo bench`) `ordersync` binary.
-/// The daemon the benchmarks run: this build's, or `ORDERSYNC_BENCH_DAEMON` (for example a
+/// The daemon the benchmarks run: this build's release `ordersync`, or `ORDERSYNC_BENCH_DAEMON` (for example a
 /// build with `--features heap-profile`, to profile the scale run's heap).
 pub fn daemon_bin() -> PathBuf {
     std::env::var_os("ORDERSYNC_BENCH_DAEMON")
