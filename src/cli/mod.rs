@@ -448,7 +448,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 items: items.clone(),
             };
             let id = runtime()?.block_on(async {
-                let store = Store::open(&config.daemon.database)?;
+                let store =
+                    Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+                        .await?;
                 outbox::enqueue(
                     &store,
                     cfg,
@@ -478,7 +480,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             let config = load_config(&cli)?;
             let now = chrono::Utc::now();
             runtime()?.block_on(async {
-                let store = Store::open(&config.daemon.database)?;
+                let store =
+                    Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+                        .await?;
                 match action {
                     Some(OutboxCommand::Retry { id }) => {
                         outbox::retry(&store, *id, now)
@@ -597,7 +601,7 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
         }
     }
     // The daemon's busy timeout: it is part of the lease this run's claims hold.
-    let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     store.recover_in_flight(chrono::Utc::now()).await?;
     let cancel = CancellationToken::new();
     let mut platforms =
@@ -725,7 +729,7 @@ async fn sync_with_progress(config: Config, args: SyncArgs<'_>, bars: bool) -> R
     } = args;
     let progress = bars.then(Bars::shared);
     let selected = select_platforms(&config, names)?;
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let cancel = CancellationToken::new();
     let redactor = Redactor::default();
     {

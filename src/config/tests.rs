@@ -112,7 +112,10 @@ fn an_empty_main_file_gives_the_documented_daemon_defaults() {
     let config = s.load();
     let d = &config.daemon;
     assert_eq!(config.main_file, s.main_file());
-    assert_eq!(d.database, PathBuf::from("/var/lib/ordersync/ordersync.db"));
+    assert_eq!(
+        d.database,
+        Database::Sqlite(PathBuf::from("/var/lib/ordersync/ordersync.db"))
+    );
     assert_eq!(d.platforms_dir, s.path("platforms.d"));
     assert_eq!(d.push_interval, Duration::from_secs(15));
     assert_eq!(d.log_level, "info");
@@ -143,7 +146,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
     s.write("shops/a.toml", MERCHANTPRO);
     let config = s.load();
     let d = &config.daemon;
-    assert_eq!(d.database, s.path("state/ordersync.db"));
+    assert_eq!(d.database, Database::Sqlite(s.path("state/ordersync.db")));
     assert_eq!(d.platforms_dir, s.path("shops"));
     assert_eq!(d.push_interval, Duration::from_secs(60));
     assert_eq!(d.log_level, "info,ordersync=debug");

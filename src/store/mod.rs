@@ -26,9 +26,12 @@
 //! - **Reads see committed data only**, and never wait for the writer.
 
 mod events;
+#[cfg(feature = "crash-hooks")]
+pub mod hooks;
 pub(crate) mod lock;
 mod orders;
 mod outbox;
+mod postgres;
 mod schema;
 mod sinks;
 mod state;
@@ -43,6 +46,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+pub use crate::config::Database;
 pub use crate::model::{
     Incoming, PageOutcome, PageWrite, PassProgress, PassState, RejectRecord, Watched, WatchedOrder,
     content_hash,
@@ -82,6 +86,20 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL refusal the daemon rides out (server unreachable or shutting down,
+    /// connection lost, login refused, disk full): nothing of the write was kept; the run or
+    /// drain that wanted it tries again on its next turn. Names the server and database, never
+    /// the password.
+    #[error("database {location}: {source}: {fix}")]
+    PgUnavailable {
+        location: String,
+        fault: DbFault,
+        fix: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("database: {}", postgres::pg_text(.0))]
+    Postgres(#[from] tokio_postgres::Error),
     /// The file the daemon was writing is no longer at its path (deleted, or moved away with
     /// nothing in its place). Writing on into the unlinked file would look like success and
     /// keep nothing, so every write is refused until a database is back at the path.
@@ -120,6 +138,12 @@ pub enum DbFault {
     Io,
     /// No file at the database's path any more ([`StoreError::Gone`]).
     Gone,
+    /// PostgreSQL: the server cannot be reached, dropped the connection, is shutting down or
+    /// out of connections.
+    Connection,
+    /// PostgreSQL: the server refused the login or the database (password, pg_hba.conf, no
+    /// such database, no privilege).
+    Refused,
 }
 
 impl DbFault {
@@ -165,6 +189,8 @@ impl DbFault {
                 "put the database (or a backup of it) back at {p} and writes resume by \
                  themselves, or restart ordersync to start a new, empty database"
             ),
+            // PostgreSQL's own faults never come from a SQLite file.
+            DbFault::Connection | DbFault::Refused => format!("check the database {p}"),
         }
     }
 }
@@ -176,6 +202,8 @@ impl StoreError {
             StoreError::Unavailable { fault, .. } => Some(*fault),
             StoreError::Sql(e) | StoreError::Open { source: e, .. } => DbFault::of(e),
             StoreError::Gone { .. } => Some(DbFault::Gone),
+            StoreError::PgUnavailable { fault, .. } => Some(*fault),
+            StoreError::Postgres(e) => postgres::pg_fault(e),
             _ => None,
         }
     }
@@ -185,23 +213,34 @@ impl StoreError {
 /// opening one, and reports back whether the database refused it.
 type Job = Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Option<DbFault> + Send>;
 
-/// A cheap, cloneable handle on the database. Writes are serialized on one thread, which is both
-/// what SQLite wants (one writer) and what keeps a busy sync from starving the async runtime.
+/// A cheap, cloneable handle on the database, SQLite or PostgreSQL ([`Database`]). Every public
+/// method means the same on both; only this type knows which one runs.
 #[derive(Clone)]
 pub struct Store {
-    path: Arc<PathBuf>,
+    backend: Backend,
     busy_timeout: Duration,
-    /// `None` for a handle opened with [`Store::open_read_only`].
-    jobs: Option<std::sync::mpsc::Sender<Job>>,
     /// Unix milliseconds of the writer's last finished job: the watchdog's proof of life.
     last_progress: Arc<AtomicU64>,
     /// The database's current refusal, from the last write that failed, until one succeeds.
     fault: Arc<Mutex<Option<String>>>,
-    /// How often the writer found its path naming another file than the one it had open.
+    /// How often the writer found its path naming another file than the one it had open
+    /// (SQLite only: a PostgreSQL database has no file to swap).
     file_changes: Arc<AtomicU64>,
     /// Bumped after every write that added events, so the sinks wake at once instead of at
     /// their next poll.
     feed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// Writes are serialized on one thread, which is both what SQLite wants (one writer) and
+    /// what keeps a busy sync from starving the async runtime.
+    Sqlite {
+        path: Arc<PathBuf>,
+        /// `None` for a handle opened with [`Store::open_read_only`].
+        jobs: Option<std::sync::mpsc::Sender<Job>>,
+    },
+    Postgres(Arc<postgres::Pg>),
 }
 
 /// A file's identity: what a path names can change under a running process (a backup moved
@@ -360,9 +399,11 @@ impl Store {
             })
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            path: Arc::new(path.to_path_buf()),
+            backend: Backend::Sqlite {
+                path: Arc::new(path.to_path_buf()),
+                jobs: Some(jobs),
+            },
             busy_timeout,
-            jobs: Some(jobs),
             last_progress,
             file_changes,
             fault,
@@ -376,9 +417,11 @@ impl Store {
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         drop(connect(path, true, BUSY_TIMEOUT)?);
         Ok(Store {
-            path: Arc::new(path.to_path_buf()),
+            backend: Backend::Sqlite {
+                path: Arc::new(path.to_path_buf()),
+                jobs: None,
+            },
             busy_timeout: BUSY_TIMEOUT,
-            jobs: None,
             last_progress: Arc::new(AtomicU64::new(now_millis())),
             fault: Arc::new(Mutex::new(None)),
             file_changes: Arc::new(AtomicU64::new(0)),
@@ -386,8 +429,81 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the database `daemon.database` names: a SQLite file as [`Store::open_with`] does,
+    /// or a PostgreSQL database (connecting, and applying pending migrations under an advisory
+    /// lock so instances starting together never race).
+    pub async fn open_database(db: &Database, busy_timeout: Duration) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => Store::open_with(path, busy_timeout),
+            Database::Postgres(target) => Store::open_postgres(target, busy_timeout, false).await,
+        }
+    }
+
+    /// [`Store::open_read_only`] for either backend: a PostgreSQL handle applies no migration
+    /// and refuses every write.
+    pub async fn open_database_read_only(db: &Database) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => Store::open_read_only(path),
+            Database::Postgres(target) => Store::open_postgres(target, BUSY_TIMEOUT, true).await,
+        }
+    }
+
+    async fn open_postgres(
+        target: &crate::config::PgTarget,
+        busy_timeout: Duration,
+        read_only: bool,
+    ) -> Result<Store, StoreError> {
+        let fault = Arc::new(Mutex::new(None));
+        let last_progress = Arc::new(AtomicU64::new(now_millis()));
+        let pg = postgres::Pg::open(
+            target,
+            busy_timeout,
+            read_only,
+            fault.clone(),
+            last_progress.clone(),
+        )
+        .await?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pg)),
+            busy_timeout,
+            last_progress,
+            fault,
+            file_changes: Arc::new(AtomicU64::new(0)),
+            feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
+    }
+
+    /// The SQLite file, `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Where the file locks of this store go: beside the SQLite file (`<database>.locks/`,
+    /// `<database>.daemon.lock`). `None` on PostgreSQL, where a file on one machine cannot keep
+    /// apart processes on others: callers then take no file lock (the hook where database
+    /// leases belong).
+    pub fn file_lock_base(&self) -> Option<&Path> {
+        self.sqlite_path()
+    }
+
+    /// The database for messages and logs: the SQLite path, or `postgres://user@host:port/db`
+    /// (never a password).
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres(pg) => pg.location(),
+        }
+    }
+
+    /// The PostgreSQL backend, when that is what runs.
+    fn pg(&self) -> Option<&postgres::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
     }
 
     pub fn busy_timeout(&self) -> Duration {
@@ -397,6 +513,9 @@ impl Store {
     /// Waits until the writer has run every job queued before this call: at shutdown, lets
     /// queued writes land; for the watchdog, proves the writer alive. It writes nothing.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.ping().await;
+        }
         self.write(|_| Ok(())).await
     }
 
@@ -408,12 +527,16 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let (path, busy_timeout, fault) =
-            (self.path.clone(), self.busy_timeout, self.fault.clone());
-        let Some(jobs) = &self.jobs else {
+        let Backend::Sqlite { path, jobs } = &self.backend else {
+            return Err(StoreError::Other(
+                "a SQLite write on a PostgreSQL store".into(),
+            ));
+        };
+        let (path, busy_timeout, fault) = (path.clone(), self.busy_timeout, self.fault.clone());
+        let Some(jobs) = jobs else {
             return Err(StoreError::Other(format!(
                 "database {} was opened for reading only",
-                self.path.display()
+                path.display()
             )));
         };
         jobs.send(Box::new(move |conn| {
@@ -454,7 +577,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let path = self.path.clone();
+        let Backend::Sqlite { path, .. } = &self.backend else {
+            return Err(StoreError::Other(
+                "a SQLite read on a PostgreSQL store".into(),
+            ));
+        };
+        let path = path.clone();
         let busy_timeout = self.busy_timeout;
         tokio::task::spawn_blocking(move || {
             let conn = connect(&path, true, busy_timeout)?;

@@ -22,6 +22,7 @@ mod merchantpro_sync;
 mod mitrabunso_sync;
 mod net_faults;
 mod parser_props;
+mod postgres_store;
 mod prometheus;
 mod rest;
 mod scheduled_verify;
