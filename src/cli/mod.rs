@@ -6,6 +6,7 @@
 mod demo;
 mod doctor;
 pub mod generate;
+mod migrate_store;
 mod query;
 mod sinks;
 mod verify;
@@ -184,6 +185,16 @@ pub enum Command {
         #[arg(long, default_value_t = 3000)]
         orders: usize,
     },
+    /// Copy the SQLite store (daemon.database) into an empty PostgreSQL database and verify
+    /// every table (rows and a content hash on both sides); exit 1 on any difference
+    MigrateStore {
+        /// The PostgreSQL database: postgres://USER@HOST:PORT/DBNAME, without a password
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// A file holding its password (default: daemon.database_password_file)
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Print the man page or a shell completion script, or write them all under --out DIR
     Generate {
         /// Which one to print
@@ -313,7 +324,8 @@ impl Command {
             Command::Run
             | Command::Sync { .. }
             | Command::Push { .. }
-            | Command::Transition { .. } => false,
+            | Command::Transition { .. }
+            | Command::MigrateStore { .. } => false,
             #[cfg(feature = "demo")]
             Command::Demo { .. } => false,
         }
@@ -582,6 +594,10 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             runtime()?.block_on(demo::run(*duration, *orders))
         }
         Command::Generate { what, out } => generate::run(*what, out.as_deref()),
+        Command::MigrateStore { to, password_file } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(migrate_store::run(&config, to, password_file.as_deref()))
+        }
     }
 }
 

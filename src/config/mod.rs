@@ -115,6 +115,10 @@ pub struct DaemonConfig {
     /// A SQLite file (relative paths are resolved against the main file's folder) or a
     /// PostgreSQL database (`postgres://…`, its password from `database_password_file`).
     pub database: Database,
+    /// `database_password_file` (or `ORDERSYNC_DAEMON__DATABASE_PASSWORD`): also kept beside a
+    /// PostgreSQL target's own copy, so `migrate-store` finds it while `database` still names
+    /// the SQLite file.
+    pub database_password: Option<Secret>,
     /// Relative paths are resolved against the main file's folder.
     pub platforms_dir: PathBuf,
     pub push_interval: Duration,
@@ -136,6 +140,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             database: Database::Sqlite(PathBuf::from("/var/lib/ordersync/ordersync.db")),
+            database_password: None,
             platforms_dir: PathBuf::from("platforms.d"),
             push_interval: Duration::from_secs(15),
             log_level: "info".to_string(),

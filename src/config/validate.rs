@@ -576,21 +576,6 @@ impl Validator<'_> {
         if from_file.is_none() && inline.is_none() {
             return;
         }
-        let Database::Postgres(target) = &mut d.database else {
-            let v = from_file.or(inline).expect("one is set");
-            let key = if from_file.is_some() {
-                file_key
-            } else {
-                inline_key
-            };
-            self.error(
-                v,
-                key,
-                "is only for a PostgreSQL database; daemon.database names a SQLite file, which \
-                 has no password: remove this key",
-            );
-            return;
-        };
         let secret = match (inline, from_file) {
             (Some(i), _) => self.text(inline_key, i).and_then(|t| {
                 if t.is_empty() {
@@ -603,7 +588,12 @@ impl Validator<'_> {
             (None, Some(f)) => self.secret_file(file_key, f),
             (None, None) => None,
         };
-        target.password = secret;
+        // With a SQLite `database` it is read by `migrate-store` only (the password of the
+        // PostgreSQL database the store moves to).
+        if let Database::Postgres(target) = &mut d.database {
+            target.password = secret.clone();
+        }
+        d.database_password = secret;
     }
 
     /// The shared platform keys of one table; `kind`, `base_url` and `auth` are left to

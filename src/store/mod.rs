@@ -52,6 +52,7 @@ pub use crate::model::{
     content_hash,
 };
 pub use outbox::{EnqueueError, Recorded};
+pub use postgres::{CopyError, CopyReport, TableFigures, copy_sqlite_to_postgres};
 pub use sinks::SinkStart;
 
 /// See [`DEFAULT_BUSY_TIMEOUT`](crate::config::DEFAULT_BUSY_TIMEOUT).

@@ -19,6 +19,7 @@ mod loud_failures;
 mod man_and_completions;
 mod merchantpro_push;
 mod merchantpro_sync;
+mod migrate_store;
 mod mitrabunso_sync;
 mod net_faults;
 mod parser_props;

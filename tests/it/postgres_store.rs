@@ -316,18 +316,3 @@ fn check_refuses_a_password_in_the_database_url() {
     assert!(err.contains("daemon.push_interval"), "every error: {err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
-
-/// A password file for a SQLite store is refused: it would be silently unused.
-#[test]
-fn check_refuses_a_password_file_for_a_sqlite_store() {
-    let setup = Setup::new();
-    std::fs::write(
-        setup.main_file(),
-        "[daemon]\ndatabase = \"o.db\"\ndatabase_password_file = \"pw\"\n",
-    )
-    .unwrap();
-    let out = setup.ordersync(&["check"]);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    assert!(err.contains("only for a PostgreSQL database"), "{err}");
-}

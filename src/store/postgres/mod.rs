@@ -17,6 +17,7 @@
 //!   same entry; queueing locks the order's row (see `outbox.rs`).
 //! - Reads use their own pooled connections and never wait for a writer (MVCC).
 
+mod copy;
 mod orders;
 mod outbox;
 mod rest;
@@ -32,6 +33,8 @@ use tracing::{error, info};
 
 use super::{DbFault, StoreError, now_millis};
 use crate::config::{PgTarget, SslMode};
+
+pub use copy::{CopyError, CopyReport, TableFigures, copy_sqlite_to_postgres};
 
 /// The key of the transaction-level advisory lock every event-inserting transaction holds
 /// before it takes event ids ("ordersync-events" in ASCII, truncated): the ids of concurrent
