@@ -135,7 +135,19 @@ impl fmt::Debug for PgTarget {
 /// Reads a `postgres://` URL. Every problem is returned (never the URL's password, which is not
 /// echoed even when it is the problem).
 pub fn parse_postgres_url(text: &str) -> Result<PgTarget, Vec<String>> {
-    let url = url::Url::parse(text.trim()).map_err(|e| {
+    // `postgres://user@/db?host=/run/postgresql` (a Unix socket) has an empty host, which the
+    // URL parser refuses for this scheme: parse it with a stand-in host, then take none.
+    let text = text.trim();
+    let (scheme, rest) = text.split_once("://").unwrap_or((text, ""));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let no_host = authority.is_empty() || authority.ends_with('@');
+    let spelled = if no_host {
+        format!("{scheme}://{authority}{NO_HOST}{}", &rest[authority_end..])
+    } else {
+        text.to_string()
+    };
+    let url = url::Url::parse(&spelled).map_err(|e| {
         vec![format!(
             "is not a PostgreSQL URL ({e}); write postgres://USER@HOST:PORT/DBNAME"
         )]
@@ -152,6 +164,7 @@ pub fn parse_postgres_url(text: &str) -> Result<PgTarget, Vec<String>> {
     }
     let mut host = url
         .host_str()
+        .filter(|_| !no_host)
         .map(|h| percent_decode(h.trim_start_matches('[').trim_end_matches(']')))
         .unwrap_or_default();
     let mut sslmode = None;
@@ -224,6 +237,9 @@ pub fn parse_postgres_url(text: &str) -> Result<PgTarget, Vec<String>> {
         root_cert,
     })
 }
+
+/// The stand-in host of a URL written without one.
+const NO_HOST: &str = "no-host.invalid";
 
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)

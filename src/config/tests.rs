@@ -1253,3 +1253,53 @@ fn kinds_round_trip_through_their_text() {
         "known kinds: sirclo, akinon, mitrabunso, merchantpro, epixel",
     );
 }
+
+#[test]
+fn a_postgres_database_takes_its_password_from_a_file_and_never_shows_it() {
+    let s = Setup::new(
+        r#"
+        [daemon]
+        database = "postgres://orders@db.example.com:5433/shop"
+        database_password_file = "db-password"
+        "#,
+    );
+    s.write("db-password", "s3cret-db-pass\n");
+    let config = s.load();
+    let Database::Postgres(t) = &config.daemon.database else {
+        panic!("{:?}", config.daemon.database);
+    };
+    assert_eq!(
+        t.password.as_ref().map(Secret::expose),
+        Some("s3cret-db-pass")
+    );
+    assert_eq!((t.host.as_str(), t.port), ("db.example.com", 5433));
+    assert_eq!(t.sslmode, SslMode::VerifyFull);
+    let shown = format!("{config:?} {}", config.daemon.database);
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert_contains(&shown, "postgres://orders@db.example.com:5433/shop");
+}
+
+#[test]
+fn a_database_password_written_in_a_file_is_refused() {
+    let s = Setup::new(
+        r#"
+        [daemon]
+        database = "postgres://orders@127.0.0.1/shop"
+        database_password = "inline"
+        "#,
+    );
+    let errors = s.errors();
+    let e = error_at(&errors, "daemon.database_password");
+    assert_contains(&e.message, "database_password_file");
+    assert!(!e.message.contains("inline"), "{}", e.message);
+}
+
+#[test]
+fn a_database_password_may_come_from_the_environment() {
+    let s = Setup::new("[daemon]\ndatabase = \"postgres://orders@127.0.0.1/shop\"\n");
+    let config = s.load_env(&[("ORDERSYNC_DAEMON__DATABASE_PASSWORD", "from-env")]);
+    let Database::Postgres(t) = &config.daemon.database else {
+        panic!("{:?}", config.daemon.database);
+    };
+    assert_eq!(t.password.as_ref().map(Secret::expose), Some("from-env"));
+}
