@@ -91,11 +91,13 @@ pub enum StoreError {
     /// connection lost, login refused, disk full): nothing of the write was kept; the run or
     /// drain that wanted it tries again on its next turn. Names the server and database, never
     /// the password.
-    #[error("database {location}: {source}: {fix}")]
+    #[error("database {location}: {detail}: {fix}")]
     PgUnavailable {
         location: String,
         fault: DbFault,
         fix: String,
+        /// The error and its causes, as one line.
+        detail: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -145,6 +147,9 @@ pub enum DbFault {
     /// PostgreSQL: the server refused the login or the database (password, pg_hba.conf, no
     /// such database, no privilege).
     Refused,
+    /// PostgreSQL: the TLS handshake failed (a certificate not trusted or not for the host, a
+    /// server without TLS).
+    Tls,
 }
 
 impl DbFault {
@@ -191,7 +196,9 @@ impl DbFault {
                  themselves, or restart ordersync to start a new, empty database"
             ),
             // PostgreSQL's own faults never come from a SQLite file.
-            DbFault::Connection | DbFault::Refused => format!("check the database {p}"),
+            DbFault::Connection | DbFault::Refused | DbFault::Tls => {
+                format!("check the database {p}")
+            }
         }
     }
 }

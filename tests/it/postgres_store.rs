@@ -316,3 +316,55 @@ fn check_refuses_a_password_in_the_database_url() {
     assert!(err.contains("daemon.push_interval"), "every error: {err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// TLS as `sslmode` says: `verify-full` with the server's CA named by `sslrootcert` connects,
+/// `verify-full` trusting only the system's roots refuses the test CA's certificate, and
+/// `require` encrypts without checking it.
+#[tokio::test]
+async fn tls_follows_sslmode() {
+    let s = server();
+    let Some(ca) = s.ca_file() else {
+        panic!("the test server has no TLS: the openssl command is missing");
+    };
+    let db = s.database();
+    let url = |params: &str| {
+        format!(
+            "postgres://{}@localhost:{}/{}?{params}",
+            crate::common::postgres::USER,
+            db.port,
+            db.name
+        )
+    };
+    let open_url = |u: String| async move {
+        let mut t = ordersync::config::parse_postgres_url(&u).unwrap();
+        t.password = Some(PASSWORD.into());
+        Store::open_database(
+            &ordersync::config::Database::Postgres(t),
+            Duration::from_secs(5),
+        )
+        .await
+    };
+    let checked = open_url(url(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    )))
+    .await
+    .unwrap();
+    assert_eq!(checked.instance_id().await.unwrap().len(), 12);
+    let err = open_url(url("sslmode=verify-full"))
+        .await
+        .err()
+        .expect("a certificate from an unknown CA is refused");
+    assert_eq!(
+        err.db_fault(),
+        Some(ordersync::store::DbFault::Tls),
+        "{err}"
+    );
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    assert!(err.to_string().contains("sslrootcert"), "the fix: {err}");
+    let encrypted = open_url(url("sslmode=require")).await.unwrap();
+    assert_eq!(
+        encrypted.instance_id().await.unwrap(),
+        checked.instance_id().await.unwrap()
+    );
+}

@@ -69,6 +69,25 @@ pub(super) fn pg_text(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// An error and every error under it, as one line: tokio-postgres's own text leaves out why
+/// (the certificate refused, the connection reset).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = match e.downcast_ref::<tokio_postgres::Error>() {
+        Some(pg) if pg.as_db_error().is_some() => return pg_text(pg),
+        _ => e.to_string(),
+    };
+    let mut next = e.source();
+    while let Some(s) = next {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        next = s.source();
+    }
+    text
+}
+
 /// Which fault a PostgreSQL error is, if it is one the daemon rides out (retrying next turn)
 /// rather than a bug in a statement.
 pub(super) fn pg_fault(e: &tokio_postgres::Error) -> Option<DbFault> {
@@ -97,6 +116,8 @@ pub(super) fn pg_fault(e: &tokio_postgres::Error) -> Option<DbFault> {
             }
         }
         // No SQLSTATE: the error is the connection's own (refused, reset, timed out, TLS).
+        // tokio-postgres does not expose its kinds; its texts are stable.
+        None if e.to_string().contains("TLS") => Some(DbFault::Tls),
         None => std::error::Error::source(e)
             .is_some_and(|s| s.is::<std::io::Error>() || e.to_string().contains("connect"))
             .then_some(DbFault::Connection),
@@ -141,6 +162,7 @@ impl Pg {
                 location: self.location(),
                 fault: DbFault::Connection,
                 fix: DbFault::Connection.pg_fix(&self.target, self.busy_timeout),
+                detail: chain(&other),
                 source: Box::new(other),
             },
         })
@@ -154,6 +176,7 @@ impl Pg {
                     location: self.location(),
                     fault,
                     fix: fault.pg_fix(&self.target, self.busy_timeout),
+                    detail: chain(&source),
                     source: Box::new(source),
                 },
                 None => StoreError::Postgres(source),
@@ -278,6 +301,13 @@ impl DbFault {
             DbFault::Locked => format!(
                 "another session held a lock on database {db} for longer than \
                  daemon.busy_timeout ({busy_timeout:?}); writes resume by themselves"
+            ),
+            DbFault::Tls => format!(
+                "the TLS connection to {host}:{port} failed: check sslmode in daemon.database \
+                 (verify-full, the default for a remote host, needs the server's certificate \
+                 signed by a CA the system trusts or by the one sslrootcert=/path/ca.pem names, \
+                 and issued for {host}; require encrypts without that check; disable is for \
+                 loopback only) and that the server has ssl = on"
             ),
             DbFault::Io | DbFault::Gone => {
                 format!("the PostgreSQL server at {host}:{port} failed the statement; see its log")

@@ -24,6 +24,8 @@ pub struct Server {
     bin: PathBuf,
     pub port: u16,
     as_postgres: bool,
+    /// Whether the server also speaks TLS (openssl was there to make its certificate).
+    pub tls: bool,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres`.
@@ -103,6 +105,7 @@ impl Server {
             .port();
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, PASSWORD).unwrap();
+        let tls = make_certificates(&dir);
         if as_postgres {
             let status = Command::new("chown")
                 .args(["-R", "postgres:"])
@@ -116,6 +119,7 @@ impl Server {
             bin,
             port,
             as_postgres,
+            tls,
         };
         let data = dir.join("data");
         let (data_s, pwfile_s) = (
@@ -138,11 +142,18 @@ impl Server {
                 "--no-sync",
             ],
         );
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             dir.display()
         );
+        // TLS beside plain TCP (pg_hba's `host` lines take both), for the sslmode tests.
+        if tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                dir.display()
+            ));
+        }
         let log = dir.join("log");
         server.run(
             "pg_ctl",
@@ -185,6 +196,82 @@ impl Server {
             name,
         }
     }
+}
+
+impl Server {
+    /// The CA certificate (PEM) that signed the server's certificate (for `localhost` and
+    /// 127.0.0.1), when the server speaks TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.join("ca.crt"))
+    }
+}
+
+/// A CA and a server certificate it signs, for `localhost` and 127.0.0.1, made with the openssl
+/// command; false when there is none.
+fn make_certificates(dir: &Path) -> bool {
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ok = run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ordersync test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    if ok {
+        use std::os::unix::fs::PermissionsExt as _;
+        // PostgreSQL refuses a key others may read.
+        let _ = std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        );
+    }
+    ok
 }
 
 extern "C" fn stop_server() {
