@@ -32,4 +32,5 @@ mod sinks;
 mod sirclo_push;
 mod sirclo_sync;
 mod status_and_events;
+mod store_semantics;
 mod verify_drift;
