@@ -368,3 +368,76 @@ async fn tls_follows_sslmode() {
         checked.instance_id().await.unwrap()
     );
 }
+
+/// Two `ordersync run` processes on one PostgreSQL database: both start (no lock file keeps the
+/// second out), the store fills once, and a queued transition reaches the platform exactly
+/// once although both drain the outbox every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_one_database_and_push_a_transition_once() {
+    use crate::common::{Backend, Daemon, Shop};
+    let shop = Shop::open("shop", 60).await;
+    let setup = Setup::on(Backend::Postgres);
+    setup.write_daemon("push_interval = \"1s\"\nshutdown_grace = \"5s\"\n");
+    setup.add_platform_file("shop.toml", &shop.platform_toml(""));
+    let daemons: Vec<Daemon> = (0..2)
+        .map(|_| {
+            let mut cmd = setup.command(&["run"]);
+            cmd.stderr(std::process::Stdio::null());
+            Daemon::spawn(cmd)
+        })
+        .collect();
+    let count = |setup: &Setup| -> i64 {
+        setup
+            .db()
+            .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&setup) < 60 {
+        assert!(std::time::Instant::now() < deadline, "the first sync");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let open = shop
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| t.shipping_status == "awaiting")
+        .expect("an order awaiting shipment")
+        .id
+        .to_string();
+    let (setup, out) = tokio::task::spawn_blocking({
+        let open = open.clone();
+        move || {
+            let out = setup.ordersync(&["transition", "shop", &open, "cancelled"]);
+            (setup, out)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "transition: {}", stderr(&out));
+    let pushes = || {
+        shop.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.path_and_query.contains(&open))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while pushes() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the transition pushed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Several more drains of both daemons.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pushes(), 1, "pushed once");
+    for mut d in daemons {
+        // SAFETY: kill(2) on a child we own.
+        unsafe { libc::kill(d.id() as i32, libc::SIGTERM) };
+        let status = d.0.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+    drop(setup);
+}
