@@ -1,10 +1,14 @@
-//! The local SQLite store: opening it (WAL, busy timeout, migrations), the one writer thread, and
-//! every query the rest of the daemon needs. rusqlite is blocking, so every write runs on a
-//! dedicated OS thread fed by a channel and every async read goes through `spawn_blocking`; the
-//! tokio workers never touch SQLite. No SQL and no rusqlite type leaves this module.
+//! The store, on one of two backends that `daemon.database` chooses ([`Database`]): a local
+//! SQLite file (the default) or a PostgreSQL database shared by several daemons
+//! (`postgres/`). This file owns the SQLite side's opening (WAL, busy timeout, migrations) and
+//! its one writer thread: rusqlite is blocking, so every write runs on a dedicated OS thread fed
+//! by a channel and every async read goes through `spawn_blocking`; the tokio workers never
+//! touch SQLite. No SQL and no database driver's type leaves this module.
 //!
 //! The public methods of [`Store`] (in this file and, grouped by table, in `orders.rs`,
-//! `outbox.rs`, `state.rs` and `events.rs`) are the interface a second backend implements. They
+//! `outbox.rs`, `state.rs`, `events.rs` and `sinks.rs`) are the one interface of both backends:
+//! each starts by handing the call to the PostgreSQL backend when that is the one open, and
+//! otherwise runs the SQLite code as it always has. They
 //! speak the model's types; times go in as `chrono` UTC times and come back parsed where the
 //! engines decide on them, or in the stored text form ([`ts`]) where people read them. What a
 //! backend must keep:

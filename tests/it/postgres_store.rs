@@ -441,3 +441,29 @@ async fn two_daemons_share_one_database_and_push_a_transition_once() {
     }
     drop(setup);
 }
+
+/// Daemons starting together on a new database: the schema is made once (the migration lock),
+/// every one of them opens, and all see one instance id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_at_once_on_a_new_database_migrate_it_once() {
+    let db = server().database();
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let target = db.database();
+            tokio::spawn(async move {
+                Store::open_database(&target, Duration::from_secs(5))
+                    .await
+                    .unwrap()
+                    .instance_id()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for o in opens {
+        ids.push(o.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}

@@ -225,16 +225,25 @@ impl Pg {
         result
     }
 
-    /// Proves the server answers (the shutdown's and the watchdog's `ping`).
+    /// The watchdog's and the shutdown's `ping`: whether this process still works its store.
+    /// A server that is down or unreachable is a fault the writes meeting it record and the
+    /// daemon rides out (restarting it would fix nothing), so an answer, even a refusal, or
+    /// none within two seconds, counts as alive; only an error that is no such fault fails.
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            c.simple_query("").await?;
-            Ok(())
-        })
-        .await?;
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.read(async {
+                let c = self.client().await?;
+                c.simple_query("").await?;
+                Ok(())
+            }),
+        )
+        .await;
         self.progress.store(now_millis(), Ordering::Relaxed);
-        Ok(())
+        match probe {
+            Ok(Err(e)) if e.db_fault().is_none() => Err(e),
+            _ => Ok(()),
+        }
     }
 }
 
