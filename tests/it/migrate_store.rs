@@ -4,7 +4,7 @@
 //! from both; a second copy into the now non-empty database is refused.
 
 use crate::common::postgres::{PASSWORD, server};
-use crate::common::{Backend, Setup, Shop, stderr, stdout, synced};
+use crate::common::{Setup, Shop, stderr, stdout, synced};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
@@ -108,17 +108,23 @@ async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
     }
 
     // The change feed reads the same from both stores, from a cursor.
-    let on_pg = Setup::on(Backend::Postgres);
-    std::fs::write(
-        on_pg.main_file(),
-        format!(
-            "[daemon]\ndatabase = \"{}\"\ndatabase_password_file = \"{}\"\n",
-            db.url(),
-            setup.dir.path().join("pw").display()
-        ),
-    )
-    .unwrap();
-    let (sqlite_events, pg_events, again) = tokio::task::spawn_blocking(move || {
+    let mut on_pg = Setup::new();
+    on_pg.pg = Some(db.clone());
+    std::fs::write(on_pg.dir.path().join("db-password"), PASSWORD).unwrap();
+    on_pg.write_daemon("");
+    on_pg.add_platform_file("shop.toml", &shop.platform_toml(""));
+    let newest_copied: i64 = sqlite
+        .query_row("SELECT max(id) FROM order_events", [], |r| r.get(0))
+        .unwrap();
+    let moved = shop
+        .sim
+        .truth()
+        .into_iter()
+        .find(|t| t.shipping_status == "awaiting")
+        .unwrap()
+        .id;
+    shop.sim.set_status(moved, "shipped");
+    let (sqlite_events, pg_events, again, on_pg) = tokio::task::spawn_blocking(move || {
         let a = setup.ordersync(&["events", "--after", "3", "--json"]);
         let b = on_pg.ordersync(&["events", "--after", "3", "--json"]);
         // A second copy would mix two stores.
@@ -129,10 +135,22 @@ async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
             "--password-file",
             setup.dir.path().join("pw").to_str().unwrap(),
         ]);
-        (a, b, again)
+        // The daemon's next sync, now on PostgreSQL, numbers its event after the copied ones.
+        let synced = on_pg.ordersync(&["sync"]);
+        assert!(synced.status.success(), "{}", stderr(&synced));
+        (a, b, again, on_pg)
     })
     .await
     .unwrap();
+    let next: Vec<(i64, String)> = on_pg
+        .db()
+        .prepare("SELECT id, order_id FROM order_events WHERE id > ?1")
+        .unwrap()
+        .query_map([newest_copied], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(next, [(newest_copied + 1, moved.to_string())]);
     assert!(sqlite_events.status.success(), "{}", stderr(&sqlite_events));
     assert!(pg_events.status.success(), "{}", stderr(&pg_events));
     assert!(stdout(&sqlite_events).contains("status_changed"));
