@@ -168,7 +168,12 @@ async fn concurrent_queueing_for_one_order_queues_once() {
                 Action::Status(Status::Shipped),
                 &Params::default(),
                 Utc::now(),
-                |_, _| Ok::<(), ()>(()),
+                // A slow check: every queueing is between its look at the order and its insert
+                // at once, unless the order's lock keeps them apart.
+                |_, _| {
+                    std::thread::sleep(Duration::from_millis(100));
+                    Ok::<(), ()>(())
+                },
             )
             .await
         }));
