@@ -472,3 +472,15 @@ async fn instances_starting_at_once_on_a_new_database_migrate_it_once() {
     ids.dedup();
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
+
+/// A query command on a PostgreSQL database no daemon has used yet says what to do, as it does
+/// for a SQLite file that does not exist yet.
+#[test]
+fn a_query_before_the_first_run_says_to_sync_first() {
+    let setup = Setup::on(crate::common::Backend::Postgres);
+    let out = setup.ordersync(&["status"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no ordersync tables yet"), "{err}");
+    assert!(err.contains("ordersync sync"), "{err}");
+}

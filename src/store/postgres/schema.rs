@@ -170,6 +170,12 @@ pub(super) async fn migrate(
 ) -> Result<(), StoreError> {
     if read_only {
         let applied = applied(client).await?;
+        if applied == 0 {
+            return Err(StoreError::Other(format!(
+                "{target} holds no ordersync tables yet: run `ordersync sync` or start the \
+                 daemon first (either creates them)"
+            )));
+        }
         return check_known(applied, target);
     }
     client
