@@ -484,3 +484,28 @@ fn a_query_before_the_first_run_says_to_sync_first() {
     assert!(err.contains("no ordersync tables yet"), "{err}");
     assert!(err.contains("ordersync sync"), "{err}");
 }
+
+/// A URL naming a Unix socket's folder (`?host=/run/postgresql` on a Debian server) connects
+/// without TLS, by default.
+#[tokio::test]
+async fn a_unix_socket_url_connects() {
+    let s = server();
+    let db = s.database();
+    let url = format!(
+        "postgres://{}@/{}?host={}&port={}",
+        crate::common::postgres::USER,
+        db.name,
+        s.socket_dir().display(),
+        db.port
+    );
+    let target = ordersync::config::parse_postgres_url(&url).unwrap();
+    assert_eq!(target.sslmode, ordersync::config::SslMode::Disable);
+    let store = Store::open_database(
+        &ordersync::config::Database::Postgres(target),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert!(store.location().contains("?host=/"), "{}", store.location());
+    assert_eq!(store.instance_id().await.unwrap().len(), 12);
+}

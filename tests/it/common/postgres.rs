@@ -199,6 +199,11 @@ impl Server {
 }
 
 impl Server {
+    /// The folder of the server's Unix socket.
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The CA certificate (PEM) that signed the server's certificate (for `localhost` and
     /// 127.0.0.1), when the server speaks TLS.
     pub fn ca_file(&self) -> Option<PathBuf> {
