@@ -119,7 +119,13 @@ fn reconcile_once(main_file: &Path, name: &str) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = ordersync::store::Store::open(&config.daemon.database)?;
+        let store = ordersync::store::Store::open(
+            config
+                .daemon
+                .database
+                .sqlite_path()
+                .expect("a SQLite store"),
+        )?;
         let cancel = CancellationToken::new();
         let platform = Arc::new(
             Platform::new(

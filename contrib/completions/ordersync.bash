@@ -34,6 +34,9 @@ _ordersync() {
             ordersync,help)
                 cmd="ordersync__subcmd__help"
                 ;;
+            ordersync,migrate-store)
+                cmd="ordersync__subcmd__migrate__subcmd__store"
+                ;;
             ordersync,order)
                 cmd="ordersync__subcmd__order"
                 ;;
@@ -81,6 +84,9 @@ _ordersync() {
                 ;;
             ordersync__subcmd__help,help)
                 cmd="ordersync__subcmd__help__subcmd__help"
+                ;;
+            ordersync__subcmd__help,migrate-store)
+                cmd="ordersync__subcmd__help__subcmd__migrate__subcmd__store"
                 ;;
             ordersync__subcmd__help,order)
                 cmd="ordersync__subcmd__help__subcmd__order"
@@ -176,7 +182,7 @@ _ordersync() {
 
     case "${cmd}" in
         ordersync)
-            opts="-h -V --config --help --version run check sync push transition outbox status orders order events sinks doctor verify demo generate help"
+            opts="-h -V --config --help --version run check sync push transition outbox status orders order events sinks doctor verify demo migrate-store generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,7 +306,7 @@ _ordersync() {
             return 0
             ;;
         ordersync__subcmd__help)
-            opts="run check sync push transition outbox status orders order events sinks doctor verify demo generate help"
+            opts="run check sync push transition outbox status orders order events sinks doctor verify demo migrate-store generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +390,20 @@ _ordersync() {
             return 0
             ;;
         ordersync__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__help__subcmd__migrate__subcmd__store)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -600,6 +620,32 @@ _ordersync() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ordersync__subcmd__migrate__subcmd__store)
+            opts="-h --to --password-file --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

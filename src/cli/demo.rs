@@ -86,7 +86,7 @@ pub async fn run(duration: Option<Duration>, orders: usize) -> Result<(), Exit> 
 
     println!("\ndemo: summary");
     super::query::status(&cfg, false).await?;
-    let store = Store::open_read_only(&cfg.daemon.database)?;
+    let store = Store::open_database_read_only(&cfg.daemon.database).await?;
     let counts = store.event_counts().await?;
     println!(
         "events: {}",
@@ -161,7 +161,8 @@ async fn queue_a_push(cfg: &Config, n: usize) {
     let Some(p) = cfg.platform(NAMES[0]) else {
         return;
     };
-    let Ok(store) = Store::open(&cfg.daemon.database) else {
+    let Ok(store) = Store::open_database(&cfg.daemon.database, cfg.daemon.busy_timeout).await
+    else {
         return;
     };
     let (Ok(processing), Ok(queued)) = (

@@ -47,7 +47,7 @@ struct MappedField {
 }
 
 pub async fn run(config: Config, names: &[String], json: bool) -> Result<(), Exit> {
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let mut reports = Vec::new();
     for cfg in &config.platforms {
         if names.is_empty() && !cfg.enabled || !names.is_empty() && !names.contains(&cfg.name) {

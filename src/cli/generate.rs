@@ -204,7 +204,8 @@ fn trailer() -> Roff {
         ),
         (
             "/var/lib/ordersync/ordersync.db",
-            "The SQLite database (daemon.database), with a lock file per platform beside it.",
+            "The SQLite database (daemon.database), with a lock file per platform beside it; \
+             daemon.database may name a PostgreSQL database instead.",
         ),
         (
             "/usr/share/doc/ordersync/examples/platforms.d/",

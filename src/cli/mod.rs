@@ -6,6 +6,7 @@
 mod demo;
 mod doctor;
 pub mod generate;
+mod migrate_store;
 mod query;
 mod sinks;
 mod verify;
@@ -184,6 +185,16 @@ pub enum Command {
         #[arg(long, default_value_t = 3000)]
         orders: usize,
     },
+    /// Copy the SQLite store (daemon.database) into an empty PostgreSQL database and verify
+    /// every table (rows and a content hash on both sides); exit 1 on any difference
+    MigrateStore {
+        /// The PostgreSQL database: postgres://USER@HOST:PORT/DBNAME, without a password
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// A file holding its password (default: daemon.database_password_file)
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Print the man page or a shell completion script, or write them all under --out DIR
     Generate {
         /// Which one to print
@@ -313,7 +324,8 @@ impl Command {
             Command::Run
             | Command::Sync { .. }
             | Command::Push { .. }
-            | Command::Transition { .. } => false,
+            | Command::Transition { .. }
+            | Command::MigrateStore { .. } => false,
             #[cfg(feature = "demo")]
             Command::Demo { .. } => false,
         }
@@ -449,7 +461,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
                 items: items.clone(),
             };
             let id = runtime()?.block_on(async {
-                let store = Store::open(&config.daemon.database)?;
+                let store =
+                    Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+                        .await?;
                 outbox::enqueue(
                     &store,
                     cfg,
@@ -479,7 +493,9 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             let config = load_config(&cli)?;
             let now = chrono::Utc::now();
             runtime()?.block_on(async {
-                let store = Store::open(&config.daemon.database)?;
+                let store =
+                    Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+                        .await?;
                 match action {
                     Some(OutboxCommand::Retry { id }) => {
                         outbox::retry(&store, *id, now)
@@ -579,6 +595,10 @@ pub fn run(cli: Cli) -> Result<(), Exit> {
             runtime()?.block_on(demo::run(*duration, *orders))
         }
         Command::Generate { what, out } => generate::run(*what, out.as_deref()),
+        Command::MigrateStore { to, password_file } => {
+            let config = load_config(&cli)?;
+            runtime()?.block_on(migrate_store::run(&config, to, password_file.as_deref()))
+        }
     }
 }
 
@@ -598,7 +618,7 @@ pub async fn push(config: Config, names: &[String]) -> Result<(), Exit> {
         }
     }
     // The daemon's busy timeout: it is part of the lease this run's claims hold.
-    let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     store.recover_in_flight(chrono::Utc::now()).await?;
     let cancel = CancellationToken::new();
     let mut platforms =
@@ -726,7 +746,7 @@ async fn sync_with_progress(config: Config, args: SyncArgs<'_>, bars: bool) -> R
     } = args;
     let progress = bars.then(Bars::shared);
     let selected = select_platforms(&config, names)?;
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let cancel = CancellationToken::new();
     let redactor = Redactor::default();
     {

@@ -14,15 +14,17 @@ use crate::config::Config;
 use crate::model::{OutboxState, StoredEvent};
 use crate::store::{self, Store};
 
-pub(super) fn open(config: &Config) -> Result<Store, Exit> {
-    let path = &config.daemon.database;
-    if !path.exists() {
+pub(super) async fn open(config: &Config) -> Result<Store, Exit> {
+    let db = &config.daemon.database;
+    if let Some(path) = db.sqlite_path()
+        && !path.exists()
+    {
         return Err(Exit::failure(anyhow::anyhow!(
             "no database at {} yet (daemon.database): run `ordersync sync` or start the daemon first",
             path.display()
         )));
     }
-    Ok(Store::open_read_only(path)?)
+    Ok(Store::open_database_read_only(db).await?)
 }
 
 #[derive(Debug, Serialize)]
@@ -43,7 +45,7 @@ struct PlatformStatus {
 }
 
 pub async fn status(config: &Config, json_out: bool) -> Result<(), Exit> {
-    let store = open(config)?;
+    let store = open(config).await?;
     let mut rows = Vec::new();
     for p in &config.platforms {
         let name = p.name.as_str();
@@ -290,7 +292,7 @@ pub async fn orders(
         .map(|s| s.parse::<crate::model::Status>())
         .transpose()
         .map_err(|e| Exit::usage(e.to_string()))?;
-    let store = open(config)?;
+    let store = open(config).await?;
     let rows = store.list_orders(platform, status, limit).await?;
     if json_out {
         println!("{}", json!({ "orders": rows }));
@@ -348,7 +350,7 @@ struct OutboxRow {
 }
 
 pub async fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Result<(), Exit> {
-    let store = open(config)?;
+    let store = open(config).await?;
     let Some(o) = store.find_order(name, key).await? else {
         return Err(Exit::failure(anyhow::anyhow!(
             "no order `{key}` stored for platform `{name}` (by id or number)"
@@ -442,7 +444,7 @@ pub async fn order(config: &Config, name: &str, key: &str, json_out: bool) -> Re
 
 pub async fn events(config: &Config, after: i64, follow: bool, json_out: bool) -> Result<(), Exit> {
     const BATCH: usize = 1000;
-    let store = open(config)?;
+    let store = open(config).await?;
     let mut last = after;
     let mut all = Vec::new();
     loop {

@@ -71,7 +71,7 @@ fn sink<'c>(config: &'c Config, name: &str) -> Result<&'c SinkConfig, Exit> {
 
 /// `ordersync sinks [--json]`.
 pub async fn list(config: &Config, json_out: bool) -> Result<(), Exit> {
-    let store = super::query::open(config)?;
+    let store = super::query::open(config).await?;
     let mut rows = Vec::new();
     for cfg in &config.sinks {
         let row = store.sink(&cfg.name).await?;
@@ -190,7 +190,7 @@ pub async fn replay(config: &Config, name: &str, from: i64) -> Result<(), Exit> 
             "--from takes an event id, 1 or more (`ordersync events` lists them)".into(),
         ));
     }
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let row = store.sink_replay(name, from, start_of(cfg)).await?;
     let lag = store.sink_lag(row.cursor, &cfg.filter()).await?;
     let plural = if lag.events == 1 { "" } else { "s" };
@@ -214,7 +214,7 @@ pub async fn replay(config: &Config, name: &str, from: i64) -> Result<(), Exit> 
 /// `ordersync sinks pause NAME` and `ordersync sinks resume NAME`.
 pub async fn set_paused(config: &Config, name: &str, paused: bool) -> Result<(), Exit> {
     let cfg = sink(config, name)?;
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let was = store.sink(name).await?;
     let row = store.sink_set_paused(name, paused, start_of(cfg)).await?;
     if paused {

@@ -80,7 +80,7 @@ pub async fn run(
 ) -> Result<(), Exit> {
     let selected = select_platforms(&config, names)?;
     let progress = bars.then(Bars::shared);
-    let store = Store::open(&config.daemon.database)?;
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout).await?;
     let cancel = CancellationToken::new();
     {
         let cancel = cancel.clone();

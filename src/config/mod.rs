@@ -8,6 +8,7 @@
 //! every printout.
 
 pub mod api;
+mod database;
 mod duration;
 mod kind;
 mod secret;
@@ -28,6 +29,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::model::Status;
 
+pub use database::{Database, PgTarget, SslMode, parse_postgres_url};
 pub use kind::{AuthKey, Kind, KindSpec, Kinds, UnknownKind};
 pub use secret::Secret;
 pub use sink::{SinkConfig, SinkStartAt, SinkTarget, render_subject};
@@ -110,8 +112,13 @@ impl Config {
 /// `[daemon]`.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// Relative paths are resolved against the main file's folder.
-    pub database: PathBuf,
+    /// A SQLite file (relative paths are resolved against the main file's folder) or a
+    /// PostgreSQL database (`postgres://…`, its password from `database_password_file`).
+    pub database: Database,
+    /// `database_password_file` (or `ORDERSYNC_DAEMON__DATABASE_PASSWORD`): also kept beside a
+    /// PostgreSQL target's own copy, so `migrate-store` finds it while `database` still names
+    /// the SQLite file.
+    pub database_password: Option<Secret>,
     /// Relative paths are resolved against the main file's folder.
     pub platforms_dir: PathBuf,
     pub push_interval: Duration,
@@ -144,7 +151,8 @@ impl Default for DaemonConfig {
     /// relative to); [`load`] always resolves it.
     fn default() -> Self {
         DaemonConfig {
-            database: PathBuf::from("/var/lib/ordersync/ordersync.db"),
+            database: Database::Sqlite(PathBuf::from("/var/lib/ordersync/ordersync.db")),
+            database_password: None,
             platforms_dir: PathBuf::from("platforms.d"),
             push_interval: Duration::from_secs(15),
             log_level: "info".to_string(),

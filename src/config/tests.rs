@@ -112,7 +112,10 @@ fn an_empty_main_file_gives_the_documented_daemon_defaults() {
     let config = s.load();
     let d = &config.daemon;
     assert_eq!(config.main_file, s.main_file());
-    assert_eq!(d.database, PathBuf::from("/var/lib/ordersync/ordersync.db"));
+    assert_eq!(
+        d.database,
+        Database::Sqlite(PathBuf::from("/var/lib/ordersync/ordersync.db"))
+    );
     assert_eq!(d.platforms_dir, s.path("platforms.d"));
     assert_eq!(d.push_interval, Duration::from_secs(15));
     assert_eq!(d.log_level, "info");
@@ -145,7 +148,7 @@ fn every_daemon_key_is_read_and_relative_paths_follow_the_main_file() {
     s.write("shops/a.toml", MERCHANTPRO);
     let config = s.load();
     let d = &config.daemon;
-    assert_eq!(d.database, s.path("state/ordersync.db"));
+    assert_eq!(d.database, Database::Sqlite(s.path("state/ordersync.db")));
     assert_eq!(d.platforms_dir, s.path("shops"));
     assert_eq!(d.push_interval, Duration::from_secs(60));
     assert_eq!(d.log_level, "info,ordersync=debug");
@@ -1257,4 +1260,54 @@ fn kinds_round_trip_through_their_text() {
         &kinds.find("shopify").unwrap_err().to_string(),
         "known kinds: sirclo, akinon, mitrabunso, merchantpro, epixel",
     );
+}
+
+#[test]
+fn a_postgres_database_takes_its_password_from_a_file_and_never_shows_it() {
+    let s = Setup::new(
+        r#"
+        [daemon]
+        database = "postgres://orders@db.example.com:5433/shop"
+        database_password_file = "db-password"
+        "#,
+    );
+    s.write("db-password", "s3cret-db-pass\n");
+    let config = s.load();
+    let Database::Postgres(t) = &config.daemon.database else {
+        panic!("{:?}", config.daemon.database);
+    };
+    assert_eq!(
+        t.password.as_ref().map(Secret::expose),
+        Some("s3cret-db-pass")
+    );
+    assert_eq!((t.host.as_str(), t.port), ("db.example.com", 5433));
+    assert_eq!(t.sslmode, SslMode::VerifyFull);
+    let shown = format!("{config:?} {}", config.daemon.database);
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert_contains(&shown, "postgres://orders@db.example.com:5433/shop");
+}
+
+#[test]
+fn a_database_password_written_in_a_file_is_refused() {
+    let s = Setup::new(
+        r#"
+        [daemon]
+        database = "postgres://orders@127.0.0.1/shop"
+        database_password = "inline"
+        "#,
+    );
+    let errors = s.errors();
+    let e = error_at(&errors, "daemon.database_password");
+    assert_contains(&e.message, "database_password_file");
+    assert!(!e.message.contains("inline"), "{}", e.message);
+}
+
+#[test]
+fn a_database_password_may_come_from_the_environment() {
+    let s = Setup::new("[daemon]\ndatabase = \"postgres://orders@127.0.0.1/shop\"\n");
+    let config = s.load_env(&[("ORDERSYNC_DAEMON__DATABASE_PASSWORD", "from-env")]);
+    let Database::Postgres(t) = &config.daemon.database else {
+        panic!("{:?}", config.daemon.database);
+    };
+    assert_eq!(t.password.as_ref().map(Secret::expose), Some("from-env"));
 }

@@ -14,8 +14,8 @@ use figment::value::{Dict, Num, Value};
 
 use super::sources::Gathered;
 use super::{
-    Auth, Config, ConfigError, DaemonConfig, Kind, Kinds, LogFormat, PlatformConfig, RetryConfig,
-    Secret, duration,
+    Auth, Config, ConfigError, DaemonConfig, Database, Kind, Kinds, LogFormat, PlatformConfig,
+    RetryConfig, Secret, duration,
 };
 use crate::model::Status;
 
@@ -24,6 +24,8 @@ mod sinks;
 
 const DAEMON_KEYS: &[&str] = &[
     "database",
+    "database_password_file",
+    "database_password",
     "platforms_dir",
     "push_interval",
     "log_level",
@@ -447,10 +449,12 @@ impl Validator<'_> {
             let key = key.as_str();
             match name.as_str() {
                 "database" => {
-                    if let Some(p) = self.path(key, value) {
-                        d.database = p;
+                    if let Some(db) = self.database(key, value) {
+                        d.database = db;
                     }
                 }
+                // Read after the loop: they belong to the URL, wherever the keys come in order.
+                "database_password_file" | "database_password" => {}
                 "platforms_dir" => {
                     if let Some(p) = self.path(key, value) {
                         d.platforms_dir = p;
@@ -550,7 +554,68 @@ impl Validator<'_> {
                 _ => self.unknown_in(value, key, name, DAEMON_KEYS),
             }
         }
+        self.database_password(dict, &mut d);
         d
+    }
+
+    /// `daemon.database`: a PostgreSQL URL, or else a path to a SQLite file.
+    fn database(&mut self, key: &str, value: &Value) -> Option<Database> {
+        let text = self.text(key, value)?;
+        if !Database::is_postgres_url(&text) {
+            return self.path(key, value).map(Database::Sqlite);
+        }
+        match super::parse_postgres_url(&text) {
+            Ok(target) => Some(Database::Postgres(target)),
+            Err(problems) => {
+                for p in problems {
+                    self.error(value, key, p);
+                }
+                None
+            }
+        }
+    }
+
+    /// The PostgreSQL password: `daemon.database_password_file` (a secret file, like every
+    /// `<key>_file`), or `database_password` set by an environment variable
+    /// (`ORDERSYNC_DAEMON__DATABASE_PASSWORD`) — never written inline in a file, which others
+    /// read.
+    fn database_password(&mut self, dict: &Dict, d: &mut DaemonConfig) {
+        let file_key = "daemon.database_password_file";
+        let inline_key = "daemon.database_password";
+        let from_file = dict.get("database_password_file");
+        let inline = dict.get("database_password");
+        if let Some(i) = inline
+            && !self.g.is_from_env(i)
+        {
+            self.error(
+                i,
+                inline_key,
+                "a password is never written in the configuration; put it in a file readable \
+                 only by the daemon's user and name it with daemon.database_password_file",
+            );
+            return;
+        }
+        if from_file.is_none() && inline.is_none() {
+            return;
+        }
+        let secret = match (inline, from_file) {
+            (Some(i), _) => self.text(inline_key, i).and_then(|t| {
+                if t.is_empty() {
+                    self.error(i, inline_key, "is empty");
+                    None
+                } else {
+                    Some(Secret::new(t))
+                }
+            }),
+            (None, Some(f)) => self.secret_file(file_key, f),
+            (None, None) => None,
+        };
+        // With a SQLite `database` it is read by `migrate-store` only (the password of the
+        // PostgreSQL database the store moves to).
+        if let Database::Postgres(target) = &mut d.database {
+            target.password = secret.clone();
+        }
+        d.database_password = secret;
     }
 
     /// The shared platform keys of one table; `kind`, `base_url` and `auth` are left to

@@ -47,7 +47,8 @@ pub struct DaemonOptions {
 /// re-reads the configuration: a valid one replaces the timetable without a restart, an
 /// invalid one is logged (file and key) and the old one stays in force.
 pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
-    let store = Store::open_with(&config.daemon.database, config.daemon.busy_timeout)
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+        .await
         .with_context(|| {
             format!(
                 "opening the database named by daemon.database in {}",
@@ -56,7 +57,12 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
         })?;
     // Before anything touches the database's work (the outbox recovery below would reset the
     // other daemon's pushes in flight).
-    let _daemon_lock = DaemonLock::acquire(store.path())?;
+    // On PostgreSQL there is no file to lock (daemons on several machines share the database):
+    // this is the hook where a database lease belongs.
+    let _daemon_lock = match store.file_lock_base() {
+        Some(database) => DaemonLock::acquire(database)?,
+        None => None,
+    };
     let cancel = opts.stop.clone().unwrap_or_default();
     let redactor = Redactor::default();
     let tracker = TaskTracker::new();
@@ -114,7 +120,7 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     // Handlers before READY: a `systemctl reload` right after start must not meet SIGHUP's
     // default action (terminate).
     let mut signals = Signals::new()?;
-    info!(platforms = table.platforms.len(), sinks = config.sinks.len(), database = %config.daemon.database.display(), "ordersync running");
+    info!(platforms = table.platforms.len(), sinks = config.sinks.len(), database = %config.daemon.database, "ordersync running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
     // Catch up at start instead of waiting for the first tick: a pass interrupted by a crash or

@@ -71,8 +71,8 @@ impl Platform {
         progress: Option<&dyn Progress>,
     ) -> Result<PassReport, SyncError> {
         let _guard = self.slot.lock.lock().await;
-        let _file_lock = PlatformLock::take_or_wait(
-            store.path(),
+        let _file_lock = PlatformLock::take_or_wait_for(
+            store,
             &self.cfg.name,
             "another ordersync process is syncing this platform",
         )
@@ -168,7 +168,7 @@ impl Platform {
             if cancel.is_cancelled() || me.auth_held(kind) {
                 return;
             }
-            let _file_lock = match PlatformLock::try_acquire(store.path(), &me.cfg.name) {
+            let _file_lock = match PlatformLock::try_acquire_for(&store, &me.cfg.name) {
                 Ok(Some(l)) => Some(l),
                 Ok(None) => {
                     warn!(platform = %me.cfg.name, run = kind.as_str(),

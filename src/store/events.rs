@@ -33,6 +33,9 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.events_after(after, limit).await;
+        }
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {EVENT_COLUMNS} FROM order_events WHERE id > ?1 ORDER BY id LIMIT ?2"
@@ -51,6 +54,9 @@ impl Store {
         platform: &str,
         order_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.order_events(platform, order_id).await;
+        }
         let (platform, order_id) = (platform.to_owned(), order_id.to_owned());
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
@@ -67,6 +73,9 @@ impl Store {
 
     /// How many events of each kind the feed holds, by kind.
     pub async fn event_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.event_counts().await;
+        }
         self.read(|c| {
             let mut stmt =
                 c.prepare("SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind")?;

@@ -1,13 +1,17 @@
 //! Runs of one platform must not overlap across processes either (the daemon, an operator's
 //! `ordersync sync` or `verify`): an exclusive advisory lock (std's `File::lock`, `flock` on
 //! Linux) on a file per platform beside the database. The kernel drops it when the holder dies,
-//! so a killed process never leaves a stale lock.
+//! so a killed process never leaves a stale lock. On PostgreSQL no file is locked (the
+//! `*_for` functions say where database leases go).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
+use super::Store;
+
 pub struct PlatformLock {
-    _file: File,
+    /// `None` on PostgreSQL: see [`PlatformLock::try_acquire_for`].
+    _file: Option<File>,
 }
 
 fn lock_path(database: &Path, platform: &str) -> PathBuf {
@@ -29,11 +33,39 @@ fn open(database: &Path, platform: &str) -> std::io::Result<File> {
 }
 
 impl PlatformLock {
+    /// The lock of `platform`'s runs on this store. On SQLite, the file lock beside the
+    /// database ([`PlatformLock::try_acquire`]). On PostgreSQL, whose processes may run on
+    /// several machines, a file lock would keep nothing apart: this hook takes none and says so
+    /// (`Ok(Some)` with no file) — database leases belong here.
+    pub fn try_acquire_for(store: &Store, platform: &str) -> std::io::Result<Option<PlatformLock>> {
+        match store.file_lock_base() {
+            Some(database) => PlatformLock::try_acquire(database, platform),
+            None => Ok(Some(PlatformLock::no_file_lock())),
+        }
+    }
+
+    /// [`PlatformLock::take_or_wait`] on this store; on PostgreSQL, no file lock (see
+    /// [`PlatformLock::try_acquire_for`]).
+    pub async fn take_or_wait_for(
+        store: &Store,
+        platform: &str,
+        waiting: &str,
+    ) -> Option<PlatformLock> {
+        match store.file_lock_base() {
+            Some(database) => PlatformLock::take_or_wait(database, platform, waiting).await,
+            None => Some(PlatformLock::no_file_lock()),
+        }
+    }
+
+    fn no_file_lock() -> PlatformLock {
+        PlatformLock { _file: None }
+    }
+
     /// The lock if it is free now; `Ok(None)` when another process holds it.
     pub fn try_acquire(database: &Path, platform: &str) -> std::io::Result<Option<PlatformLock>> {
         let file = open(database, platform)?;
         match file.try_lock() {
-            Ok(()) => Ok(Some(PlatformLock { _file: file })),
+            Ok(()) => Ok(Some(PlatformLock { _file: Some(file) })),
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(e),
         }
@@ -66,7 +98,7 @@ impl PlatformLock {
         let file = open(database, platform)?;
         tokio::task::spawn_blocking(move || {
             file.lock()?;
-            Ok(PlatformLock { _file: file })
+            Ok(PlatformLock { _file: Some(file) })
         })
         .await
         .map_err(std::io::Error::other)?

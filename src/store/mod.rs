@@ -1,10 +1,14 @@
-//! The local SQLite store: opening it (WAL, busy timeout, migrations), the one writer thread, and
-//! every query the rest of the daemon needs. rusqlite is blocking, so every write runs on a
-//! dedicated OS thread fed by a channel and every async read goes through `spawn_blocking`; the
-//! tokio workers never touch SQLite. No SQL and no rusqlite type leaves this module.
+//! The store, on one of two backends that `daemon.database` chooses ([`Database`]): a local
+//! SQLite file (the default) or a PostgreSQL database shared by several daemons
+//! (`postgres/`). This file owns the SQLite side's opening (WAL, busy timeout, migrations) and
+//! its one writer thread: rusqlite is blocking, so every write runs on a dedicated OS thread fed
+//! by a channel and every async read goes through `spawn_blocking`; the tokio workers never
+//! touch SQLite. No SQL and no database driver's type leaves this module.
 //!
 //! The public methods of [`Store`] (in this file and, grouped by table, in `orders.rs`,
-//! `outbox.rs`, `state.rs` and `events.rs`) are the interface a second backend implements. They
+//! `outbox.rs`, `state.rs`, `events.rs` and `sinks.rs`) are the one interface of both backends:
+//! each starts by handing the call to the PostgreSQL backend when that is the one open, and
+//! otherwise runs the SQLite code as it always has. They
 //! speak the model's types; times go in as `chrono` UTC times and come back parsed where the
 //! engines decide on them, or in the stored text form ([`ts`]) where people read them. What a
 //! backend must keep:
@@ -26,10 +30,13 @@
 //! - **Reads see committed data only**, and never wait for the writer.
 
 mod events;
+#[cfg(feature = "crash-hooks")]
+pub mod hooks;
 mod leases;
 pub(crate) mod lock;
 mod orders;
 mod outbox;
+mod postgres;
 mod schema;
 mod sinks;
 mod state;
@@ -44,12 +51,14 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+pub use crate::config::Database;
 pub use crate::model::{
     Incoming, PageOutcome, PageWrite, PassProgress, PassState, RejectRecord, Watched, WatchedOrder,
     content_hash,
 };
 pub use leases::{Lease, LeaseLost, holder_id};
 pub use outbox::{EnqueueError, Recorded};
+pub use postgres::{CopyError, CopyReport, TableFigures, copy_sqlite_to_postgres};
 pub use sinks::SinkStart;
 
 /// See [`DEFAULT_BUSY_TIMEOUT`](crate::config::DEFAULT_BUSY_TIMEOUT).
@@ -84,6 +93,22 @@ pub enum StoreError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A PostgreSQL refusal the daemon rides out (server unreachable or shutting down,
+    /// connection lost, login refused, disk full): nothing of the write was kept; the run or
+    /// drain that wanted it tries again on its next turn. Names the server and database, never
+    /// the password.
+    #[error("database {location}: {detail}: {fix}")]
+    PgUnavailable {
+        location: String,
+        fault: DbFault,
+        fix: String,
+        /// The error and its causes, as one line.
+        detail: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("database: {}", postgres::pg_text(.0))]
+    Postgres(#[from] tokio_postgres::Error),
     /// The file the daemon was writing is no longer at its path (deleted, or moved away with
     /// nothing in its place). Writing on into the unlinked file would look like success and
     /// keep nothing, so every write is refused until a database is back at the path.
@@ -122,6 +147,15 @@ pub enum DbFault {
     Io,
     /// No file at the database's path any more ([`StoreError::Gone`]).
     Gone,
+    /// PostgreSQL: the server cannot be reached, dropped the connection, is shutting down or
+    /// out of connections.
+    Connection,
+    /// PostgreSQL: the server refused the login or the database (password, pg_hba.conf, no
+    /// such database, no privilege).
+    Refused,
+    /// PostgreSQL: the TLS handshake failed (a certificate not trusted or not for the host, a
+    /// server without TLS).
+    Tls,
 }
 
 impl DbFault {
@@ -167,6 +201,10 @@ impl DbFault {
                 "put the database (or a backup of it) back at {p} and writes resume by \
                  themselves, or restart ordersync to start a new, empty database"
             ),
+            // PostgreSQL's own faults never come from a SQLite file.
+            DbFault::Connection | DbFault::Refused | DbFault::Tls => {
+                format!("check the database {p}")
+            }
         }
     }
 }
@@ -178,6 +216,8 @@ impl StoreError {
             StoreError::Unavailable { fault, .. } => Some(*fault),
             StoreError::Sql(e) | StoreError::Open { source: e, .. } => DbFault::of(e),
             StoreError::Gone { .. } => Some(DbFault::Gone),
+            StoreError::PgUnavailable { fault, .. } => Some(*fault),
+            StoreError::Postgres(e) => postgres::pg_fault(e),
             _ => None,
         }
     }
@@ -187,23 +227,34 @@ impl StoreError {
 /// opening one, and reports back whether the database refused it.
 type Job = Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Option<DbFault> + Send>;
 
-/// A cheap, cloneable handle on the database. Writes are serialized on one thread, which is both
-/// what SQLite wants (one writer) and what keeps a busy sync from starving the async runtime.
+/// A cheap, cloneable handle on the database, SQLite or PostgreSQL ([`Database`]). Every public
+/// method means the same on both; only this type knows which one runs.
 #[derive(Clone)]
 pub struct Store {
-    path: Arc<PathBuf>,
+    backend: Backend,
     busy_timeout: Duration,
-    /// `None` for a handle opened with [`Store::open_read_only`].
-    jobs: Option<std::sync::mpsc::Sender<Job>>,
     /// Unix milliseconds of the writer's last finished job: the watchdog's proof of life.
     last_progress: Arc<AtomicU64>,
     /// The database's current refusal, from the last write that failed, until one succeeds.
     fault: Arc<Mutex<Option<String>>>,
-    /// How often the writer found its path naming another file than the one it had open.
+    /// How often the writer found its path naming another file than the one it had open
+    /// (SQLite only: a PostgreSQL database has no file to swap).
     file_changes: Arc<AtomicU64>,
     /// Bumped after every write that added events, so the sinks wake at once instead of at
     /// their next poll.
     feed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// Writes are serialized on one thread, which is both what SQLite wants (one writer) and
+    /// what keeps a busy sync from starving the async runtime.
+    Sqlite {
+        path: Arc<PathBuf>,
+        /// `None` for a handle opened with [`Store::open_read_only`].
+        jobs: Option<std::sync::mpsc::Sender<Job>>,
+    },
+    Postgres(Arc<postgres::Pg>),
 }
 
 /// A file's identity: what a path names can change under a running process (a backup moved
@@ -362,9 +413,11 @@ impl Store {
             })
             .map_err(|e| StoreError::Other(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
-            path: Arc::new(path.to_path_buf()),
+            backend: Backend::Sqlite {
+                path: Arc::new(path.to_path_buf()),
+                jobs: Some(jobs),
+            },
             busy_timeout,
-            jobs: Some(jobs),
             last_progress,
             file_changes,
             fault,
@@ -378,9 +431,11 @@ impl Store {
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
         drop(connect(path, true, BUSY_TIMEOUT)?);
         Ok(Store {
-            path: Arc::new(path.to_path_buf()),
+            backend: Backend::Sqlite {
+                path: Arc::new(path.to_path_buf()),
+                jobs: None,
+            },
             busy_timeout: BUSY_TIMEOUT,
-            jobs: None,
             last_progress: Arc::new(AtomicU64::new(now_millis())),
             fault: Arc::new(Mutex::new(None)),
             file_changes: Arc::new(AtomicU64::new(0)),
@@ -388,8 +443,81 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the database `daemon.database` names: a SQLite file as [`Store::open_with`] does,
+    /// or a PostgreSQL database (connecting, and applying pending migrations under an advisory
+    /// lock so instances starting together never race).
+    pub async fn open_database(db: &Database, busy_timeout: Duration) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => Store::open_with(path, busy_timeout),
+            Database::Postgres(target) => Store::open_postgres(target, busy_timeout, false).await,
+        }
+    }
+
+    /// [`Store::open_read_only`] for either backend: a PostgreSQL handle applies no migration
+    /// and refuses every write.
+    pub async fn open_database_read_only(db: &Database) -> Result<Store, StoreError> {
+        match db {
+            Database::Sqlite(path) => Store::open_read_only(path),
+            Database::Postgres(target) => Store::open_postgres(target, BUSY_TIMEOUT, true).await,
+        }
+    }
+
+    async fn open_postgres(
+        target: &crate::config::PgTarget,
+        busy_timeout: Duration,
+        read_only: bool,
+    ) -> Result<Store, StoreError> {
+        let fault = Arc::new(Mutex::new(None));
+        let last_progress = Arc::new(AtomicU64::new(now_millis()));
+        let pg = postgres::Pg::open(
+            target,
+            busy_timeout,
+            read_only,
+            fault.clone(),
+            last_progress.clone(),
+        )
+        .await?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(pg)),
+            busy_timeout,
+            last_progress,
+            fault,
+            file_changes: Arc::new(AtomicU64::new(0)),
+            feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
+    }
+
+    /// The SQLite file, `None` on PostgreSQL.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Where the file locks of this store go: beside the SQLite file (`<database>.locks/`,
+    /// `<database>.daemon.lock`). `None` on PostgreSQL, where a file on one machine cannot keep
+    /// apart processes on others: callers then take no file lock (the hook where database
+    /// leases belong).
+    pub fn file_lock_base(&self) -> Option<&Path> {
+        self.sqlite_path()
+    }
+
+    /// The database for messages and logs: the SQLite path, or `postgres://user@host:port/db`
+    /// (never a password).
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres(pg) => pg.location(),
+        }
+    }
+
+    /// The PostgreSQL backend, when that is what runs.
+    fn pg(&self) -> Option<&postgres::Pg> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sqlite { .. } => None,
+        }
     }
 
     pub fn busy_timeout(&self) -> Duration {
@@ -399,6 +527,9 @@ impl Store {
     /// Waits until the writer has run every job queued before this call: at shutdown, lets
     /// queued writes land; for the watchdog, proves the writer alive. It writes nothing.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.ping().await;
+        }
         self.write(|_| Ok(())).await
     }
 
@@ -410,12 +541,16 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let (path, busy_timeout, fault) =
-            (self.path.clone(), self.busy_timeout, self.fault.clone());
-        let Some(jobs) = &self.jobs else {
+        let Backend::Sqlite { path, jobs } = &self.backend else {
+            return Err(StoreError::Other(
+                "a SQLite write on a PostgreSQL store".into(),
+            ));
+        };
+        let (path, busy_timeout, fault) = (path.clone(), self.busy_timeout, self.fault.clone());
+        let Some(jobs) = jobs else {
             return Err(StoreError::Other(format!(
                 "database {} was opened for reading only",
-                self.path.display()
+                path.display()
             )));
         };
         jobs.send(Box::new(move |conn| {
@@ -456,7 +591,12 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let path = self.path.clone();
+        let Backend::Sqlite { path, .. } = &self.backend else {
+            return Err(StoreError::Other(
+                "a SQLite read on a PostgreSQL store".into(),
+            ));
+        };
+        let path = path.clone();
         let busy_timeout = self.busy_timeout;
         tokio::task::spawn_blocking(move || {
             let conn = connect(&path, true, busy_timeout)?;

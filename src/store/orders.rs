@@ -16,18 +16,18 @@ use crate::model::{
     WatchedOrder,
 };
 
-struct Existing {
+pub(super) struct Existing {
     /// `order_fields.id`, which is also the order's key in `order_raw`.
-    id: i64,
-    number: String,
-    status: String,
-    platform_status: String,
-    placed_at: Option<String>,
-    updated_at: Option<String>,
-    currency: Option<String>,
-    total: Option<String>,
-    customer_name: Option<String>,
-    tracking_number: Option<String>,
+    pub(super) id: i64,
+    pub(super) number: String,
+    pub(super) status: String,
+    pub(super) platform_status: String,
+    pub(super) placed_at: Option<String>,
+    pub(super) updated_at: Option<String>,
+    pub(super) currency: Option<String>,
+    pub(super) total: Option<String>,
+    pub(super) customer_name: Option<String>,
+    pub(super) tracking_number: Option<String>,
 }
 
 /// Applies one page inside `tx`. The caller commits, so the page, its events and its checkpoint
@@ -214,7 +214,7 @@ fn confirm_push(
     Ok(true)
 }
 
-fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
+pub(super) fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
     t.map(ts)
 }
 
@@ -370,6 +370,22 @@ fn diff(
     inc: &Incoming,
 ) -> Result<BTreeMap<String, Value>, StoreError> {
     let o = &inc.order;
+    let mut changes = canonical_changes(old, inc);
+    let old_items = load_items(tx, platform, &o.order_id)?;
+    items_change(old_items, &o.items, &mut changes);
+    if changes.is_empty() {
+        let old_raw: String = tx
+            .prepare_cached("SELECT raw FROM order_raw WHERE id = ?1")?
+            .query_row(params![old.id], |r| r.get(0))?;
+        raw_changes(&old_raw, &inc.raw, &mut changes);
+    }
+    Ok(changes)
+}
+
+/// The canonical fields that differ between the stored row and the incoming order. Shared by
+/// both backends, so an event's `changes` reads the same whichever stored it.
+pub(super) fn canonical_changes(old: &Existing, inc: &Incoming) -> BTreeMap<String, Value> {
+    let o = &inc.order;
     let mut changes = BTreeMap::new();
     let mut field = |name: &str, old: Option<&str>, new: Option<String>| {
         if old != new.as_deref() {
@@ -405,9 +421,17 @@ fn diff(
         old.tracking_number.as_deref(),
         o.tracking_number.clone(),
     );
+    changes
+}
 
-    let old_items = load_items(tx, platform, &o.order_id)?;
-    let mut new_items: Vec<Value> = o.items.iter().map(item_json).collect();
+/// Adds `items` to `changes` when the stored items (as [`item_json`] values, sorted by id)
+/// differ from the incoming ones.
+pub(super) fn items_change(
+    old_items: Vec<Value>,
+    items: &[Item],
+    changes: &mut BTreeMap<String, Value>,
+) {
+    let mut new_items: Vec<Value> = items.iter().map(item_json).collect();
     new_items.sort_by_key(|v| v["item_id"].as_str().map(str::to_string));
     if old_items != new_items {
         changes.insert(
@@ -415,31 +439,30 @@ fn diff(
             json!({"old": old_items, "new": new_items}),
         );
     }
-    if changes.is_empty() {
-        let old_raw: String = tx
-            .prepare_cached("SELECT raw FROM order_raw WHERE id = ?1")?
-            .query_row(params![old.id], |r| r.get(0))?;
-        let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (
-            serde_json::from_str::<Value>(&old_raw),
-            serde_json::from_str::<Value>(&inc.raw),
-        ) else {
-            return Ok(changes);
-        };
-        for (k, new) in &b {
-            if a.get(k) != Some(new) {
-                changes.insert(format!("raw.{k}"), json!({"old": a.get(k), "new": new}));
-            }
-        }
-        for (k, old) in &a {
-            if !b.contains_key(k) {
-                changes.insert(format!("raw.{k}"), json!({"old": old, "new": null}));
-            }
-        }
-    }
-    Ok(changes)
 }
 
-fn item_json(it: &Item) -> Value {
+/// When no canonical field moved: the raw records' top-level keys that did, so a change the
+/// canonical model does not carry is still reported by name.
+pub(super) fn raw_changes(old_raw: &str, new_raw: &str, changes: &mut BTreeMap<String, Value>) {
+    let (Ok(Value::Object(a)), Ok(Value::Object(b))) = (
+        serde_json::from_str::<Value>(old_raw),
+        serde_json::from_str::<Value>(new_raw),
+    ) else {
+        return;
+    };
+    for (k, new) in &b {
+        if a.get(k) != Some(new) {
+            changes.insert(format!("raw.{k}"), json!({"old": a.get(k), "new": new}));
+        }
+    }
+    for (k, old) in &a {
+        if !b.contains_key(k) {
+            changes.insert(format!("raw.{k}"), json!({"old": old, "new": null}));
+        }
+    }
+}
+
+pub(super) fn item_json(it: &Item) -> Value {
     json!({
         "item_id": it.item_id,
         "sku": it.sku,
@@ -650,8 +673,10 @@ impl Store {
     /// Writes one page: its orders (created or changed, with their items and change events),
     /// its rejects, the pushes it confirms and its checkpoint, all in one transaction.
     pub async fn apply_page(&self, page: PageWrite) -> Result<PageOutcome, StoreError> {
-        let out = self
-            .write(move |c| {
+        let out = if let Some(pg) = self.pg() {
+            pg.apply_page(page).await
+        } else {
+            self.write(move |c| {
                 // IMMEDIATE: the page reads before it writes; in WAL a deferred transaction cannot
                 // wait for a busy writer at the upgrade and fails at once instead.
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -659,7 +684,8 @@ impl Store {
                 tx.commit()?;
                 Ok(out)
             })
-            .await;
+            .await
+        };
         if out
             .as_ref()
             .is_ok_and(|o| o.created + o.changed + o.status_changed + o.confirmed > 0)
@@ -675,6 +701,9 @@ impl Store {
         platform: &str,
         key: &str,
     ) -> Result<Option<StoredOrder>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.find_order(platform, key).await;
+        }
         let (platform, key) = (platform.to_owned(), key.to_owned());
         self.read(move |c| find(c, &platform, &key)).await
     }
@@ -685,6 +714,9 @@ impl Store {
         platform: &str,
         order_id: &str,
     ) -> Result<Vec<StoredItem>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.order_items(platform, order_id).await;
+        }
         let (platform, order_id) = (platform.to_owned(), order_id.to_owned());
         self.read(move |c| items(c, &platform, &order_id)).await
     }
@@ -697,6 +729,9 @@ impl Store {
         status: Option<Status>,
         limit: u32,
     ) -> Result<Vec<StoredOrder>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_orders(platform, status, limit).await;
+        }
         let platform = platform.map(str::to_owned);
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
@@ -717,6 +752,9 @@ impl Store {
 
     /// How many orders of `platform` are stored, and how many of them are open (not final).
     pub async fn order_counts(&self, platform: &str) -> Result<(u64, u64), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.order_counts(platform).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| {
             let finals: Vec<&str> = Status::ALL
@@ -742,6 +780,9 @@ impl Store {
         finals_since: Option<DateTime<Utc>>,
         placed_cap: Option<DateTime<Utc>>,
     ) -> Result<Watched, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.watched_orders(platform, finals_since, placed_cap).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| watched_orders(c, &platform, finals_since, placed_cap))
             .await
@@ -757,6 +798,11 @@ impl Store {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg
+                .watched_in_status(platform, platform_status, since, limit)
+                .await;
+        }
         let (platform, platform_status) = (platform.to_owned(), platform_status.to_owned());
         self.read(move |c| watched_in_status(c, &platform, &platform_status, since, limit))
             .await
@@ -764,6 +810,9 @@ impl Store {
 
     /// The placing times of every stored order of a platform, ascending.
     pub async fn placed_times(&self, platform: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.placed_times(platform).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| placed_times(c, &platform)).await
     }
@@ -776,6 +825,9 @@ impl Store {
     ) -> Result<Vec<OrderDigest>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(pg) = self.pg() {
+            return pg.order_digests(platform, ids).await;
         }
         let platform = platform.to_owned();
         let ids = Value::from(ids).to_string();
@@ -800,14 +852,15 @@ impl Store {
         platform: &str,
         statuses: &[&str],
     ) -> Result<Vec<OrderDigest>, StoreError> {
+        let upper: Vec<String> = statuses
+            .iter()
+            .map(|s| s.trim_matches(' ').to_ascii_uppercase())
+            .collect();
+        if let Some(pg) = self.pg() {
+            return pg.orders_in_platform_statuses(platform, upper).await;
+        }
         let platform = platform.to_owned();
-        let statuses = Value::from(
-            statuses
-                .iter()
-                .map(|s| s.trim_matches(' ').to_ascii_uppercase())
-                .collect::<Vec<_>>(),
-        )
-        .to_string();
+        let statuses = Value::from(upper).to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {DIGEST_COLUMNS} FROM orders WHERE platform = ?1
@@ -828,6 +881,12 @@ impl Store {
         platform: &str,
         ids: Vec<String>,
     ) -> Result<HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        if let Some(pg) = self.pg() {
+            return pg.order_raws(platform, ids).await;
+        }
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -856,6 +915,9 @@ impl Store {
     where
         F: FnMut(&str) -> bool + Send + 'static,
     {
+        if let Some(pg) = self.pg() {
+            return pg.order_ids_where(platform, keep).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| {
             let mut stmt = c.prepare("SELECT order_id FROM orders WHERE platform = ?1")?;

@@ -44,14 +44,14 @@ pub enum Recorded {
 
 /// This process's claim token, drawn once: 128 random bits, so no two processes share one,
 /// however their pids are reused.
-fn claim_token() -> &'static str {
+pub(super) fn claim_token() -> &'static str {
     static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
 }
 
 /// Lease times in one fixed-width form, so SQLite compares them as text in time order (`ts`
 /// drops whole-second milliseconds, and `…05Z` sorts after `…05.500Z`).
-fn lease_ts(t: DateTime<Utc>) -> String {
+pub(super) fn lease_ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -247,6 +247,15 @@ impl Store {
     {
         let (platform, order) = (platform.to_owned(), order.to_owned());
         let params = serde_json::to_string(params).expect("params serialize");
+        if let Some(pg) = self.pg() {
+            return match pg
+                .enqueue(&platform, &order, action, params, now, vet)
+                .await
+            {
+                Ok(result) => result,
+                Err(e) => Err(EnqueueError::Store(e)),
+            };
+        }
         let queued = self
             .write(move |c| {
                 // IMMEDIATE: this transaction reads, then writes; in WAL a deferred one cannot
@@ -306,6 +315,9 @@ impl Store {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.claim_due(platform, now, lease, limit).await;
+        }
         let platform = platform.to_owned();
         self.write(move |c| claim_due(c, &platform, now, lease, limit))
             .await
@@ -318,6 +330,9 @@ impl Store {
         platform: &str,
         until: DateTime<Utc>,
     ) -> Result<HashSet<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.renew_claims(platform, until).await;
+        }
         let (platform, until) = (platform.to_owned(), lease_ts(until));
         self.write(move |c| {
             let held = c
@@ -336,6 +351,9 @@ impl Store {
     /// Records how an attempt at entry `id` ended and releases the claim, if this process
     /// still holds it.
     pub async fn finish_push(&self, id: i64, attempt: Attempt) -> Result<Recorded, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.finish_push(id, attempt).await;
+        }
         self.write(move |c| {
             let changed = c.execute(
                 "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4,
@@ -372,6 +390,9 @@ impl Store {
     /// pid. (A pid proves nothing: a restarted container's daemon is PID 1 like the one killed
     /// before it.)
     pub async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.recover_in_flight(now).await;
+        }
         self.write(move |c| recover_in_flight(c, now)).await
     }
 
@@ -380,6 +401,9 @@ impl Store {
         &self,
         state: Option<OutboxState>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.list_outbox(state).await;
+        }
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {ROW_COLUMNS} FROM outbox WHERE (?1 IS NULL OR state = ?1) ORDER BY id"
@@ -398,6 +422,9 @@ impl Store {
         platform: &str,
         order_id: &str,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.order_outbox(platform, order_id).await;
+        }
         let (platform, order_id) = (platform.to_owned(), order_id.to_owned());
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
@@ -414,6 +441,9 @@ impl Store {
 
     /// The state of entry `id`; `None` when there is no such entry.
     pub async fn outbox_state(&self, id: i64) -> Result<Option<OutboxState>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.outbox_state(id).await;
+        }
         self.read(move |c| {
             let state: Option<String> = c
                 .query_row("SELECT state FROM outbox WHERE id = ?1", [id], |r| r.get(0))
@@ -426,6 +456,9 @@ impl Store {
     /// Puts entry `id` back in the queue with a fresh attempt budget, if it is failed or
     /// cancelled; says whether it was.
     pub async fn retry_push(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.retry_push(id, now).await;
+        }
         self.write(move |c| {
             let changed = c.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2,
@@ -440,6 +473,9 @@ impl Store {
 
     /// Cancels entry `id`, if it is pending or failed; says whether it was.
     pub async fn cancel_push(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.cancel_push(id, now).await;
+        }
         self.write(move |c| {
             let changed = c.execute(
                 "UPDATE outbox SET state = 'cancelled', updated_at = ?2
@@ -457,6 +493,9 @@ impl Store {
         &self,
         platform: Option<&str>,
     ) -> Result<BTreeMap<OutboxState, u64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.outbox_depth(platform).await;
+        }
         let platform = platform.map(str::to_owned);
         self.read(move |c| {
             let mut stmt = c.prepare(

@@ -91,6 +91,9 @@ impl Store {
 
     /// This database's random identity (12 hex digits), made when its schema was created.
     pub async fn instance_id(&self) -> Result<String, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.instance_id().await;
+        }
         self.read(|c| {
             Ok(c.query_row(
                 "SELECT value FROM store_meta WHERE key = 'instance'",
@@ -103,6 +106,9 @@ impl Store {
 
     /// The sink's row, made on first sight with its cursor where `start` says.
     pub async fn open_sink(&self, name: &str, start: SinkStart) -> Result<SinkRecord, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.open_sink(name, start).await;
+        }
         let name = name.to_owned();
         self.write(move |c| {
             let cursor = match start {
@@ -121,6 +127,9 @@ impl Store {
 
     /// One sink's row, `None` before the daemon first ran it.
     pub async fn sink(&self, name: &str) -> Result<Option<SinkRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sink(name).await;
+        }
         let name = name.to_owned();
         self.read(move |c| {
             if !has_sink_table(c)? {
@@ -133,6 +142,9 @@ impl Store {
 
     /// Every sink's row, by name (also sinks no longer configured).
     pub async fn sinks(&self) -> Result<Vec<SinkRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sinks().await;
+        }
         self.read(|c| {
             if !has_sink_table(c)? {
                 return Ok(Vec::new());
@@ -156,6 +168,9 @@ impl Store {
         limit: usize,
         filter: &FeedFilter,
     ) -> Result<FeedBatch, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.feed_batch(after, limit, filter).await;
+        }
         let filter = filter.clone();
         self.read(move |c| {
             let tx = c.unchecked_transaction()?;
@@ -212,6 +227,9 @@ impl Store {
         to: i64,
         delivered: u64,
     ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sink_advance(name, epoch, to, delivered).await;
+        }
         let name = name.to_owned();
         self.write(move |c| {
             let now = ts(Utc::now());
@@ -235,6 +253,9 @@ impl Store {
         error: &str,
         attempts: u64,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sink_failed(name, error, attempts).await;
+        }
         let (name, error) = (name.to_owned(), error.to_owned());
         self.write(move |c| {
             c.prepare_cached(
@@ -250,6 +271,9 @@ impl Store {
 
     /// Stops the sink until an operator resumes it: its receiver said it wants no more.
     pub async fn sink_disable(&self, name: &str, reason: &str) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sink_disable(name, reason).await;
+        }
         let (name, reason) = (name.to_owned(), reason.to_owned());
         self.write(move |c| {
             c.prepare_cached(
@@ -271,6 +295,9 @@ impl Store {
         start: SinkStart,
     ) -> Result<SinkRecord, StoreError> {
         self.open_sink(name, start).await?;
+        if let Some(pg) = self.pg() {
+            return pg.sink_set_paused(name, paused).await;
+        }
         let name = name.to_owned();
         self.write(move |c| {
             let sql = if paused {
@@ -294,6 +321,9 @@ impl Store {
         start: SinkStart,
     ) -> Result<SinkRecord, StoreError> {
         self.open_sink(name, start).await?;
+        if let Some(pg) = self.pg() {
+            return pg.sink_replay(name, from).await;
+        }
         let name = name.to_owned();
         self.write(move |c| {
             c.prepare_cached(
@@ -310,6 +340,9 @@ impl Store {
     /// How many of the filter's events come after `cursor`, and how long ago the oldest of them
     /// was committed.
     pub async fn sink_lag(&self, cursor: i64, filter: &FeedFilter) -> Result<SinkLag, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.sink_lag(cursor, filter).await;
+        }
         let filter = filter.clone();
         self.read(move |c| {
             let (where_filter, values) = filter_sql(&filter);
@@ -340,6 +373,9 @@ impl Store {
 
     /// The id of the newest event in the feed (0 when it is empty).
     pub async fn newest_event_id(&self) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.newest_event_id().await;
+        }
         self.read(newest_event).await
     }
 }

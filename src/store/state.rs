@@ -129,6 +129,9 @@ fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 impl Store {
     /// Where `platform`'s incremental sync stands (nothing yet: the default).
     pub async fn load_pass_state(&self, platform: &str) -> Result<PassState, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.load_pass_state(platform).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| load_pass_state(c, &platform)).await
     }
@@ -140,6 +143,9 @@ impl Store {
         platform: &str,
         state: PassState,
     ) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.save_pass_state(platform, state).await;
+        }
         let platform = platform.to_owned();
         self.write(move |c| save_pass_state(c, &platform, &state))
             .await
@@ -153,6 +159,9 @@ impl Store {
         kind: &str,
         started_at: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.start_run(platform, kind, started_at).await;
+        }
         let (platform, kind) = (platform.to_owned(), kind.to_owned());
         self.write(move |c| start_run(c, &platform, &kind, started_at))
             .await
@@ -160,11 +169,17 @@ impl Store {
 
     /// Records how run `id` ended, and forgets the platform's runs beyond the last 1,000.
     pub async fn finish_run(&self, id: i64, run: RunRecord) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.finish_run(id, run).await;
+        }
         self.write(move |c| finish_run(c, id, &run)).await
     }
 
     /// The latest run of `platform`, finished or not.
     pub async fn last_run(&self, platform: &str) -> Result<Option<RunRecord>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.last_run(platform).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| {
             Ok(c.query_row(
@@ -181,6 +196,9 @@ impl Store {
 
     /// When the latest successful run of `platform` finished, as stored.
     pub async fn last_success_at(&self, platform: &str) -> Result<Option<String>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.last_success_at(platform).await;
+        }
         let platform = platform.to_owned();
         self.read(move |c| {
             Ok(c.query_row(

@@ -4,6 +4,7 @@
 //! shop), and commits each page with its events and the advanced checkpoint in one transaction,
 //! so a pass killed at any instant resumes where its last commit left it.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -186,7 +187,11 @@ impl Engine<'_> {
             // run did not bring the store up to date, whatever its pages said.
             Ok(_) if self.store.file_changes() != file_changes => {
                 Err(self.store_error(StoreError::Replaced {
-                    path: self.store.path().to_path_buf(),
+                    path: self
+                        .store
+                        .sqlite_path()
+                        .unwrap_or(Path::new(""))
+                        .to_path_buf(),
                 }))
             }
             other => other,

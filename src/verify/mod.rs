@@ -132,7 +132,7 @@ pub async fn verify_locked(
 ) -> Result<VerifyReport, VerifyError> {
     let _lock = tokio::select! {
         // The very lock file `sync` and the daemon take, so a verify never overlaps their runs.
-        lock = PlatformLock::take_or_wait(store.path(), &cfg.name, "a sync of this platform is running") => lock,
+        lock = PlatformLock::take_or_wait_for(store, &cfg.name, "a sync of this platform is running") => lock,
         _ = cancel.cancelled() => {
             return Err(VerifyError {
                 platform: cfg.name.clone(),

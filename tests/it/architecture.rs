@@ -238,3 +238,78 @@ fn the_check_sees_a_dependency_written_as_a_path_in_a_macro() {
         ["platforms", "store", "sync"]
     );
 }
+
+/// The crates only `store` may name: the database drivers and their pool and TLS glue.
+const DATABASE_CRATES: &[&str] = &[
+    "rusqlite",
+    "tokio_postgres",
+    "deadpool_postgres",
+    "tokio_postgres_rustls",
+];
+
+/// Every path or `use` whose first segment is one of [`DATABASE_CRATES`].
+#[derive(Default)]
+struct CrateUses(BTreeSet<String>);
+
+impl<'ast> Visit<'ast> for CrateUses {
+    fn visit_item_use(&mut self, u: &'ast syn::ItemUse) {
+        let mut tree = &u.tree;
+        loop {
+            match tree {
+                syn::UseTree::Path(p) if p.ident == "crate" || p.ident == "self" => break,
+                syn::UseTree::Path(p) => {
+                    self.0.insert(p.ident.to_string());
+                    break;
+                }
+                syn::UseTree::Name(n) => {
+                    self.0.insert(n.ident.to_string());
+                    break;
+                }
+                syn::UseTree::Rename(r) => {
+                    self.0.insert(r.ident.to_string());
+                    break;
+                }
+                syn::UseTree::Group(g) => match g.items.first() {
+                    Some(t) => tree = t,
+                    None => break,
+                },
+                syn::UseTree::Glob(_) => break,
+            }
+        }
+        syn::visit::visit_item_use(self, u);
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        if let Some(first) = p.segments.first() {
+            self.0.insert(first.ident.to_string());
+        }
+        syn::visit::visit_path(self, p);
+    }
+}
+
+#[test]
+fn only_the_store_names_a_database_crate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel.starts_with("store") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let ast = syn::parse_file(&text).unwrap();
+        let mut uses = CrateUses::default();
+        uses.visit_file(&ast);
+        for c in DATABASE_CRATES {
+            if uses.0.contains(*c) {
+                wrong.push(format!("{} names {c}", rel.display()));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "database crates outside src/store (move the code behind a Store method): {wrong:?}"
+    );
+}

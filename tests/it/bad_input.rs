@@ -125,7 +125,9 @@ impl Bench {
         setup.add_platform_file(&file, &toml);
         let config = setup.config();
         let cfg = config.platform(kind.name()).unwrap().clone();
-        let store = Store::open(&config.daemon.database).unwrap();
+        let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+            .await
+            .unwrap();
         let db = setup.db();
         let connector = crate::common::fast_connector(&cfg, ATTEMPTS);
         Bench {

@@ -614,7 +614,9 @@ async fn an_answer_echoing_the_credentials_leaks_no_piece_of_them() {
         setup.add_platform_file(&file, &toml);
     }
     let config = setup.config();
-    let store = Store::open(&config.daemon.database).unwrap();
+    let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
+        .await
+        .unwrap();
     let platforms: [(&str, &Faults, &'static str); 5] = [
         ("s-merchantpro", shops.mp.0.faults(), "id"),
         ("s-sirclo", shops.sc.0.faults(), "id"),

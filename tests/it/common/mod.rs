@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod postgres;
 pub mod receiver;
 pub mod running;
 
@@ -88,18 +89,55 @@ impl Shop {
 /// A configuration folder: `ordersync.toml` plus `platforms.d/`.
 pub struct Setup {
     pub dir: tempfile::TempDir,
+    /// The test's PostgreSQL database, when the store is one; else the store is
+    /// `ordersync.db` in `dir`.
+    pub pg: Option<postgres::PgDb>,
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 impl Setup {
     pub fn new() -> Setup {
+        Setup::on(Backend::Sqlite)
+    }
+
+    /// A setup whose store is `backend`: for PostgreSQL, a fresh database on the test binary's
+    /// server, its password in `db-password` beside the main file (`database_password_file`).
+    pub fn on(backend: Backend) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("platforms.d")).unwrap();
+        let pg = (backend == Backend::Postgres).then(|| postgres::server().database());
+        if pg.is_some() {
+            std::fs::write(dir.path().join("db-password"), postgres::PASSWORD).unwrap();
+        }
+        let setup = Setup { dir, pg };
+        setup.write_daemon("shutdown_grace = \"10s\"\nlog_level = \"info\"\n");
+        setup
+    }
+
+    /// The `[daemon]` lines naming this setup's store.
+    pub fn database_toml(&self) -> String {
+        match &self.pg {
+            None => "database = \"ordersync.db\"\n".to_string(),
+            Some(pg) => format!(
+                "database = \"{}\"\ndatabase_password_file = \"db-password\"\n",
+                pg.url()
+            ),
+        }
+    }
+
+    /// Rewrites the main file: `[daemon]` with this setup's store and `extra` lines.
+    pub fn write_daemon(&self, extra: &str) {
         std::fs::write(
-            dir.path().join("ordersync.toml"),
-            "[daemon]\ndatabase = \"ordersync.db\"\nshutdown_grace = \"10s\"\nlog_level = \"info\"\n",
+            self.main_file(),
+            format!("[daemon]\n{}{extra}", self.database_toml()),
         )
         .unwrap();
-        Setup { dir }
     }
 
     pub fn main_file(&self) -> PathBuf {
@@ -119,8 +157,13 @@ impl Setup {
             .unwrap_or_else(|e| panic!("config: {e}"))
     }
 
+    /// The store to read with SQL: the SQLite file, or for PostgreSQL a snapshot of every
+    /// table in an in-memory SQLite database (take another after the next write).
     pub fn db(&self) -> Connection {
-        Connection::open(self.db_path()).unwrap()
+        match &self.pg {
+            None => Connection::open(self.db_path()).unwrap(),
+            Some(pg) => pg.snapshot(),
+        }
     }
 
     /// Runs the real binary with this configuration.

@@ -9,15 +9,26 @@ use ordersync_sim::Fault;
 use rusqlite::Connection;
 
 use super::{Credentials, Fixture};
-use crate::common::{Setup, count, stderr, stdout};
+use crate::common::{Backend, Setup, count, stderr, stdout};
 
 /// Orders per simulator: a few pages on every kind, quick to sync.
 const ORDERS: usize = 300;
 
-/// One test per scenario for the fixture `$fixture`, in the module that invokes it.
+/// One test per scenario for the fixture `$fixture`, in the module that invokes it, on a SQLite
+/// store; and the same again in its `postgres` module on a PostgreSQL store
+/// (`conformance::<kind>::postgres::<scenario>`).
 macro_rules! conformance_tests {
     ($fixture:ty) => {
-        $crate::conformance::scenarios::conformance_tests!(@tests $fixture;
+        $crate::conformance::scenarios::conformance_tests!(@all $fixture; Sqlite);
+        /// The same scenarios with the store on PostgreSQL.
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::conformance::scenarios::conformance_tests!(@all $fixture; Postgres);
+        }
+    };
+    (@all $fixture:ty; $backend:ident) => {
+        $crate::conformance::scenarios::conformance_tests!(@tests $fixture; $backend;
             first_sync_equals_the_truth,
             a_no_change_resync_writes_nothing,
             a_status_change_on_an_old_order_is_seen_with_one_event,
@@ -27,11 +38,14 @@ macro_rules! conformance_tests {
             secrets_never_appear_in_logs_rejects_or_the_database,
         );
     };
-    (@tests $fixture:ty; $($scenario:ident),+ $(,)?) => {
+    (@tests $fixture:ty; $backend:ident; $($scenario:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $scenario() {
-                $crate::conformance::scenarios::$scenario::<$fixture>().await;
+                $crate::conformance::scenarios::$scenario::<$fixture>(
+                    $crate::common::Backend::$backend,
+                )
+                .await;
             }
         )+
     };
@@ -39,8 +53,8 @@ macro_rules! conformance_tests {
 pub(crate) use conformance_tests;
 
 /// A configuration holding one platform file per fixture, with `extra` lines in each.
-fn setup_for<F: Fixture>(platforms: &[(&F, Credentials)], extra: &str) -> Setup {
-    let setup = Setup::new();
+fn setup_for<F: Fixture>(backend: Backend, platforms: &[(&F, Credentials)], extra: &str) -> Setup {
+    let setup = Setup::on(backend);
     for (fixture, credentials) in platforms {
         setup.add_platform_file(
             &format!("{}.toml", fixture.name()),
@@ -117,9 +131,9 @@ fn database_text(db: &Connection) -> String {
 
 /// The first sync stores every order exactly as the platform has it, with one `created` event
 /// each and no other event.
-pub async fn first_sync_equals_the_truth<F: Fixture>() {
+pub async fn first_sync_equals_the_truth<F: Fixture>(backend: Backend) {
     let shop = F::start("shop", ORDERS).await;
-    let setup = setup_for(&[(&shop, Credentials::Right)], "");
+    let setup = setup_for(backend, &[(&shop, Credentials::Right)], "");
 
     sync(&setup, SyncArgs::default()).await.unwrap();
 
@@ -141,9 +155,9 @@ pub async fn first_sync_equals_the_truth<F: Fixture>() {
 
 /// Syncing again when nothing changed on the platform writes no event and changes no stored
 /// order or item.
-pub async fn a_no_change_resync_writes_nothing<F: Fixture>() {
+pub async fn a_no_change_resync_writes_nothing<F: Fixture>(backend: Backend) {
     let shop = F::start("shop", ORDERS).await;
-    let setup = setup_for(&[(&shop, Credentials::Right)], "");
+    let setup = setup_for(backend, &[(&shop, Credentials::Right)], "");
     sync(&setup, SyncArgs::default()).await.unwrap();
     let db = setup.db();
     let (events_before, rows_before) = (events(&db), order_rows(&db));
@@ -159,6 +173,7 @@ pub async fn a_no_change_resync_writes_nothing<F: Fixture>() {
     .await
     .unwrap();
 
+    let db = setup.db();
     assert_eq!(
         events(&db),
         events_before,
@@ -178,15 +193,20 @@ pub async fn a_no_change_resync_writes_nothing<F: Fixture>() {
 
 /// A status change on an order placed long before the lookback window is found, by the
 /// incremental pass or by reconcile as the kind does it, with exactly one event.
-pub async fn a_status_change_on_an_old_order_is_seen_with_one_event<F: Fixture>() {
+pub async fn a_status_change_on_an_old_order_is_seen_with_one_event<F: Fixture>(backend: Backend) {
     let shop = F::start("shop", ORDERS).await;
-    let setup = setup_for(&[(&shop, Credentials::Right)], "lookback = \"15m\"");
+    let setup = setup_for(
+        backend,
+        &[(&shop, Credentials::Right)],
+        "lookback = \"15m\"",
+    );
     sync(&setup, SyncArgs::default()).await.unwrap();
     let db = setup.db();
     let before = last_event_id(&db);
 
     let change = shop.change_an_old_orders_status();
     sync(&setup, SyncArgs::default()).await.unwrap();
+    let db = setup.db();
 
     let new_events: Vec<(String, String, Option<String>)> = db
         .prepare("SELECT order_id, kind, new_status FROM order_events WHERE id > ?1")
@@ -207,6 +227,7 @@ pub async fn a_status_change_on_an_old_order_is_seen_with_one_event<F: Fixture>(
     shop.assert_store_equals_truth(&db);
 
     sync(&setup, SyncArgs::default()).await.unwrap();
+    let db = setup.db();
     assert_eq!(
         last_event_id(&db),
         before + 1,
@@ -216,9 +237,11 @@ pub async fn a_status_change_on_an_old_order_is_seen_with_one_event<F: Fixture>(
 
 /// Server errors, a 429 with `Retry-After`, a timeout, a cut-off body and a dropped connection
 /// are each retried, and the store still ends equal to the platform.
-pub async fn transient_faults_are_retried_and_the_store_still_equals_the_truth<F: Fixture>() {
+pub async fn transient_faults_are_retried_and_the_store_still_equals_the_truth<F: Fixture>(
+    backend: Backend,
+) {
     let shop = F::start("shop", ORDERS).await;
-    let setup = setup_for(&[(&shop, Credentials::Right)], "timeout = \"1s\"");
+    let setup = setup_for(backend, &[(&shop, Credentials::Right)], "timeout = \"1s\"");
     // One fault a request, each followed by a normal answer (`Slow(0)`), so every retry starts
     // from the shortest backoff.
     let served = Fault::Slow(Duration::ZERO);
@@ -252,9 +275,11 @@ pub async fn transient_faults_are_retried_and_the_store_still_equals_the_truth<F
 
 /// A record that cannot be read is kept in `rejects`, naming where it was; the rest of its page
 /// is stored, and the next sync, reading it well, completes the store.
-pub async fn a_malformed_record_goes_to_rejects_and_the_rest_is_stored<F: Fixture>() {
+pub async fn a_malformed_record_goes_to_rejects_and_the_rest_is_stored<F: Fixture>(
+    backend: Backend,
+) {
     let shop = F::start("shop", ORDERS).await;
-    let setup = setup_for(&[(&shop, Credentials::Right)], "");
+    let setup = setup_for(backend, &[(&shop, Credentials::Right)], "");
     shop.spoil_one_record();
 
     let incremental_only = SyncArgs {
@@ -291,6 +316,7 @@ pub async fn a_malformed_record_goes_to_rejects_and_the_rest_is_stored<F: Fixtur
         ..SyncArgs::default()
     };
     sync(&setup, full).await.unwrap();
+    let db = setup.db();
     shop.assert_store_equals_truth(&db);
     assert_eq!(events(&db), shop.truth_len() as i64, "one event per order");
 }
@@ -298,10 +324,13 @@ pub async fn a_malformed_record_goes_to_rejects_and_the_rest_is_stored<F: Fixtur
 /// Refused credentials fail the run after one request, with an error that names the platform
 /// and the fix and shows no secret; nothing of that platform is stored, and a platform beside it
 /// syncs as if alone.
-pub async fn wrong_credentials_fail_the_run_naming_the_platform_and_the_fix<F: Fixture>() {
+pub async fn wrong_credentials_fail_the_run_naming_the_platform_and_the_fix<F: Fixture>(
+    backend: Backend,
+) {
     let good = F::start("good-shop", ORDERS).await;
     let bad = F::start("bad-shop", 50).await;
     let setup = setup_for(
+        backend,
         &[(&good, Credentials::Right), (&bad, Credentials::Wrong)],
         "",
     );
@@ -333,18 +362,15 @@ pub async fn wrong_credentials_fail_the_run_naming_the_platform_and_the_fix<F: F
 /// The binary at debug level, with a spoilt record and a refused platform on top of a good
 /// one: no secret, nor a credential made from one, in its output, its rejects or anywhere in
 /// the database.
-pub async fn secrets_never_appear_in_logs_rejects_or_the_database<F: Fixture>() {
+pub async fn secrets_never_appear_in_logs_rejects_or_the_database<F: Fixture>(backend: Backend) {
     let good = F::start("good-shop", ORDERS).await;
     let bad = F::start("bad-shop", 50).await;
     let setup = setup_for(
+        backend,
         &[(&good, Credentials::Right), (&bad, Credentials::Wrong)],
         "",
     );
-    std::fs::write(
-        setup.main_file(),
-        "[daemon]\ndatabase = \"ordersync.db\"\nshutdown_grace = \"10s\"\nlog_level = \"debug\"\n",
-    )
-    .unwrap();
+    setup.write_daemon("shutdown_grace = \"10s\"\nlog_level = \"debug\"\n");
     good.spoil_one_record();
 
     let (setup, out) = tokio::task::spawn_blocking(move || {
@@ -367,7 +393,17 @@ pub async fn secrets_never_appear_in_logs_rejects_or_the_database<F: Fixture>() 
         "the log is there to search: {}",
         places[1].1
     );
-    for secret in good.secrets().into_iter().chain(bad.secrets()) {
+    // The database's own password too, when there is one.
+    let db_password = setup
+        .pg
+        .as_ref()
+        .map(|_| crate::common::postgres::PASSWORD.to_string());
+    for secret in good
+        .secrets()
+        .into_iter()
+        .chain(bad.secrets())
+        .chain(db_password)
+    {
         for (place, text) in &places {
             assert!(!text.contains(&secret), "{secret:?} leaked in {place}");
         }
