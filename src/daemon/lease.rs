@@ -20,8 +20,9 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// Takes `name` if no other process holds it. `None`: another one does (or the database
-    /// cannot be reached: the work waits for its next turn either way).
+    /// Takes `name` if no other work holds it. `None`: other work does, here or in another
+    /// process (or the database cannot be reached: the work waits for its next turn either
+    /// way).
     pub(super) async fn take(
         store: &Store,
         name: &str,
@@ -31,7 +32,10 @@ impl Held {
         let lease = match store.take_lease(name, period).await {
             Ok(Some(l)) => l,
             Ok(None) => {
-                debug!(lease = name, "held by another ordersync process");
+                debug!(
+                    lease = name,
+                    "held by another run, of this or another ordersync process"
+                );
                 return None;
             }
             Err(e) => {
@@ -70,29 +74,36 @@ impl Held {
     }
 }
 
-/// Renews until cancelled. A renewal the database refuses (lost), or no successful renewal for
-/// a whole period (the lease has expired by now), cancels the work.
+/// Renews until cancelled. A renewal the database refuses (lost) cancels the work; so does
+/// going two thirds of a period without a renewal confirmed: the lease runs out a period after
+/// the last renewal that reached the database, and the work must stop before another daemon
+/// may take it. Times count from when a renewal was sent, so its round trip is on our side.
 async fn keep_renewed(store: Store, lease: Lease, period: Duration, cancel: CancellationToken) {
-    let mut last_ok = tokio::time::Instant::now();
+    let mut confirmed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(period / 3) => {}
             _ = cancel.cancelled() => return,
         }
-        match store.renew_lease(&lease, period).await {
-            Ok(true) => last_ok = tokio::time::Instant::now(),
+        let sent = tokio::time::Instant::now();
+        let renewed = tokio::select! {
+            r = store.renew_lease(&lease, period) => r,
+            _ = tokio::time::sleep_until(confirmed + period * 2 / 3) => {
+                warn!(lease = %lease.name, "no renewal of the lease confirmed in two thirds of daemon.lease_period; stopping this work before it can run out");
+                cancel.cancel();
+                return;
+            }
+            _ = cancel.cancelled() => return,
+        };
+        match renewed {
+            Ok(true) => confirmed = sent,
             Ok(false) => {
                 warn!(lease = %lease.name, token = lease.token,
                       "lease taken over by another ordersync process; stopping this work");
                 cancel.cancel();
                 return;
             }
-            Err(e) if last_ok.elapsed() >= period => {
-                warn!(lease = %lease.name, error = %e,
-                      "could not renew the lease for a whole lease period; stopping this work");
-                cancel.cancel();
-                return;
-            }
+            // The deadline above stops the work if the next tries fail too.
             Err(e) => warn!(lease = %lease.name, error = %e, "renewing the lease; trying again"),
         }
     }

@@ -63,44 +63,69 @@ pub fn holder_id() -> &'static str {
 }
 
 impl Store {
-    /// Whether several daemons may share this database, so their work goes by lease.
+    /// Whether several daemons may share this database, so their work goes by lease: a
+    /// PostgreSQL database opened for writing.
     pub fn shares_work(&self) -> bool {
-        false
+        self.pg().is_some_and(|pg| !pg.is_read_only())
     }
 
-    /// Takes the lease `name` for `period` if it is free, expired, released, or already this
-    /// process's. `None`: another process holds it.
+    /// Takes the lease `name` for `period` if it is free, expired or given back. `None`: it is
+    /// held (by another process, or by other work of this one).
     pub async fn take_lease(
         &self,
         name: &str,
-        _period: Duration,
+        period: Duration,
     ) -> Result<Option<Lease>, StoreError> {
-        Ok(Some(Lease {
-            name: name.into(),
-            token: 0,
-        }))
+        match self.pg() {
+            Some(pg) => pg.take_lease(name, period).await,
+            None => Ok(Some(Lease {
+                name: name.into(),
+                token: 0,
+            })),
+        }
     }
 
     /// Extends a held lease by `period` from now. `false`: it was lost (taken over after it
     /// expired) and the work under it must stop.
-    pub async fn renew_lease(&self, _lease: &Lease, _period: Duration) -> Result<bool, StoreError> {
-        Ok(true)
+    pub async fn renew_lease(&self, lease: &Lease, period: Duration) -> Result<bool, StoreError> {
+        match self.pg() {
+            Some(pg) => pg.renew_lease(lease, period).await,
+            None => Ok(true),
+        }
     }
 
     /// Gives a lease back. `done`: the work finished; otherwise it was cut short (shutdown)
     /// and another process should take it over now rather than at its next scheduled time.
-    pub async fn release_lease(&self, _lease: &Lease, _done: bool) -> Result<(), StoreError> {
-        Ok(())
+    pub async fn release_lease(&self, lease: &Lease, done: bool) -> Result<(), StoreError> {
+        match self.pg() {
+            Some(pg) => pg.release_lease(lease, done).await,
+            None => Ok(()),
+        }
     }
 
-    /// This store, with every write refused once `lease` has passed to another process.
-    pub fn fenced(&self, _lease: &Lease) -> Store {
-        self.clone()
+    /// This store, with the writes of a platform's run or a sink's delivery (pages,
+    /// checkpoints, run records, sink cursors) refused once `lease` has passed to another
+    /// process.
+    pub fn fenced(&self, lease: &Lease) -> Store {
+        let mut s = self.clone();
+        if self.pg().is_some() {
+            s.fence = Some(Arc::new(lease.clone()));
+        }
+        s
     }
 
-    /// The leases under `prefix` whose holder stopped renewing in the middle of the work (it
-    /// died, or was stopped while working): another process should take them over now.
-    pub async fn abandoned_leases(&self, _prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
+    /// The lease this handle writes under, if any.
+    pub(super) fn fence(&self) -> Option<&Lease> {
+        self.fence.as_deref()
+    }
+
+    /// The leases under `prefix` whose holder stopped in the middle of the work: killed (the
+    /// lease expired while held) or stopped by shutdown (given back unfinished). Another
+    /// process should take them over now.
+    pub async fn abandoned_leases(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self.pg() {
+            Some(pg) => pg.abandoned_leases(prefix).await,
+            None => Ok(Vec::new()),
+        }
     }
 }

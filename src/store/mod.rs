@@ -131,6 +131,9 @@ pub enum StoreError {
     WriterGone,
     #[error("database: {0}")]
     Other(String),
+    /// A write under a lease another process has taken over since (see [`Store::fenced`]).
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
 }
 
 /// Why the database cannot take writes right now; each clears without a restart once its cause
@@ -243,6 +246,9 @@ pub struct Store {
     /// Bumped after every write that added events, so the sinks wake at once instead of at
     /// their next poll.
     feed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The lease this handle's writes are made under ([`Store::fenced`]); PostgreSQL refuses
+    /// them once another process holds it.
+    fence: Option<Arc<Lease>>,
 }
 
 #[derive(Clone)]
@@ -422,6 +428,7 @@ impl Store {
             file_changes,
             fault,
             feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+            fence: None,
         })
     }
 
@@ -440,6 +447,7 @@ impl Store {
             fault: Arc::new(Mutex::new(None)),
             file_changes: Arc::new(AtomicU64::new(0)),
             feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+            fence: None,
         })
     }
 
@@ -484,6 +492,7 @@ impl Store {
             fault,
             file_changes: Arc::new(AtomicU64::new(0)),
             feed: Arc::new(tokio::sync::watch::Sender::new(0)),
+            fence: None,
         })
     }
 

@@ -674,7 +674,7 @@ impl Store {
     /// its rejects, the pushes it confirms and its checkpoint, all in one transaction.
     pub async fn apply_page(&self, page: PageWrite) -> Result<PageOutcome, StoreError> {
         let out = if let Some(pg) = self.pg() {
-            pg.apply_page(page).await
+            pg.apply_page(page, self.fence()).await
         } else {
             self.write(move |c| {
                 // IMMEDIATE: the page reads before it writes; in WAL a deferred transaction cannot

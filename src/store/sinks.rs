@@ -228,7 +228,9 @@ impl Store {
         delivered: u64,
     ) -> Result<bool, StoreError> {
         if let Some(pg) = self.pg() {
-            return pg.sink_advance(name, epoch, to, delivered).await;
+            return pg
+                .sink_advance(name, epoch, to, delivered, self.fence())
+                .await;
         }
         let name = name.to_owned();
         self.write(move |c| {

@@ -144,7 +144,7 @@ impl Store {
         state: PassState,
     ) -> Result<(), StoreError> {
         if let Some(pg) = self.pg() {
-            return pg.save_pass_state(platform, state).await;
+            return pg.save_pass_state(platform, state, self.fence()).await;
         }
         let platform = platform.to_owned();
         self.write(move |c| save_pass_state(c, &platform, &state))
@@ -170,7 +170,7 @@ impl Store {
     /// Records how run `id` ended, and forgets the platform's runs beyond the last 1,000.
     pub async fn finish_run(&self, id: i64, run: RunRecord) -> Result<(), StoreError> {
         if let Some(pg) = self.pg() {
-            return pg.finish_run(id, run).await;
+            return pg.finish_run(id, run, self.fence()).await;
         }
         self.write(move |c| finish_run(c, id, &run)).await
     }

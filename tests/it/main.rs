@@ -14,6 +14,7 @@ mod daemon;
 mod daemon_scheduling;
 mod env_faults;
 mod epixel_sync;
+mod instances;
 mod long_outage;
 mod loud_failures;
 mod man_and_completions;

@@ -18,6 +18,7 @@
 //! - Reads use their own pooled connections and never wait for a writer (MVCC).
 
 mod copy;
+pub(super) mod leases;
 mod orders;
 mod outbox;
 mod rest;
@@ -50,6 +51,9 @@ const POOL_SIZE: usize = 8;
 
 pub(crate) struct Pg {
     pool: Pool,
+    /// Leases go through connections of their own: a renewal waiting for a pool slot behind
+    /// page writes (which queue on the event-id lock) could let its lease expire under load.
+    lease_pool: Pool,
     target: PgTarget,
     busy_timeout: Duration,
     fault: Arc<Mutex<Option<String>>>,
@@ -134,9 +138,11 @@ impl Pg {
         fault: Arc<Mutex<Option<String>>>,
         progress: Arc<AtomicU64>,
     ) -> Result<Pg, StoreError> {
-        let pool = pool(target, busy_timeout)?;
+        let pool = pool(target, busy_timeout, POOL_SIZE)?;
+        let lease_pool = pool_for_leases(target, busy_timeout)?;
         let pg = Pg {
             pool,
+            lease_pool,
             target: target.clone(),
             busy_timeout,
             fault,
@@ -150,13 +156,26 @@ impl Pg {
         Ok(pg)
     }
 
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// `postgres://user@host:port/dbname`: what messages name (never the password).
     pub(super) fn location(&self) -> String {
         self.target.to_string()
     }
 
     pub(super) async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
+        self.client_of(&self.pool).await
+    }
+
+    /// A connection for lease statements (see `lease_pool`).
+    pub(super) async fn lease_client(&self) -> Result<Object, StoreError> {
+        self.client_of(&self.lease_pool).await
+    }
+
+    async fn client_of(&self, pool: &Pool) -> Result<Object, StoreError> {
+        pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => StoreError::Postgres(e),
             other => StoreError::PgUnavailable {
                 location: self.location(),
@@ -247,7 +266,11 @@ impl Pg {
     }
 }
 
-fn pool(target: &PgTarget, busy_timeout: Duration) -> Result<Pool, StoreError> {
+fn pool_for_leases(target: &PgTarget, busy_timeout: Duration) -> Result<Pool, StoreError> {
+    pool(target, busy_timeout, 2)
+}
+
+fn pool(target: &PgTarget, busy_timeout: Duration, size: usize) -> Result<Pool, StoreError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&target.host)
         .port(target.port)
@@ -275,7 +298,7 @@ fn pool(target: &PgTarget, busy_timeout: Duration) -> Result<Pool, StoreError> {
         }
     };
     Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(size)
         // A pool slot waits like a SQLite write waits on another program's lock.
         .wait_timeout(Some(busy_timeout))
         .create_timeout(Some(Duration::from_secs(15)))

@@ -18,6 +18,7 @@ use crate::model::{
     Incoming, Item, OrderDigest, PageOutcome, PageWrite, Status, StoredItem, StoredOrder, Watched,
     WatchedOrder,
 };
+use crate::store::leases::Lease;
 
 pub(super) const ORDER_COLUMNS: &str = "platform, order_id, number, status, platform_status, \
     placed_at, updated_at, currency, total, customer_name, tracking_number, first_seen_at, \
@@ -521,10 +522,21 @@ fn entered_since(param: &str) -> String {
 }
 
 impl Pg {
-    pub(crate) async fn apply_page(&self, page: PageWrite) -> Result<PageOutcome, StoreError> {
+    pub(crate) async fn apply_page(
+        &self,
+        page: PageWrite,
+        fence: Option<&Lease>,
+    ) -> Result<PageOutcome, StoreError> {
         self.write(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
+            if fence.is_some() {
+                // The page's turn first (write_page takes the lock again; it stacks), then
+                // the lease row (see `leases::check`).
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_ID_LOCK])
+                    .await?;
+                super::leases::check(&tx, fence).await?;
+            }
             let out = write_page(&tx, &page).await?;
             #[cfg(feature = "crash-hooks")]
             crate::store::hooks::before_page_commit(&page.platform).await;

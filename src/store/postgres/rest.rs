@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+
+use crate::store::leases::Lease;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -169,10 +171,15 @@ impl Pg {
         &self,
         platform: &str,
         state: PassState,
+        fence: Option<&Lease>,
     ) -> Result<(), StoreError> {
         self.write(async {
-            let c = self.client().await?;
-            save_pass_state(&c, platform, &state).await
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            super::leases::check(&tx, fence).await?;
+            save_pass_state(&tx, platform, &state).await?;
+            tx.commit().await?;
+            Ok(())
         })
         .await
     }
@@ -196,10 +203,16 @@ impl Pg {
         .await
     }
 
-    pub(crate) async fn finish_run(&self, id: i64, run: RunRecord) -> Result<(), StoreError> {
+    pub(crate) async fn finish_run(
+        &self,
+        id: i64,
+        run: RunRecord,
+        fence: Option<&Lease>,
+    ) -> Result<(), StoreError> {
         self.write(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
+            super::leases::check(&tx, fence).await?;
             tx.execute(
                 "UPDATE sync_runs SET finished_at = $2, outcome = $3, fetched = $4, created = $5,
                      changed = $6, rejected = $7, error = $8
@@ -451,10 +464,13 @@ impl Pg {
         epoch: i64,
         to: i64,
         delivered: u64,
+        fence: Option<&Lease>,
     ) -> Result<bool, StoreError> {
         self.write(async {
-            let c = self.client().await?;
-            let moved = c
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            super::leases::check(&tx, fence).await?;
+            let moved = tx
                 .execute(
                     "UPDATE sink_state SET cursor = greatest(cursor, $3),
                          delivered = delivered + $4,
@@ -463,6 +479,7 @@ impl Pg {
                     &[&name, &epoch, &to, &(delivered as i64), &ts(Utc::now())],
                 )
                 .await?;
+            tx.commit().await?;
             Ok(moved == 1)
         })
         .await

@@ -158,6 +158,20 @@ INSERT INTO store_meta (key, value)
 VALUES ('instance', substr(replace(gen_random_uuid()::text, '-', ''), 1, 12));
 "#
     ),
+    // 2: leases for the work several daemons share (see `leases.rs`). Internal, PostgreSQL only:
+    // on SQLite one daemon holds the whole file.
+    r#"
+CREATE TABLE leases (
+    name       TEXT COLLATE "C" PRIMARY KEY,
+    holder     TEXT COLLATE "C" NOT NULL,
+    token      BIGINT NOT NULL,
+    -- Unix milliseconds in the database server's clock: the holders' clocks need not agree.
+    expires_ms BIGINT NOT NULL,
+    -- held: work going; done: finished and given back; cut: given back unfinished (shutdown),
+    -- for another daemon to take over at once.
+    state      TEXT COLLATE "C" NOT NULL
+);
+"#,
 ];
 
 /// Applies the steps this database lacks, each in its own transaction, under

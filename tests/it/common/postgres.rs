@@ -328,6 +328,36 @@ impl PgDb {
         admin(self.port, &self.name, statements);
     }
 
+    /// The text of every row `sql` returns, its columns cast to text and joined by `|` (`NULL`
+    /// for none): for a test watching a running daemon, where a [`Self::snapshot`] of the
+    /// whole database each time would be slow.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        self.try_rows(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Self::rows`], or the server's refusal (a table the daemons have not made yet).
+    pub fn try_rows(&self, sql: &str) -> Result<Vec<String>, String> {
+        let (port, name, sql) = (self.port, self.name.clone(), sql.to_string());
+        on_own_runtime(move || async move {
+            let client = connect(port, &name).await;
+            Ok(client
+                .simple_query(&sql)
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    ),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
     /// Every table of the database copied into an in-memory SQLite database, with its columns'
     /// names and values (BIGINT as INTEGER, TEXT as TEXT): what the tests written against a
     /// SQLite store read. A snapshot: take another after the next write.
