@@ -333,12 +333,14 @@ fn render(results: &Path, work: &Path) -> anyhow::Result<String> {
          access to PyPI (it installs `bench/requirements-dlt.txt` into a venv under `target/`, \
          once) and is skipped with a message otherwise. It builds in release mode, runs each \
          benchmark in turn (`cargo bench --bench NAME`), keeps every log in `target/bench-results/`, \
-         and prints its run time; about 30 minutes on 2 cores, 10 of them the scale run and 7 the sinks run. Run it \
+         and prints its run time; about 75 minutes on 2 cores, 42 of them the scale runs and 7 the sinks run. Run it \
          on an otherwise idle machine. Sizes can be reduced for a trial (the file then says so): \
          `ORDERSYNC_BENCH_ORDERS` (sync, peer, reconcile), `ORDERSYNC_BENCH_OPEN` (reconcile), \
          `ORDERSYNC_BENCH_TRANSITIONS` (outbox), `ORDERSYNC_BENCH_PLATFORMS` and \
-         `ORDERSYNC_BENCH_SCALE_SECS` (scale), `ORDERSYNC_BENCH_SINK_SECS` (sinks); `bench/regenerate \
-         --quick` sets small ones. Each \
+         `ORDERSYNC_BENCH_SCALE_SECS` (scale, the minute run), `ORDERSYNC_BENCH_LARGE_PLATFORMS`, \
+         `ORDERSYNC_BENCH_LARGE_PERIOD` and `ORDERSYNC_BENCH_LARGE_SECS` (scale, the large run), \
+         `ORDERSYNC_BENCH_SINK_SECS` (sinks); `bench/regenerate --quick` sets small ones, and \
+         `ORDERSYNC_BENCH_ONLY=\"scale\"` refreshes some sections and keeps the others. Each \
          benchmark's own doc comment (`benches/*.rs`) says exactly what it measures and verifies."
     )?;
     Ok(md)
