@@ -193,6 +193,8 @@ fn assert_one_created_event_per_order(setup: &Setup) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_daemons_run_each_platform_one_at_a_time_and_push_each_transition_once() {
+    // Thirty simulators in this process: not while a test measures its memory.
+    let _quiet = crate::common::memory_quiet().await;
     let f = fleet(
         40,
         "",
@@ -280,6 +282,7 @@ async fn three_daemons_run_each_platform_one_at_a_time_and_push_each_transition_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_and_a_stopped_daemon_are_taken_over_within_a_lease_period() {
+    let _quiet = crate::common::memory_quiet().await;
     // Long first passes (150 orders in pages of 10, each answer a little late), so the daemons
     // are in the middle of them when one is killed; ten runs at a time each, so each daemon
     // takes about a third of the platforms at start.

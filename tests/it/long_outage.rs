@@ -199,10 +199,10 @@ impl Drop for Outage {
     }
 }
 
-/// The tests of this file one at a time: the memory check reads the whole process's RSS.
+/// The tests of this file one at a time, and none beside a test that fills this process's
+/// memory: the memory check reads the whole process's RSS.
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
-    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    SERIAL.lock().await
+    crate::common::memory_quiet().await
 }
 
 /// Resident memory of this process, in KiB.

@@ -162,3 +162,73 @@ async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
         stderr(&again)
     );
 }
+
+/// The size: a store of 100,000 orders with every event and outbox row moves whole.
+/// Minutes in a debug build, so not in the default run: `cargo test --release --test it --
+/// --ignored migrate_store`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "100,000 orders: run with --ignored"]
+async fn a_store_of_100000_orders_moves_whole_with_its_events_and_outbox() {
+    const ORDERS: usize = 100_000;
+    let shop = Shop::open("shop", ORDERS).await;
+    let setup = Setup::new();
+    setup.add_platform_file("shop.toml", &shop.platform_toml(""));
+    let setup = synced(setup).await;
+    let awaiting: Vec<String> = shop
+        .sim
+        .truth()
+        .into_iter()
+        .filter(|t| t.shipping_status == "awaiting")
+        .map(|t| t.id.to_string())
+        .take(40)
+        .collect();
+    for id in &awaiting[..20] {
+        shop.sim.set_status(id.parse().unwrap(), "shipped");
+    }
+    let setup = synced(setup).await;
+    let (setup, transitions) = tokio::task::spawn_blocking(move || {
+        for id in &awaiting[20..] {
+            let out = setup.ordersync(&["transition", "shop", id, "cancelled"]);
+            assert!(out.status.success(), "transition: {}", stderr(&out));
+        }
+        (setup, awaiting.len() - 20)
+    })
+    .await
+    .unwrap();
+
+    let db = server().database();
+    std::fs::write(setup.dir.path().join("pw"), PASSWORD).unwrap();
+    let (to, pw) = (db.url(), setup.dir.path().join("pw"));
+    let started = std::time::Instant::now();
+    let (setup, out) = tokio::task::spawn_blocking(move || {
+        let out = setup.ordersync(&[
+            "migrate-store",
+            "--to",
+            &to,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        (setup, out)
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let printed = stdout(&out);
+    eprintln!("migrate-store of {ORDERS} orders took {took:?}:\n{printed}");
+    assert!(out.status.success(), "{printed}{}", stderr(&out));
+    let equal = printed.lines().filter(|l| l.ends_with("equal")).count();
+    assert!(equal >= 9, "every table verified equal: {printed}");
+    let count = |sql: &str| -> i64 { db.rows(sql)[0].parse().unwrap() };
+    assert_eq!(count("SELECT count(*) FROM orders"), ORDERS as i64);
+    assert_eq!(
+        count("SELECT count(*) FROM order_events"),
+        ORDERS as i64 + 20,
+        "a created event per order and a status change for each of the 20 moved"
+    );
+    assert_eq!(count("SELECT count(*) FROM outbox"), transitions as i64);
+    let sqlite = setup.db();
+    let items: i64 = sqlite
+        .query_row("SELECT count(*) FROM order_items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM order_items"), items);
+}

@@ -382,3 +382,10 @@ impl Drop for Daemon {
         let _ = self.0.wait();
     }
 }
+
+/// Held by the tests that measure this process's memory and by those that fill it (dozens of
+/// simulators in this process), so a measurement never counts another test's simulators.
+pub async fn memory_quiet() -> tokio::sync::MutexGuard<'static, ()> {
+    static QUIET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    QUIET.lock().await
+}
