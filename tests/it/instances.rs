@@ -387,3 +387,77 @@ async fn a_killed_and_a_stopped_daemon_are_taken_over_within_a_lease_period() {
     assert_one_created_event_per_order(setup);
     consumer.assert_read_every_event_once(setup);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sink_delivers_from_one_daemon_and_moves_to_another_when_it_stops() {
+    use crate::common::receiver::{Receiver, SECRET, assert_holds_the_feed, feed};
+    let _quiet = crate::common::memory_quiet().await;
+    let receiver = Receiver::start(SECRET).await;
+    receiver.accept_all();
+    let setup = Setup::on(Backend::Postgres);
+    setup.write_daemon(&format!(
+        "push_interval = \"1s\"\nshutdown_grace = \"10s\"\nlease_period = \"{LEASE_S}s\"\n\
+         \n[sinks.erp]\nkind = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\
+         start = \"beginning\"\ntimeout = \"1s\"\ninitial_retry_interval = \"50ms\"\n\
+         max_retry_interval = \"500ms\"\n",
+        receiver.url
+    ));
+    let mut shops = Vec::new();
+    for i in 0..4 {
+        let shop = Shop::open(&format!("shop-{i}"), 30).await;
+        setup.add_platform_file(
+            &format!("shop-{i}.toml"),
+            &shop.platform_toml("schedule = \"*/2 * * * * *\"\nreconcile_schedule = \"off\""),
+        );
+        shops.push(shop);
+    }
+    let mut daemons: Vec<Option<Daemon>> = (0..2).map(|n| Some(start(&setup, n))).collect();
+    let events = || -> usize {
+        pg(&setup)
+            .try_rows("SELECT count(*) FROM order_events")
+            .map_or(0, |r| r[0].parse().unwrap())
+    };
+    until(60, "every order stored and delivered", || {
+        events() == 120 && receiver.accepted().len() >= 120
+    })
+    .await;
+    let delivering = |n: usize| log(&setup, n).contains("delivering from this daemon");
+    let holders: Vec<usize> = (0..2).filter(|&n| delivering(n)).collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "one daemon delivers the sink: {holders:?}"
+    );
+
+    // The delivering daemon stops; the other takes the sink over and delivers what follows.
+    let (gone, other) = (holders[0], 1 - holders[0]);
+    let d = daemons[gone].take().unwrap();
+    signal(&d, libc::SIGTERM);
+    let mut d = d;
+    assert!(d.0.wait().unwrap().success());
+    for shop in &shops {
+        let id = shop
+            .sim
+            .truth()
+            .into_iter()
+            .find(|t| t.shipping_status == "awaiting")
+            .expect("an order awaiting shipment")
+            .id;
+        shop.sim.set_status(id, "shipped");
+    }
+    until(
+        LEASE_S * 4 + 10,
+        "the other daemon delivering the new events",
+        || delivering(other) && events() == 124 && receiver.accepted().len() >= 124,
+    )
+    .await;
+    let mut last = daemons[other].take().unwrap();
+    signal(&last, libc::SIGTERM);
+    assert!(last.0.wait().unwrap().success());
+
+    let repeats = assert_holds_the_feed(&feed(&setup.db()), &receiver.accepted());
+    assert_eq!(
+        repeats, 0,
+        "a sink handed over at a clean stop delivers nothing twice"
+    );
+}
