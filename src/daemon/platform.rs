@@ -127,6 +127,22 @@ impl Platform {
 
     /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
     /// if the other kind is going, this run waits for it, then runs.
+    /// A takeover of a platform a stopped daemon left mid-run (on a shared database): an
+    /// incremental run now, unless one is already going or waiting here, which takes the lease
+    /// itself once it has its turn. Whether a run was started.
+    pub(super) fn take_over(
+        self: &Arc<Self>,
+        store: &Store,
+        cancel: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> bool {
+        if self.slot.claimed[0].load(Ordering::Acquire) {
+            return false;
+        }
+        self.trigger(PassKind::Incremental, store, cancel, tracker);
+        true
+    }
+
     pub(super) fn trigger(
         self: &Arc<Self>,
         kind: PassKind,

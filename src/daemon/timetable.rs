@@ -221,9 +221,9 @@ impl Timetable {
                     if let Some(p) = name
                         .strip_prefix("platform:")
                         .and_then(|n| platforms.get(n))
+                        && p.take_over(&store, &cancel, &tracker)
                     {
                         info!(platform = %p.cfg.name, "taking over: the daemon running this platform stopped in the middle of a run");
-                        p.trigger(PassKind::Incremental, &store, &cancel, &tracker);
                     }
                 }
             })

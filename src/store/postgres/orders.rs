@@ -178,7 +178,7 @@ async fn write_page(
         };
         match seen {
             None => {
-                insert_order(tx, platform, inc, &now).await?;
+                write_order(tx, platform, inc, &now).await?;
                 insert_items(tx, platform, &o.order_id, &o.items).await?;
                 insert_event(
                     tx,
@@ -230,7 +230,7 @@ async fn write_page(
                     out.unchanged += 1;
                     continue;
                 }
-                update_order(tx, platform, inc, &now).await?;
+                write_order(tx, platform, inc, &now).await?;
                 if changes.contains_key("items") {
                     tx.execute(
                         "DELETE FROM order_items WHERE platform = $1 AND order_id = $2",
@@ -334,7 +334,9 @@ async fn confirm_push(
     Ok(true)
 }
 
-async fn insert_order(
+/// Writes a new or changed order whole. One statement for both: a conflict (the order is
+/// stored) keeps its `first_seen_at` and replaces everything else.
+async fn write_order(
     tx: &deadpool_postgres::Transaction<'_>,
     platform: &str,
     inc: &Incoming,
@@ -346,45 +348,19 @@ async fn insert_order(
             "INSERT INTO orders (platform, order_id, number, status, platform_status,
                  placed_at, updated_at, currency, total, customer_name, tracking_number,
                  content_hash, first_seen_at, last_seen_at, last_changed_at, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)
+             ON CONFLICT (platform, order_id) DO UPDATE SET number = excluded.number,
+                 status = excluded.status, platform_status = excluded.platform_status,
+                 placed_at = excluded.placed_at, updated_at = excluded.updated_at,
+                 currency = excluded.currency, total = excluded.total,
+                 customer_name = excluded.customer_name,
+                 tracking_number = excluded.tracking_number,
+                 content_hash = excluded.content_hash, last_seen_at = excluded.last_seen_at,
+                 last_changed_at = excluded.last_changed_at, raw = excluded.raw",
         )
         .await?;
     tx.execute(
         &stmt,
-        &[
-            &platform,
-            &o.order_id,
-            &o.number,
-            &o.status.as_str(),
-            &o.platform_status,
-            &opt_ts(o.placed_at),
-            &opt_ts(o.updated_at),
-            &o.currency,
-            &o.total.map(|d| d.to_string()),
-            &o.customer_name,
-            &o.tracking_number,
-            &inc.hash,
-            &now,
-            &inc.raw,
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-async fn update_order(
-    tx: &deadpool_postgres::Transaction<'_>,
-    platform: &str,
-    inc: &Incoming,
-    now: &str,
-) -> Result<(), StoreError> {
-    let o = &inc.order;
-    tx.execute(
-        "UPDATE orders SET number = $3, status = $4, platform_status = $5, placed_at = $6,
-             updated_at = $7, currency = $8, total = $9, customer_name = $10,
-             tracking_number = $11, content_hash = $12, last_seen_at = $13,
-             last_changed_at = $13, raw = $14
-         WHERE platform = $1 AND order_id = $2",
         &[
             &platform,
             &o.order_id,
