@@ -1,7 +1,8 @@
 //! Holding a lease of the shared database while work runs under it: taken before the work,
-//! renewed every third of `daemon.lease_period`, and given back after. Losing it (the database
-//! handed it to another process after this one failed to renew in time) cancels the work, and
-//! the fenced store refuses the work's writes from then on.
+//! renewed while it runs, and given back after. Losing it (the database handed it to another
+//! process after this one failed to renew in time) cancels the work, and the fenced store
+//! refuses the work's writes from then on. Also how `daemon.lease_period` divides into the
+//! lease's expiry, its renewals and the others' looks for abandoned work ([`LeaseTimes`]).
 
 use std::time::Duration;
 
@@ -10,6 +11,49 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::store::{Lease, Store};
+
+/// `daemon.lease_period` is the operator's promise: work a daemon holds when it dies is taken
+/// over by another daemon within that period. Its parts:
+///
+/// - each renewal writes an expiry half a period ahead ([`LeaseTimes::expiry`]);
+/// - the holder renews every sixth of a period, so one may fail without
+///   consequence;
+/// - a holder with no renewal confirmed for a third of a period stops its work, a sixth of a
+///   period before the lease can run out under it;
+/// - every daemon looks for abandoned leases every quarter period ([`LeaseTimes::look_every`]).
+///
+/// A daemon killed just after a renewal leaves a lease that runs out half a period later, and
+/// is found at the latest a quarter period after that: three quarters of a period, leaving the
+/// last quarter for the takeover run to start.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeaseTimes {
+    period: Duration,
+}
+
+impl LeaseTimes {
+    pub(super) fn new(period: Duration) -> LeaseTimes {
+        LeaseTimes { period }
+    }
+
+    /// How far ahead each take or renewal sets the expiry.
+    pub(super) fn expiry(self) -> Duration {
+        self.period / 2
+    }
+
+    fn renew_every(self) -> Duration {
+        self.period / 6
+    }
+
+    /// The longest the holder works without a confirmed renewal.
+    fn give_up_after(self) -> Duration {
+        self.period / 3
+    }
+
+    /// How often a daemon looks for leases another daemon abandoned.
+    pub(super) fn look_every(self) -> Duration {
+        self.period / 4
+    }
+}
 
 pub(super) struct Held {
     lease: Lease,
@@ -26,10 +70,10 @@ impl Held {
     pub(super) async fn take(
         store: &Store,
         name: &str,
-        period: Duration,
+        times: LeaseTimes,
         parent: &CancellationToken,
     ) -> Option<Held> {
-        let lease = match store.take_lease(name, period).await {
+        let lease = match store.take_lease(name, times.expiry()).await {
             Ok(Some(l)) => l,
             Ok(None) => {
                 debug!(
@@ -47,7 +91,7 @@ impl Held {
         let renew = tokio::spawn(keep_renewed(
             store.clone(),
             lease.clone(),
-            period,
+            times,
             cancel.clone(),
         ));
         Some(Held {
@@ -75,21 +119,21 @@ impl Held {
 }
 
 /// Renews until cancelled. A renewal the database refuses (lost) cancels the work; so does
-/// going two thirds of a period without a renewal confirmed: the lease runs out a period after
-/// the last renewal that reached the database, and the work must stop before another daemon
-/// may take it. Times count from when a renewal was sent, so its round trip is on our side.
-async fn keep_renewed(store: Store, lease: Lease, period: Duration, cancel: CancellationToken) {
+/// going too long without a renewal confirmed (see [`LeaseTimes`]): the work must stop before
+/// the lease runs out and another daemon may take it. Times count from when a renewal was
+/// sent, so its round trip is on our side.
+async fn keep_renewed(store: Store, lease: Lease, times: LeaseTimes, cancel: CancellationToken) {
     let mut confirmed = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(period / 3) => {}
+            _ = tokio::time::sleep(times.renew_every()) => {}
             _ = cancel.cancelled() => return,
         }
         let sent = tokio::time::Instant::now();
         let renewed = tokio::select! {
-            r = store.renew_lease(&lease, period) => r,
-            _ = tokio::time::sleep_until(confirmed + period * 2 / 3) => {
-                warn!(lease = %lease.name, "no renewal of the lease confirmed in two thirds of daemon.lease_period; stopping this work before it can run out");
+            r = store.renew_lease(&lease, times.expiry()) => r,
+            _ = tokio::time::sleep_until(confirmed + times.give_up_after()) => {
+                warn!(lease = %lease.name, "no renewal of the lease confirmed in a third of daemon.lease_period; stopping this work before it can run out");
                 cancel.cancel();
                 return;
             }

@@ -19,7 +19,7 @@ use crate::store::lock::PlatformLock;
 use crate::store::{Lease, Store};
 use crate::sync::{Engine, PassKind, PassOptions, PassReport, Progress, SyncError};
 
-use super::lease::Held;
+use super::lease::{Held, LeaseTimes};
 
 /// After the platform refuses our credentials, scheduled runs pause this long: repeated bad
 /// attempts get accounts locked (MerchantPro answers 403), and the fix is the operator's.
@@ -51,9 +51,9 @@ impl Platform {
         })
     }
 
-    /// `daemon.lease_period`, for the platform's lease on a shared database.
-    pub fn lease_period(&self) -> Duration {
-        self.turns.lease_period
+    /// How `daemon.lease_period` divides, for the platform's lease on a shared database.
+    pub(super) fn lease_times(&self) -> LeaseTimes {
+        self.turns.lease
     }
 
     /// Whether this kind needs reconcile passes at all.
@@ -125,23 +125,27 @@ impl Platform {
         held
     }
 
-    /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
-    /// if the other kind is going, this run waits for it, then runs.
     /// A takeover of a platform a stopped daemon left mid-run (on a shared database): an
-    /// incremental run now, unless one is already going or waiting here, which takes the lease
-    /// itself once it has its turn. Whether a run was started.
+    /// incremental run now, without waiting for a turn (see [`Turns`]) so it does not queue
+    /// behind this daemon's own runs. If an incremental run of the platform is already waiting
+    /// for a turn here, that run goes at once instead. `false` when a run was already going or waiting.
     pub(super) fn take_over(
         self: &Arc<Self>,
         store: &Store,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
     ) -> bool {
+        self.slot.takeover.store(true, Ordering::Release);
+        self.slot.takeover_wanted.notify_waiters();
         if self.slot.claimed[0].load(Ordering::Acquire) {
             return false;
         }
         self.trigger(PassKind::Incremental, store, cancel, tracker);
         true
     }
+
+    /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
+    /// if the other kind is going, this run waits for it, then runs.
 
     pub(super) fn trigger(
         self: &Arc<Self>,
@@ -176,7 +180,12 @@ impl Platform {
             };
             // After the platform's own lock, so a run holding a turn never waits on another
             // run of its platform that is waiting for a turn.
-            let Some(_turn) = me.turns.wait(&cancel).await else {
+            // Only an incremental run resumes a pass another daemon cut short.
+            let turn = match kind {
+                PassKind::Incremental => me.turns.wait_run(&me.slot, &cancel).await,
+                PassKind::Reconcile => me.turns.wait(&cancel).await.map(Some),
+            };
+            let Some(_turn) = turn else {
                 return;
             };
             // The run waited for may have been told the credentials are wrong, or shutdown
@@ -283,7 +292,7 @@ impl Platform {
         Held::take(
             store,
             &Lease::platform(&self.cfg.name),
-            self.turns.lease_period,
+            self.turns.lease,
             cancel,
         )
         .await
@@ -308,6 +317,10 @@ struct RunSlot {
     claimed: [AtomicBool; 2],
     /// A scheduled verify is going (or waiting for the platform's lock file).
     verifying: AtomicBool,
+    /// Another daemon abandoned the platform mid-run: the next incremental run to wait for a
+    /// turn goes without one. Set before `takeover_wanted` wakes a run already waiting.
+    takeover: AtomicBool,
+    takeover_wanted: tokio::sync::Notify,
 }
 
 /// A run of one kind, going or waiting, from its tick until it ends.
@@ -388,7 +401,7 @@ impl RunLocks {
             slots: Arc::default(),
             turns: Turns {
                 runs: Arc::new(tokio::sync::Semaphore::new(max_concurrent_runs.max(1))),
-                lease_period,
+                lease: LeaseTimes::new(lease_period),
             },
         }
     }
@@ -415,11 +428,17 @@ impl Default for RunLocks {
 /// holding a page, a connection and its buffers: a heap profile of 3,000 platforms measured
 /// over 1 GiB during the first backfill. A run waiting for its turn keeps its claim, so a run
 /// still waiting when its next tick comes is skipped and logged like one still going.
+///
+/// Takeovers of platforms another daemon abandoned mid-run go without a turn: queued behind
+/// this daemon's runs they could wait far longer than the lease period promises. They cannot
+/// pile up: each is a lease a lost daemon held, one per run it had going, so the extra runs
+/// are at most the runs the lost daemons had going (a test that lost two daemons of ten turns
+/// each measured the second one's takeovers 9 s late when they shared ten takeover turns).
 #[derive(Clone)]
 struct Turns {
     runs: Arc<tokio::sync::Semaphore>,
     /// `daemon.lease_period`, for the platform leases of a shared database.
-    lease_period: Duration,
+    lease: LeaseTimes,
 }
 
 impl Turns {
@@ -429,6 +448,28 @@ impl Turns {
             permit = self.runs.clone().acquire_owned() => permit.ok(),
             _ = cancel.cancelled() => None,
         }
+    }
+
+    /// A turn for an incremental run of the platform of `slot`, or none needed if the platform
+    /// is wanted for a takeover, now or while the run waits (`Some(None)`).
+    async fn wait_run(
+        &self,
+        slot: &RunSlot,
+        cancel: &CancellationToken,
+    ) -> Option<Option<tokio::sync::OwnedSemaphorePermit>> {
+        let wanted = slot.takeover_wanted.notified();
+        tokio::pin!(wanted);
+        // Registered before the flag is read, so a takeover between the two still wakes it.
+        wanted.as_mut().enable();
+        if !slot.takeover.load(Ordering::Acquire) {
+            tokio::select! {
+                permit = self.runs.clone().acquire_owned() => return permit.ok().map(Some),
+                _ = &mut wanted => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+        slot.takeover.store(false, Ordering::Release);
+        Some(None)
     }
 }
 

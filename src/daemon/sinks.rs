@@ -15,7 +15,7 @@ use tracing::info;
 use crate::config::SinkConfig;
 use crate::store::{Lease, Store};
 
-use super::lease::Held;
+use super::lease::{Held, LeaseTimes};
 use crate::telemetry::metrics::metrics;
 
 struct Running {
@@ -27,14 +27,14 @@ struct Running {
 pub struct Sinks {
     running: BTreeMap<String, Running>,
     /// `daemon.lease_period`, for the sinks' leases on a shared database.
-    lease_period: Duration,
+    lease: LeaseTimes,
 }
 
 impl Sinks {
     pub fn new(lease_period: Duration) -> Sinks {
         Sinks {
             running: BTreeMap::new(),
-            lease_period,
+            lease: LeaseTimes::new(lease_period),
         }
     }
 
@@ -76,7 +76,7 @@ impl Sinks {
                     cfg.clone(),
                     store.clone(),
                     cancel.clone(),
-                    self.lease_period,
+                    self.lease,
                 ))
             } else {
                 tokio::spawn(crate::sinks::run(
@@ -109,25 +109,25 @@ impl Sinks {
 }
 
 /// On a database several daemons share, a sink delivers from one of them at a time: the one
-/// holding its lease. The others wait, trying every half lease period, and the first to find
+/// holding its lease. The others wait, trying every quarter lease period, and the first to find
 /// it free (released at a shutdown, or expired after a crash) takes over from the cursor in the
 /// database, so a batch cut short is delivered again, never skipped.
 async fn deliver_under_lease(
     cfg: SinkConfig,
     store: Store,
     cancel: CancellationToken,
-    lease_period: Duration,
+    lease: LeaseTimes,
 ) {
     let name = Lease::sink(&cfg.name);
     while !cancel.is_cancelled() {
-        if let Some(held) = Held::take(&store, &name, lease_period, &cancel).await {
+        if let Some(held) = Held::take(&store, &name, lease, &cancel).await {
             info!(sink = %cfg.name, "delivering from this daemon (it holds the sink's lease)");
             crate::sinks::run(cfg.clone(), held.store().clone(), held.cancel.clone()).await;
             held.release(!cancel.is_cancelled()).await;
             continue;
         }
         tokio::select! {
-            _ = tokio::time::sleep(lease_period / 2) => {}
+            _ = tokio::time::sleep(lease.look_every()) => {}
             _ = cancel.cancelled() => return,
         }
     }

@@ -40,6 +40,8 @@ pub(super) struct Timetable {
     pub(super) platforms: Platforms,
     /// The current configuration's jobs (not the heartbeat, which lives as long as `sched`).
     jobs: Vec<Uuid>,
+    /// The current configuration's look for abandoned platforms, on a shared database.
+    takeovers: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Timetable {
@@ -84,6 +86,7 @@ impl Timetable {
             channel,
             platforms: Platforms::new(),
             jobs: Vec::new(),
+            takeovers: None,
         };
         table.add_jobs(platforms, store, cancel, tracker).await;
         table
@@ -108,6 +111,9 @@ impl Timetable {
             if let Err(e) = self.sched.remove(&id).await {
                 error!(job = %id, error = ?e, "removing a job of the previous configuration from the scheduler");
             }
+        }
+        if let Some(t) = self.takeovers.take() {
+            t.abort();
         }
         let old = std::mem::take(&mut self.platforms);
         let wanted = channel_size(platforms.len());
@@ -179,42 +185,46 @@ impl Timetable {
             }
         }
         if store.shares_work() {
-            self.add_takeover_job(&platforms, store, cancel, tracker)
-                .await;
+            self.start_takeovers(&platforms, store, cancel, tracker);
         }
         crate::telemetry::metrics::metrics().watch_platforms(platforms.keys().map(String::as_str));
         self.platforms = platforms;
     }
 
-    /// On a database several daemons share: every half lease period, takes over the platforms
-    /// whose daemon stopped renewing their lease in the middle of a run (killed, or stopped
-    /// with SIGTERM) at once, instead of at their next scheduled time. Every daemon looks; the
-    /// lease lets one of them run it.
-    async fn add_takeover_job(
+    /// On a database several daemons share: every quarter lease period, takes over the
+    /// platforms whose daemon stopped renewing their lease in the middle of a run (killed, or
+    /// stopped with SIGTERM) at once, instead of at their next scheduled time. Every daemon
+    /// looks; the lease lets one of them run it. A task of its own rather than a scheduler
+    /// job: the scheduler fires at most every half second, a large part of a short lease.
+    fn start_takeovers(
         &mut self,
         platforms: &Platforms,
         store: &Store,
         cancel: &CancellationToken,
         tracker: &TaskTracker,
     ) {
-        let Some(every) = platforms.values().next().map(|p| p.lease_period() / 2) else {
+        let Some(every) = platforms
+            .values()
+            .next()
+            .map(|p| p.lease_times().look_every())
+        else {
             return;
         };
-        let platforms = std::sync::Arc::new(platforms.clone());
+        let platforms = platforms.clone();
         let (store, cancel, tracker) = (store.clone(), cancel.clone(), tracker.clone());
-        let job = Job::new_repeated_async(every, move |_id, _sched| {
-            let (platforms, store, cancel, tracker) = (
-                platforms.clone(),
-                store.clone(),
-                cancel.clone(),
-                tracker.clone(),
-            );
-            Box::pin(async move {
+        self.takeovers = Some(tokio::spawn(async move {
+            let mut look = tokio::time::interval(every);
+            look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = look.tick() => {}
+                    _ = cancel.cancelled() => return,
+                }
                 let names = match store.abandoned_leases("platform:").await {
                     Ok(n) => n,
                     Err(e) => {
                         warn!(error = %e, "cannot look for platforms left mid-run by a stopped daemon; looking again shortly");
-                        return;
+                        continue;
                     }
                 };
                 for name in names {
@@ -226,18 +236,8 @@ impl Timetable {
                         info!(platform = %p.cfg.name, "taking over: the daemon running this platform stopped in the middle of a run");
                     }
                 }
-            })
-        });
-        match job {
-            Ok(job) => {
-                if let Err(e) = self.add(job).await {
-                    error!(error = ?e, "the scheduler refused the takeover job: platforms of a stopped daemon wait for their next scheduled run");
-                }
             }
-            Err(e) => {
-                error!(error = ?e, "the takeover job cannot be made: platforms of a stopped daemon wait for their next scheduled run")
-            }
-        }
+        }));
     }
 
     /// Adds a job of the current configuration (removed at the next `replace`).
@@ -248,6 +248,9 @@ impl Timetable {
 
     /// Stops scheduling; runs already started finish under the task tracker.
     pub(super) async fn stop(mut self) {
+        if let Some(t) = self.takeovers.take() {
+            t.abort();
+        }
         if let Err(e) = self.sched.shutdown().await {
             warn!(error = ?e, "scheduler shutdown");
         }

@@ -5,8 +5,8 @@
 //! refuses a second), so every lease is granted at once and nothing is written. On a shared
 //! database a lease is a row: the holder, an expiry in the database's clock (so the machines'
 //! clocks do not have to agree) and a fencing token that grows with every new holder. A holder
-//! renews while it works; one that dies stops renewing and the lease is free one lease period
-//! later. Writes made under a lease carry its token ([`Store::fenced`]) and are refused once
+//! renews while it works; one that dies stops renewing and the lease is free once the expiry
+//! of its last renewal has passed. Writes made under a lease carry its token ([`Store::fenced`]) and are refused once
 //! another process holds it, so a holder that was paused past its expiry (a stopped VM, a long
 //! GC-like stall) cannot overwrite its successor's work.
 

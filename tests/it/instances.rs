@@ -338,16 +338,29 @@ async fn a_killed_and_a_stopped_daemon_are_taken_over_and_the_feed_stays_whole()
     // Taken over: the platform's lease passed to the survivor (a new token), whether its
     // look for abandoned leases found it or a run it had waiting took the expired lease first.
     let survivor_pid = daemons[survivor].as_ref().unwrap().id();
-    let taken = |name: &str| {
-        !pg(setup)
+    // One query per look: a connection per platform would make the look itself slow.
+    let taken = || -> BTreeSet<String> {
+        pg(setup)
             .rows(&format!(
-                "SELECT 1 FROM leases WHERE name = 'platform:{name}' \
-                 AND holder LIKE '%:{survivor_pid}:%' AND token > 1"
+                "SELECT name FROM leases WHERE holder LIKE '%:{survivor_pid}:%' AND token > 1"
             ))
-            .is_empty()
+            .into_iter()
+            .map(|n| n.trim_start_matches("platform:").to_owned())
+            .collect()
     };
+    // Looked at every 100 ms: the promise is a lease period after the kill, give or take one
+    // look.
+    let look = Duration::from_millis(100);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(killed.iter().all(|n| taken(n)) && stopped.iter().any(|n| taken(n))) {
+    let mut killed_took = None;
+    loop {
+        let now = taken();
+        if killed_took.is_none() && killed.iter().all(|n| now.contains(n)) {
+            killed_took = Some(killed_at.elapsed());
+        }
+        if killed_took.is_some() && stopped.iter().any(|n| now.contains(n)) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "the survivor did not take over {killed:?} (killed) and one of {stopped:?} (stopped); \
@@ -355,14 +368,15 @@ async fn a_killed_and_a_stopped_daemon_are_taken_over_and_the_feed_stays_whole()
             log(setup, survivor),
             pg(setup).rows("SELECT name, holder, state, token FROM leases ORDER BY name")
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(look).await;
     }
-    // The leases are free a lease period after the kill (or at once after the stop); the
-    // survivor's run for each then waits for one of its turns (ten here, all busy with its own
-    // backfill), so the takeover is bounded by its own runs, not by the lease alone.
-    eprintln!(
-        "taken over {:?} after the kill (lease period {LEASE_S} s)",
-        killed_at.elapsed()
+    let took = killed_took.unwrap();
+    eprintln!("taken over {took:?} after the kill (lease period {LEASE_S} s)");
+    assert!(
+        took <= Duration::from_secs(LEASE_S) + look,
+        "the killed daemon's platforms {killed:?} were taken over {took:?} after the kill, more \
+         than the lease period of {LEASE_S} s; the survivor's log:\n{}",
+        log(setup, survivor)
     );
     let status = daemons[1].take().unwrap().0.wait().unwrap();
     assert!(status.success(), "SIGTERM exit: {status:?}");
