@@ -146,7 +146,6 @@ impl Platform {
 
     /// A scheduled tick. Skipped (and logged) if a run of the same kind is going or waiting;
     /// if the other kind is going, this run waits for it, then runs.
-
     pub(super) fn trigger(
         self: &Arc<Self>,
         kind: PassKind,
