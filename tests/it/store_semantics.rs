@@ -2,7 +2,8 @@
 //! backends (`store_semantics::<promise>::{sqlite,postgres}`): a lapsed claim is taken back and
 //! its late outcome not recorded, our own push arriving by sync confirms its entry in the page's
 //! commit, a sink's cursor moves only within its epoch and a replay never moves it forward, the
-//! pass checkpoint commits with its page, and a run history is kept.
+//! pass checkpoint commits with its page, a run history is kept, and an order a page holds twice
+//! is created by the first sighting and changed by the second.
 
 use std::time::Duration;
 
@@ -87,6 +88,7 @@ on_both!(
     our_push_seen_by_a_sync_confirms_its_entry_in_the_same_commit,
     a_sink_cursor_moves_only_within_its_epoch,
     the_checkpoint_commits_with_its_page_and_runs_are_recorded,
+    an_order_twice_in_one_page_is_created_then_changed_in_page_order,
 );
 
 async fn a_lapsed_claim_is_taken_back_and_its_late_outcome_not_recorded(backend: Backend) {
@@ -281,4 +283,43 @@ async fn the_checkpoint_commits_with_its_page_and_runs_are_recorded(backend: Bac
         Some("2025-12-29T09:20:20Z")
     );
     assert_eq!(store.order_counts("shop").await.unwrap(), (1, 1));
+}
+
+/// A page that moved under the reader can hold an order twice: the second sighting is compared
+/// with the first, as if the two had come on consecutive pages.
+async fn an_order_twice_in_one_page_is_created_then_changed_in_page_order(backend: Backend) {
+    let (store, _keep) = store(backend).await;
+    let out = store
+        .apply_page(page(
+            vec![
+                order("a", Status::Pending),
+                order("b", Status::Pending),
+                order("a", Status::Accepted),
+                order("c", Status::Pending),
+            ],
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!((out.created, out.changed), (3, 1));
+    let events: Vec<(String, String)> = store
+        .events_after(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.order_id, e.kind))
+        .collect();
+    let expected = [
+        ("a", "created"),
+        ("b", "created"),
+        ("a", "status_changed"),
+        ("c", "created"),
+    ];
+    assert_eq!(
+        events,
+        expected.map(|(o, k)| (o.to_string(), k.to_string())),
+        "one event per sighting, in page order"
+    );
+    let a = store.find_order("shop", "a").await.unwrap().unwrap();
+    assert_eq!(a.status, Status::Accepted.as_str());
 }

@@ -131,6 +131,11 @@ async fn load_items(
     Ok(items)
 }
 
+/// A page in a handful of statements whatever its size: the lookup of its stored orders, one
+/// upsert of its new orders, one insert of their items, one update of the unchanged and one
+/// insert of its events. Under the event-id lock every round trip holds up every other
+/// daemon's pages, so they are counted: a statement per order made a full sync on PostgreSQL
+/// several times slower than on SQLite. Changed orders, a few per page, go one by one.
 async fn write_page(
     tx: &deadpool_postgres::Transaction<'_>,
     page: &PageWrite,
@@ -144,127 +149,22 @@ async fn write_page(
     let mut out = PageOutcome::default();
     let now = ts(Utc::now());
     let platform = page.platform.as_str();
-    let mut rejected: HashSet<String> = tx
-        .query(
-            "SELECT order_id FROM rejects WHERE platform = $1 AND order_id IS NOT NULL",
-            &[&platform],
-        )
-        .await?
+    let ids: Vec<&str> = page
+        .orders
         .iter()
-        .map(|r| r.get(0))
+        .map(|i| i.order.order_id.as_str())
         .collect();
-    for inc in &page.orders {
-        let o = &inc.order;
-        if rejected.remove(&o.order_id) {
-            tx.execute(
-                "DELETE FROM rejects WHERE platform = $1 AND order_id = $2",
-                &[&platform, &o.order_id],
-            )
-            .await?;
-        }
-        let seen = {
-            let stmt = tx
-                .prepare_cached(
-                    "SELECT content_hash = $3 AND status = $4 FROM orders
-                     WHERE platform = $1 AND order_id = $2",
-                )
-                .await?;
-            tx.query_opt(
-                &stmt,
-                &[&platform, &o.order_id, &inc.hash, &o.status.as_str()],
-            )
-            .await?
-            .map(|r| r.get::<_, bool>(0))
-        };
-        match seen {
-            None => {
-                write_order(tx, platform, inc, &now).await?;
-                insert_items(tx, platform, &o.order_id, &o.items).await?;
-                insert_event(
-                    tx,
-                    platform,
-                    &o.order_id,
-                    "created",
-                    None,
-                    Some(o.status.as_str()),
-                    None,
-                    &now,
-                )
-                .await?;
-                out.created += 1;
-            }
-            Some(true) => {
-                let stmt = tx
-                    .prepare_cached(
-                        "UPDATE orders SET last_seen_at = $3 WHERE platform = $1 AND order_id = $2",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&platform, &o.order_id, &now]).await?;
-                out.unchanged += 1;
-            }
-            Some(false) => {
-                let old = load_existing(tx, platform, &o.order_id).await?;
-                let mut changes = canonical_changes(&old, inc);
-                items_change(
-                    load_items(tx, platform, &o.order_id).await?,
-                    &o.items,
-                    &mut changes,
-                );
-                if changes.is_empty() {
-                    let old_raw: String = tx
-                        .query_one(
-                            "SELECT raw FROM orders WHERE platform = $1 AND order_id = $2",
-                            &[&platform, &o.order_id],
-                        )
-                        .await?
-                        .get(0);
-                    raw_changes(&old_raw, &inc.raw, &mut changes);
-                }
-                if changes.is_empty() {
-                    tx.execute(
-                        "UPDATE orders SET content_hash = $3, last_seen_at = $4, raw = $5
-                         WHERE platform = $1 AND order_id = $2",
-                        &[&platform, &o.order_id, &inc.hash, &now, &inc.raw],
-                    )
-                    .await?;
-                    out.unchanged += 1;
-                    continue;
-                }
-                write_order(tx, platform, inc, &now).await?;
-                if changes.contains_key("items") {
-                    tx.execute(
-                        "DELETE FROM order_items WHERE platform = $1 AND order_id = $2",
-                        &[&platform, &o.order_id],
-                    )
-                    .await?;
-                    insert_items(tx, platform, &o.order_id, &o.items).await?;
-                }
-                let status_moved = old.status != o.status.as_str();
-                let kind = if !status_moved {
-                    "updated"
-                } else if confirm_push(tx, platform, &o.order_id, o.status, &now).await? {
-                    out.confirmed += 1;
-                    "push_confirmed"
-                } else {
-                    out.status_changed += 1;
-                    "status_changed"
-                };
-                out.changed += 1;
-                let changes = Value::Object(changes.into_iter().collect()).to_string();
-                insert_event(
-                    tx,
-                    platform,
-                    &o.order_id,
-                    kind,
-                    Some(&old.status),
-                    Some(o.status.as_str()),
-                    Some(&changes),
-                    &now,
-                )
-                .await?;
-            }
-        }
+    // An order rejected before and readable now: its reject goes.
+    tx.execute(
+        "DELETE FROM rejects WHERE platform = $1 AND order_id = ANY($2)",
+        &[&platform, &ids],
+    )
+    .await?;
+    let mut events = Vec::with_capacity(page.orders.len());
+    for part in distinct_runs(&page.orders) {
+        write_part(tx, platform, part, &now, &mut out, &mut events).await?;
     }
+    insert_events(tx, platform, &events, &now).await?;
     for r in &page.rejects {
         let seen_again = match &r.order_id {
             Some(order_id) => {
@@ -298,6 +198,156 @@ async fn write_page(
         save_pass_state(tx, platform, state).await?;
     }
     Ok(out)
+}
+
+/// The page cut where an order comes again (a page that moved under the reader can repeat
+/// one): within a part every order is compared with what was stored before the part, as a
+/// statement per order would have compared the second sighting with the first.
+fn distinct_runs(orders: &[Incoming]) -> Vec<&[Incoming]> {
+    let mut parts = Vec::new();
+    let (mut start, mut seen) = (0, HashSet::new());
+    for (i, inc) in orders.iter().enumerate() {
+        if !seen.insert(inc.order.order_id.as_str()) {
+            parts.push(&orders[start..i]);
+            start = i;
+            seen = HashSet::from([inc.order.order_id.as_str()]);
+        }
+    }
+    parts.push(&orders[start..]);
+    parts
+}
+
+/// An event of the page, inserted with the others at its end, in page order.
+struct NewEvent<'a> {
+    order_id: &'a str,
+    kind: &'static str,
+    old_status: Option<String>,
+    new_status: &'static str,
+    changes: Option<String>,
+}
+
+/// Orders of a page, no two the same.
+async fn write_part<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    platform: &str,
+    part: &'a [Incoming],
+    now: &str,
+    out: &mut PageOutcome,
+    events: &mut Vec<NewEvent<'a>>,
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = part.iter().map(|i| i.order.order_id.as_str()).collect();
+    let stored: HashMap<String, (String, String)> = tx
+        .query(
+            "SELECT order_id, content_hash, status FROM orders
+             WHERE platform = $1 AND order_id = ANY($2)",
+            &[&platform, &ids],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    let (mut new, mut unchanged) = (Vec::new(), Vec::new());
+    for inc in part {
+        let o = &inc.order;
+        match stored.get(&o.order_id) {
+            None => {
+                new.push(inc);
+                events.push(NewEvent {
+                    order_id: &o.order_id,
+                    kind: "created",
+                    old_status: None,
+                    new_status: o.status.as_str(),
+                    changes: None,
+                });
+                out.created += 1;
+            }
+            Some((hash, status)) if *hash == inc.hash && status == o.status.as_str() => {
+                unchanged.push(o.order_id.as_str());
+                out.unchanged += 1;
+            }
+            Some(_) => {
+                if let Some(event) = write_changed(tx, platform, inc, now, out).await? {
+                    events.push(event);
+                }
+            }
+        }
+    }
+    write_orders(tx, platform, &new, now).await?;
+    insert_items(tx, platform, &new).await?;
+    if !unchanged.is_empty() {
+        tx.execute(
+            "UPDATE orders SET last_seen_at = $2 WHERE platform = $1 AND order_id = ANY($3)",
+            &[&platform, &now, &unchanged],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// An order whose hash or status differs from the stored one: its event, if anything the
+/// feed shows changed (otherwise its new hash and raw are kept quietly).
+async fn write_changed<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    platform: &str,
+    inc: &'a Incoming,
+    now: &str,
+    out: &mut PageOutcome,
+) -> Result<Option<NewEvent<'a>>, StoreError> {
+    let o = &inc.order;
+    let old = load_existing(tx, platform, &o.order_id).await?;
+    let mut changes = canonical_changes(&old, inc);
+    items_change(
+        load_items(tx, platform, &o.order_id).await?,
+        &o.items,
+        &mut changes,
+    );
+    if changes.is_empty() {
+        let old_raw: String = tx
+            .query_one(
+                "SELECT raw FROM orders WHERE platform = $1 AND order_id = $2",
+                &[&platform, &o.order_id],
+            )
+            .await?
+            .get(0);
+        raw_changes(&old_raw, &inc.raw, &mut changes);
+    }
+    if changes.is_empty() {
+        tx.execute(
+            "UPDATE orders SET content_hash = $3, last_seen_at = $4, raw = $5
+             WHERE platform = $1 AND order_id = $2",
+            &[&platform, &o.order_id, &inc.hash, &now, &inc.raw],
+        )
+        .await?;
+        out.unchanged += 1;
+        return Ok(None);
+    }
+    write_orders(tx, platform, &[inc], now).await?;
+    if changes.contains_key("items") {
+        tx.execute(
+            "DELETE FROM order_items WHERE platform = $1 AND order_id = $2",
+            &[&platform, &o.order_id],
+        )
+        .await?;
+        insert_items(tx, platform, &[inc]).await?;
+    }
+    let status_moved = old.status != o.status.as_str();
+    let kind = if !status_moved {
+        "updated"
+    } else if confirm_push(tx, platform, &o.order_id, o.status, now).await? {
+        out.confirmed += 1;
+        "push_confirmed"
+    } else {
+        out.status_changed += 1;
+        "status_changed"
+    };
+    out.changed += 1;
+    Ok(Some(NewEvent {
+        order_id: &o.order_id,
+        kind,
+        old_status: Some(old.status),
+        new_status: o.status.as_str(),
+        changes: Some(Value::Object(changes.into_iter().collect()).to_string()),
+    }))
 }
 
 async fn confirm_push(
@@ -334,21 +384,42 @@ async fn confirm_push(
     Ok(true)
 }
 
-/// Writes a new or changed order whole. One statement for both: a conflict (the order is
-/// stored) keeps its `first_seen_at` and replaces everything else.
-async fn write_order(
+/// Writes new or changed orders whole, in one statement: an order already stored keeps its
+/// `first_seen_at` and has everything else replaced. No two of `incs` may be the same order.
+async fn write_orders(
     tx: &deadpool_postgres::Transaction<'_>,
     platform: &str,
-    inc: &Incoming,
+    incs: &[&Incoming],
     now: &str,
 ) -> Result<(), StoreError> {
-    let o = &inc.order;
+    if incs.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&Incoming) -> Option<String>| -> Vec<Option<String>> {
+        incs.iter().map(|i| f(i)).collect()
+    };
+    let ids: Vec<&str> = incs.iter().map(|i| i.order.order_id.as_str()).collect();
+    let numbers: Vec<&str> = incs.iter().map(|i| i.order.number.as_str()).collect();
+    let statuses: Vec<&str> = incs.iter().map(|i| i.order.status.as_str()).collect();
+    let platform_statuses: Vec<&str> = incs
+        .iter()
+        .map(|i| i.order.platform_status.as_str())
+        .collect();
+    let hashes: Vec<&str> = incs.iter().map(|i| i.hash.as_str()).collect();
+    let raws: Vec<&str> = incs.iter().map(|i| i.raw.as_str()).collect();
     let stmt = tx
         .prepare_cached(
             "INSERT INTO orders (platform, order_id, number, status, platform_status,
                  placed_at, updated_at, currency, total, customer_name, tracking_number,
                  content_hash, first_seen_at, last_seen_at, last_changed_at, raw)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $13, $14)
+             SELECT $1, u.order_id, u.number, u.status, u.platform_status, u.placed_at,
+                 u.updated_at, u.currency, u.total, u.customer_name, u.tracking_number,
+                 u.content_hash, $13, $13, $13, u.raw
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                 $14::text[])
+                 AS u(order_id, number, status, platform_status, placed_at, updated_at,
+                      currency, total, customer_name, tracking_number, content_hash, raw)
              ON CONFLICT (platform, order_id) DO UPDATE SET number = excluded.number,
                  status = excluded.status, platform_status = excluded.platform_status,
                  placed_at = excluded.placed_at, updated_at = excluded.updated_at,
@@ -363,92 +434,113 @@ async fn write_order(
         &stmt,
         &[
             &platform,
-            &o.order_id,
-            &o.number,
-            &o.status.as_str(),
-            &o.platform_status,
-            &opt_ts(o.placed_at),
-            &opt_ts(o.updated_at),
-            &o.currency,
-            &o.total.map(|d| d.to_string()),
-            &o.customer_name,
-            &o.tracking_number,
-            &inc.hash,
+            &ids,
+            &numbers,
+            &statuses,
+            &platform_statuses,
+            &column(&|i| opt_ts(i.order.placed_at)),
+            &column(&|i| opt_ts(i.order.updated_at)),
+            &column(&|i| i.order.currency.clone()),
+            &column(&|i| i.order.total.map(|d| d.to_string())),
+            &column(&|i| i.order.customer_name.clone()),
+            &column(&|i| i.order.tracking_number.clone()),
+            &hashes,
             &now,
-            &inc.raw,
+            &raws,
         ],
     )
     .await?;
     Ok(())
 }
 
+/// The line items of `incs`, in one statement.
 async fn insert_items(
     tx: &deadpool_postgres::Transaction<'_>,
     platform: &str,
-    order_id: &str,
-    items: &[Item],
+    incs: &[&Incoming],
 ) -> Result<(), StoreError> {
+    let items: Vec<(&str, &Item)> = incs
+        .iter()
+        .flat_map(|i| {
+            i.order
+                .items
+                .iter()
+                .map(|it| (i.order.order_id.as_str(), it))
+        })
+        .collect();
     if items.is_empty() {
         return Ok(());
     }
+    let order_ids: Vec<&str> = items.iter().map(|(o, _)| *o).collect();
+    let item_ids: Vec<&str> = items.iter().map(|(_, it)| it.item_id.as_str()).collect();
+    let skus: Vec<Option<&str>> = items.iter().map(|(_, it)| it.sku.as_deref()).collect();
+    let names: Vec<Option<&str>> = items.iter().map(|(_, it)| it.name.as_deref()).collect();
+    let quantities: Vec<String> = items
+        .iter()
+        .map(|(_, it)| it.quantity.to_string())
+        .collect();
+    let prices: Vec<Option<String>> = items
+        .iter()
+        .map(|(_, it)| it.unit_price.map(|d| d.to_string()))
+        .collect();
+    let statuses: Vec<Option<&str>> = items.iter().map(|(_, it)| it.status.as_deref()).collect();
     let stmt = tx
         .prepare_cached(
             "INSERT INTO order_items
                  (platform, order_id, item_id, sku, name, quantity, unit_price, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[])
+                 AS u(order_id, item_id, sku, name, quantity, unit_price, status)
              ON CONFLICT (platform, order_id, item_id) DO UPDATE SET sku = excluded.sku,
                  name = excluded.name, quantity = excluded.quantity,
                  unit_price = excluded.unit_price, status = excluded.status",
-        )
-        .await?;
-    for it in items {
-        tx.execute(
-            &stmt,
-            &[
-                &platform,
-                &order_id,
-                &it.item_id,
-                &it.sku,
-                &it.name,
-                &it.quantity.to_string(),
-                &it.unit_price.map(|d| d.to_string()),
-                &it.status,
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn insert_event(
-    tx: &deadpool_postgres::Transaction<'_>,
-    platform: &str,
-    order_id: &str,
-    kind: &str,
-    old_status: Option<&str>,
-    new_status: Option<&str>,
-    changes: Option<&str>,
-    now: &str,
-) -> Result<(), StoreError> {
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO order_events (platform, order_id, kind, old_status, new_status, changes,
-                 observed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .await?;
     tx.execute(
         &stmt,
         &[
             &platform,
-            &order_id,
-            &kind,
-            &old_status,
-            &new_status,
-            &changes,
-            &now,
+            &order_ids,
+            &item_ids,
+            &skus,
+            &names,
+            &quantities,
+            &prices,
+            &statuses,
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The page's events in one statement, their ids taken in page order.
+async fn insert_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    platform: &str,
+    events: &[NewEvent<'_>],
+    now: &str,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let order_ids: Vec<&str> = events.iter().map(|e| e.order_id).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+    let olds: Vec<Option<&str>> = events.iter().map(|e| e.old_status.as_deref()).collect();
+    let news: Vec<&str> = events.iter().map(|e| e.new_status).collect();
+    let changes: Vec<Option<&str>> = events.iter().map(|e| e.changes.as_deref()).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO order_events (platform, order_id, kind, old_status, new_status, changes,
+                 observed_at)
+             SELECT $1, u.order_id, u.kind, u.old_status, u.new_status, u.changes, $7
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                 WITH ORDINALITY AS u(order_id, kind, old_status, new_status, changes, n)
+             ORDER BY u.n",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[&platform, &order_ids, &kinds, &olds, &news, &changes, &now],
     )
     .await?;
     Ok(())
