@@ -447,6 +447,20 @@ fn summary(md: &mut String, r: &Results) -> anyhow::Result<()> {
         ),
         s.and_then(|v| v["targets"]["nochange_met"].as_bool()),
     );
+    if s.is_some_and(|v| v.get("postgres").is_some_and(Value::is_object)) {
+        row(
+            &format!("full sync on PostgreSQL, {n_sync} orders, beside SQLite"),
+            "measured",
+            format!(
+                "{} orders/s ({} of SQLite's); daemon {} MiB RSS, server {} MiB PSS",
+                fmt(g(s, "postgres/orders_per_s"), 0),
+                fmt(g(s, "postgres_over_daemon"), 2),
+                fmt(g(s, "postgres_peak_rss_mib"), 1),
+                fmt(g(s, "postgres/server_peak_pss_mib"), 1),
+            ),
+            None,
+        );
+    }
     let rc = r.json.get("reconcile");
     let n_rc = fmt(g(rc, "shop_orders"), 0);
     let open_rc = g(rc, "open_orders");
@@ -634,15 +648,16 @@ fn sync_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
     let Some(v) = section_head(md, r, "sync")? else {
         return Ok(());
     };
-    // Results from before the rest run have none of its fields.
+    // Results from before the rest (or postgres) run have none of its fields.
     let has_rest = v.get("rest").is_some_and(Value::is_object);
+    let has_pg = v.get("postgres").is_some_and(Value::is_object);
     writeln!(
         md,
         "{} orders ({} line items, {} bytes of JSON per order, {} pages of {}) served by a \
          simulated MerchantPro shop on loopback. **bare**: a plain loop (reqwest, the daemon's \
          parser and mapping, one SQLite transaction per page, one thread), the floor the daemon \
          is compared with. **daemon**: `ordersync sync --no-reconcile` into an empty database. \
-         {}**nochange**: `ordersync sync --full --no-reconcile` on the daemon's database: every \
+         {}{}**nochange**: `ordersync sync --full --no-reconcile` on the daemon's database: every \
          order re-read, nothing changed. Best of {} round(s) by wall time; each run is a child \
          process measured with `wait4` (CPU = user + system; peak RSS, a do-nothing child \
          measures {} MiB). *sim CPU* is the simulator's, in the bench process.",
@@ -664,29 +679,41 @@ fn sync_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
         } else {
             String::new()
         },
+        if has_pg {
+            "**postgres**: the daemon run again, its store a PostgreSQL database on a server the \
+             bench starts on loopback (PostgreSQL's defaults but `synchronous_commit = off`, the \
+             durability of the SQLite store's WAL with `synchronous = NORMAL`), verified equal to \
+             the daemon run's store row for row; *server CPU* is the server's processes' (exited \
+             backends included) and *server PSS* their peak proportional set size (shared \
+             buffers counted once), sampled every 100 ms. "
+        } else {
+            ""
+        },
         fmt(num(&v, "rounds"), 0),
         fmt(num(&v, "rss_floor_mib"), 1),
     )?;
     writeln!(md)?;
     writeln!(
         md,
-        "| run | wall s | orders/s | CPU s | peak RSS MiB | sim CPU s | requests |"
+        "| run | wall s | orders/s | CPU s | peak RSS MiB | sim CPU s | requests | server CPU s | server PSS MiB |"
     )?;
-    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|")?;
-    for k in ["bare", "daemon", "rest", "nochange"] {
-        if k == "rest" && !has_rest {
+    writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    for k in ["bare", "daemon", "rest", "postgres", "nochange"] {
+        if k == "rest" && !has_rest || k == "postgres" && !has_pg {
             continue;
         }
         let x = &v[k];
         writeln!(
             md,
-            "| {k} | {} | {} | {} | {} | {} | {} |",
+            "| {k} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt(num(x, "wall_s"), 3),
             fmt(num(x, "orders_per_s"), 0),
             fmt(num(x, "cpu_s"), 3),
             fmt(num(x, "peak_rss_mib"), 1),
             fmt(num(x, "sim_cpu_s"), 3),
             fmt(num(x, "requests"), 0),
+            fmt(num(x, "server_cpu_s"), 3),
+            fmt(num(x, "server_peak_pss_mib"), 1),
         )?;
     }
     writeln!(md)?;
@@ -705,6 +732,24 @@ fn sync_section(md: &mut String, r: &Results) -> anyhow::Result<()> {
             fmt(num(&v, "rest_over_daemon"), 3),
             fmt(num(&v, "targets/rest_ratio_min"), 1),
             verdict(v["targets"]["rest_ratio_met"].as_bool())
+        )?;
+    }
+    if has_pg {
+        writeln!(
+            md,
+            "| postgres / daemon (SQLite) orders/s | {} | | |",
+            fmt(num(&v, "postgres_over_daemon"), 3)
+        )?;
+        writeln!(
+            md,
+            "| postgres CPU s, daemon + server, / daemon (SQLite) CPU s | {} | | |",
+            fmt(
+                num(&v, "postgres/cpu_s")
+                    .zip(num(&v, "postgres/server_cpu_s"))
+                    .zip(num(&v, "daemon/cpu_s"))
+                    .map(|((d, s), q)| (d + s) / q),
+                2
+            )
         )?;
     }
     writeln!(

@@ -21,6 +21,15 @@
 //!   the daemon run's). The cost of reading records by the description's JSON pointers instead
 //!   of the built-in kind's wire types. Target: ≥ 0.8 of the daemon run's orders/s.
 //!   Within a round, odd rounds run daemon then rest, even rounds rest then daemon.
+//! * **postgres**: the daemon run again, its store a PostgreSQL database instead of SQLite: a
+//!   throw-away server this process starts on loopback (`initdb` into the work folder, the
+//!   test suite's harness, `tests/it/common/postgres.rs`), with PostgreSQL's defaults but
+//!   `synchronous_commit = off`, the durability of the SQLite store's WAL with
+//!   `synchronous = NORMAL` (never corrupt, the last commits lost in a power cut). Besides the
+//!   daemon's figures: the server's CPU seconds during the run (postmaster and backends,
+//!   exited ones included) and its peak proportional set size (shared buffers counted once),
+//!   sampled every 100 ms from `/proc`. Verified like the daemon run, on a SQLite copy of the
+//!   database, and compared with the daemon run's store row for row.
 //! * **nochange**: the same binary again on the database the daemon run left,
 //!   `sync --full --no-reconcile`: every order re-read, none changed. Verified to write no event
 //!   and no item, to move every order's `last_seen_at`, and to record one run that fetched N and
@@ -45,7 +54,8 @@
 //! ```
 //!
 //! Environment: `ORDERSYNC_BENCH_ORDERS` (default 100000), `ORDERSYNC_BENCH_ROUNDS` (default 2;
-//! each round is bare, daemon and rest (in alternating order), then nochange, and the fastest
+//! each round is bare, daemon and rest (in alternating order), postgres, then nochange, and the
+//! fastest
 //! run of each kind is reported),
 //! `ORDERSYNC_BENCH_DIR` (where the databases go; default the system temp folder, deleted
 //! afterwards unless verification fails). Run without `--bench` (as `cargo test --benches`
@@ -59,6 +69,9 @@
 //! `--launcher` copy of itself; the launcher spawns each measured run, reaps it with `wait4`
 //! and sends back the figures. The report shows the floor a do-nothing child gets that way.
 
+// The tests' harness, for its server (the file allows what this bench leaves unused).
+#[path = "../tests/it/common/postgres.rs"]
+mod postgres;
 mod support;
 
 use std::collections::BTreeMap;
@@ -221,6 +234,8 @@ enum Kind {
     Rest,
     /// The daemon again on its own database: `sync --full --no-reconcile`, nothing changed.
     NoChange,
+    /// The daemon on PostgreSQL.
+    Postgres,
 }
 
 impl Kind {
@@ -230,6 +245,7 @@ impl Kind {
             Kind::Daemon => "daemon",
             Kind::Rest => "rest",
             Kind::NoChange => "nochange",
+            Kind::Postgres => "postgres",
         }
     }
 }
@@ -243,6 +259,14 @@ struct RunResult {
     /// machine the measured child did not get.
     sim_cpu_s: f64,
     requests: usize,
+    /// The database server's share, for a run on PostgreSQL.
+    server: Option<ServerUsage>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ServerUsage {
+    cpu_s: f64,
+    peak_pss_mib: f64,
 }
 
 impl RunResult {
@@ -262,6 +286,8 @@ impl RunResult {
             "peak_rss_mib": round3(self.usage.rss_mib()),
             "sim_cpu_s": round3(self.sim_cpu_s),
             "requests": self.requests,
+            "server_cpu_s": self.server.map(|s| round3(s.cpu_s)),
+            "server_peak_pss_mib": self.server.map(|s| round3(s.peak_pss_mib)),
         })
     }
 }
@@ -374,6 +400,12 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         env!("CARGO_PKG_VERSION")
     );
 
+    let pg = postgres::Server::start(postgres::Durability::LikeSqlite);
+    println!(
+        "PostgreSQL : a server of this process's on 127.0.0.1:{} (defaults but synchronous_commit = off)",
+        pg.port
+    );
+
     let floor = bench.calibrate(work.path())?;
     println!(
         "RSS floor  : {:.1} MiB (peak RSS of a do-nothing child spawned the same way)",
@@ -409,9 +441,20 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
             &dir.join("daemon/ordersync.db"),
             &dir.join("rest/ordersync.db"),
         );
+        let postgres = bench.run_postgres(&dir, round, &pg)?;
+        print_run(&postgres, n);
+        bench.compare_stores(
+            "daemon and postgres",
+            &dir.join("daemon/ordersync.db"),
+            &dir.join("postgres/copy.db"),
+        );
         let nochange = bench.run_nochange(&dir, round)?;
         print_run(&nochange, n);
-        bench.compare_stores(&dir.join("bare.db"), &dir.join("daemon/ordersync.db"));
+        bench.compare_stores(
+            "bare and daemon",
+            &dir.join("bare.db"),
+            &dir.join("daemon/ordersync.db"),
+        );
         if record_bytes.is_none() {
             record_bytes = bench.record_bytes(&dir.join("bare.db"));
             wire_bytes = stats.map(|s| s.body_bytes as f64 / n as f64);
@@ -420,12 +463,14 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         runs.push(daemon);
         runs.push(rest);
         runs.push(nochange);
+        runs.push(postgres);
         if bench.failures.is_empty() {
             // Hundreds of MiB per database at 100k orders: keep only the round under way.
             std::fs::remove_dir_all(&dir)?;
         }
     }
     drop(server);
+    pg.stop();
     let load_end = loadavg();
 
     let best = |kind: Kind| {
@@ -442,6 +487,9 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     };
     let (bare, daemon) = (best(Kind::Bare), best(Kind::Daemon));
     let (rest, nochange) = (best(Kind::Rest), best(Kind::NoChange));
+    let postgres = best(Kind::Postgres);
+    let postgres_ratio = postgres.orders_per_s(n) / daemon.orders_per_s(n);
+    let postgres_rss = max_rss(Kind::Postgres);
     let ratio = daemon.orders_per_s(n) / bare.orders_per_s(n);
     let rest_ratio = rest.orders_per_s(n) / daemon.orders_per_s(n);
     let rest_ratio_met = rest_ratio >= TARGET_REST_RATIO;
@@ -468,6 +516,7 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
     print_run(daemon, n);
     print_run(rest, n);
     print_run(nochange, n);
+    print_run(postgres, n);
     println!(
         "ratio daemon/bare orders/s: {ratio:.3} (target >= {TARGET_RATIO}: {})",
         met(ratio_met)
@@ -486,10 +535,17 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         met(nochange_met),
         nochange.requests
     );
+    let server = postgres.server.expect("measured");
+    println!(
+        "ratio postgres/daemon (SQLite) orders/s: {postgres_ratio:.3}; the daemon on PostgreSQL: {:.1} CPU s, peak RSS {postgres_rss:.1} MiB; the server: {:.1} CPU s, peak PSS {:.1} MiB",
+        postgres.usage.cpu_s(),
+        server.cpu_s,
+        server.peak_pss_mib
+    );
     println!("load average at end: {load_end}");
     if verified {
         println!(
-            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, bare and daemon stores identical, rest orders and items equal to the daemon's row for row, no event from a no-change pass)",
+            "verification: ok ({} runs: {n} orders, {n} created events, {expected_items} items, {} requests each, bare, daemon and postgres stores identical, rest orders and items equal to the daemon's row for row, no event from a no-change pass)",
             runs.len(),
             bench.expected_pages
         );
@@ -527,6 +583,10 @@ fn orchestrate(benchmark: bool) -> anyhow::Result<bool> {
         "rest_description": format!("config/platforms.d/{REST_EXAMPLE}"),
         "nochange": nochange.to_json(n),
         "nochange_over_daemon": round3(nochange_ratio),
+        "postgres": postgres.to_json(n),
+        "postgres_over_daemon": round3(postgres_ratio),
+        "postgres_peak_rss_mib": round3(postgres_rss),
+        "postgres_server": "PostgreSQL's defaults but synchronous_commit = off, on loopback, started by the bench",
         "runs": runs.iter().map(|r| r.to_json(n)).collect::<Vec<_>>(),
         "ratio": round3(ratio),
         "daemon_peak_rss_mib": round3(daemon_rss),
@@ -571,6 +631,7 @@ impl Bench {
             usage,
             sim_cpu_s,
             requests,
+            server: None,
         };
         let label = format!("{} run {round}", kind.as_str());
         if !usage.exited_ok() {
@@ -650,6 +711,71 @@ impl Bench {
     fn run_rest(&mut self, dir: &Path, round: usize) -> anyhow::Result<RunResult> {
         let platform = self.rest_toml(REST_PLATFORM)?;
         self.run_sync(Kind::Rest, dir, round, REST_PLATFORM, &platform)
+    }
+
+    /// The daemon run on a new database of `server`, the server measured from `/proc` meanwhile.
+    /// Verified on a SQLite copy of the database, `dir/postgres/copy.db`.
+    fn run_postgres(
+        &mut self,
+        dir: &Path,
+        round: usize,
+        server: &postgres::Server,
+    ) -> anyhow::Result<RunResult> {
+        let db = server.database();
+        let conf = dir.join(Kind::Postgres.as_str());
+        let platform = self.merchantpro_toml(PLATFORM);
+        let main_file = self.write_config(&conf, PLATFORM, &platform)?;
+        let password = conf.join("db-password");
+        std::fs::write(&password, postgres::PASSWORD)?;
+        std::fs::write(
+            &main_file,
+            format!(
+                "[daemon]\ndatabase = {}\ndatabase_password_file = {}\nlog_level = \"info\"\n",
+                toml_string(&db.url()),
+                toml_string(&password.to_string_lossy())
+            ),
+        )?;
+        let args = vec![
+            "--config".into(),
+            main_file.to_string_lossy().into_owned(),
+            "sync".into(),
+            "--no-reconcile".into(),
+        ];
+        let job = self.job(&self.daemon_bin, args, dir, Kind::Postgres.as_str());
+        let pid = server.pid();
+        let (cpu_before, _) =
+            support::process_tree_sample(pid).context("cannot read the server's /proc")?;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut peak: f64 = 0.0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Some((_, pss)) = support::process_tree_sample(pid) {
+                        peak = peak.max(pss);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                peak
+            })
+        };
+        let mut run = self.measure(Kind::Postgres, round, &job);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak_pss_mib = sampler.join().unwrap_or(0.0);
+        let (cpu_after, _) =
+            support::process_tree_sample(pid).context("cannot read the server's /proc")?;
+        if let Ok(r) = &mut run {
+            r.server = Some(ServerUsage {
+                cpu_s: cpu_after - cpu_before,
+                peak_pss_mib,
+            });
+        }
+        let copy = conf.join("copy.db");
+        db.snapshot()
+            .execute("VACUUM INTO ?1", [copy.to_string_lossy().as_ref()])
+            .context("cannot copy the PostgreSQL database into SQLite")?;
+        self.verify_store(&format!("postgres run {round}"), &copy, PLATFORM, true);
+        run
     }
 
     /// `ordersync sync --no-reconcile` into an empty database under `dir/<kind>/`, with
@@ -885,7 +1011,7 @@ impl Bench {
     }
 
     /// Both runs must have stored the same rows: same raw record (by hash) and same mapping.
-    fn compare_stores(&mut self, bare: &Path, daemon: &Path) {
+    fn compare_stores(&mut self, what: &str, bare: &Path, daemon: &Path) {
         let result = (|| -> anyhow::Result<(i64, i64)> {
             let conn = Connection::open(bare)?;
             conn.execute(
@@ -917,12 +1043,12 @@ impl Bench {
         match result {
             Ok((orders, items)) if orders == self.n as i64 && items == self.expected_items => {}
             Ok((orders, items)) => self.failures.push(format!(
-                "bare and daemon stores differ: {orders} identical orders of {}, {items} identical items of {}",
+                "{what} stores differ: {orders} identical orders of {}, {items} identical items of {}",
                 self.n, self.expected_items
             )),
             Err(e) => self
                 .failures
-                .push(format!("cannot compare the two stores: {e:#}")),
+                .push(format!("cannot compare the {what} stores: {e:#}")),
         }
     }
 
@@ -1170,14 +1296,14 @@ fn difference(daemon: &rusqlite::types::Value, rest: &rusqlite::types::Value) ->
 
 fn print_header() {
     println!(
-        "{:<10} {:>9} {:>10} {:>8} {:>13} {:>10}",
+        "{:<12} {:>9} {:>10} {:>8} {:>13} {:>10}",
         "run", "wall s", "orders/s", "CPU s", "peak RSS MiB", "sim CPU s"
     );
 }
 
 fn print_run(r: &RunResult, n: usize) {
     println!(
-        "{:<10} {:>9.3} {:>10.0} {:>8.3} {:>13.1} {:>10.3}",
+        "{:<12} {:>9.3} {:>10.0} {:>8.3} {:>13.1} {:>10.3}",
         format!("{} #{}", r.kind.as_str(), r.round),
         r.usage.wall_s,
         r.orders_per_s(n),

@@ -408,6 +408,54 @@ pub fn proc_sample(pid: u32) -> Option<(f64, f64)> {
     Some((rss_kib / 1024.0, ticks / hz.max(1.0)))
 }
 
+/// A process and its live children (a PostgreSQL server: the postmaster and its backends):
+/// CPU seconds so far, counting children that have exited (a backend's CPU moves to its
+/// parent's `cutime`/`cstime` when it is reaped), and the proportional set size in MiB (shared
+/// memory counted once across them, not once per backend as RSS would).
+pub fn process_tree_sample(pid: u32) -> Option<(f64, f64)> {
+    // SAFETY: sysconf with a valid name has no preconditions.
+    let hz = (unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64).max(1.0);
+    // (parent, utime + stime, cutime + cstime) in ticks.
+    let stat = |p: u32| -> Option<(u32, f64, f64)> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+        Some((
+            f.get(1)?.parse().ok()?,
+            num(11)? + num(12)?,
+            num(13)? + num(14)?,
+        ))
+    };
+    let pss_mib = |p: u32| -> f64 {
+        std::fs::read_to_string(format!("/proc/{p}/smaps_rollup"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    let (_, own, reaped) = stat(pid)?;
+    let (mut ticks, mut pss) = (own + reaped, pss_mib(pid));
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((parent, cpu, _)) = stat(child)
+            && parent == pid
+        {
+            ticks += cpu;
+            pss += pss_mib(child);
+        }
+    }
+    Some((ticks / hz, pss))
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(0, |c| c.get())
 }

@@ -1,4 +1,5 @@
-//! A real PostgreSQL server for the tests: found on PATH or in Debian's
+//! A real PostgreSQL server for the tests (and the sync benchmark, which includes this file):
+//! found on PATH or in Debian's
 //! `/usr/lib/postgresql/<version>/bin`, initialised into a temporary folder with a password for
 //! its superuser, listening on a free loopback port (its Unix socket in that folder too), started
 //! once per test binary on first use and stopped (`pg_ctl stop -m immediate`) and removed when
@@ -17,6 +18,18 @@ use rusqlite::Connection;
 /// The superuser the tests connect as, and its password.
 pub const USER: &str = "ordersync";
 pub const PASSWORD: &str = "pg-test-secret-7c1e";
+
+/// How much the server may lose in a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing is flushed (`fsync`, `full_page_writes` and `synchronous_commit` off): a test's
+    /// server never outlives a crash, and flushing would only slow the suite.
+    None,
+    /// As the daemon's SQLite store (WAL, `synchronous = NORMAL`): never corrupt, the last
+    /// commits lost in a power cut (`synchronous_commit = off`, everything else PostgreSQL's
+    /// defaults). What a benchmark beside SQLite should measure.
+    LikeSqlite,
+}
 
 pub struct Server {
     /// Holds `data/`, the socket, the log and the password file.
@@ -87,7 +100,7 @@ impl Server {
         );
     }
 
-    fn start() -> Server {
+    pub fn start(durability: Durability) -> Server {
         let bin = find_bin().expect(
             "PostgreSQL's initdb is neither on PATH nor in /usr/lib/postgresql/*/bin: install \
              Debian's postgresql package (.ci/run does)",
@@ -142,9 +155,13 @@ impl Server {
                 "--no-sync",
             ],
         );
+        let flushing = match durability {
+            Durability::None => "-c fsync=off -c full_page_writes=off",
+            Durability::LikeSqlite => "",
+        };
         let mut options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} {flushing} \
+             -c synchronous_commit=off -c max_connections=300",
             dir.display()
         );
         // TLS beside plain TCP (pg_hba's `host` lines take both), for the sslmode tests.
@@ -171,7 +188,8 @@ impl Server {
         server
     }
 
-    fn stop(&self) {
+    /// Stops the server at once and removes its folder.
+    pub fn stop(&self) {
         let data = self.dir.join("data");
         let _ = std::panic::catch_unwind(|| {
             self.run(
@@ -199,6 +217,15 @@ impl Server {
 }
 
 impl Server {
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> u32 {
+        let file = self.dir.join("data/postmaster.pid");
+        std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no process id in {}", file.display()))
+    }
+
     /// The folder of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         &self.dir
@@ -291,7 +318,7 @@ static SERVER: OnceLock<Option<Server>> = OnceLock::new();
 pub fn server() -> &'static Server {
     SERVER
         .get_or_init(|| {
-            let s = Server::start();
+            let s = Server::start(Durability::None);
             // SAFETY: registering a plain function to run at exit.
             unsafe { libc::atexit(stop_server) };
             Some(s)
