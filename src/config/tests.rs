@@ -233,13 +233,18 @@ fn bad_daemon_values_are_each_reported() {
         shutdown_grace = "20 secondz"
         database = ["a"]
         max_concurrent_runs = 0
+        lease_period = "2s"
         "#,
     );
     let errors = s.errors();
-    assert_eq!(errors.len(), 6, "{}", ConfigErrors(errors.clone()));
+    assert_eq!(errors.len(), 7, "{}", ConfigErrors(errors.clone()));
     assert_contains(
         &error_at(&errors, "daemon.max_concurrent_runs").message,
         "use 1 to 10000",
+    );
+    assert_contains(
+        &error_at(&errors, "daemon.lease_period").message,
+        "under 3s leaves no time to renew it",
     );
     assert_contains(
         &error_at(&errors, "daemon.push_interval").message,

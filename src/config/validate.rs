@@ -537,8 +537,8 @@ impl Validator<'_> {
                             self.error(
                                 value,
                                 key,
-                                "a lease period under 3s leaves no time to renew it; use \"30s\" \
-                                 or more"
+                                "a lease period under 3s leaves no time to renew it; use \"3s\" \
+                                 or more (the default, \"30s\", suits most installations)"
                                     .to_string(),
                             );
                         } else {

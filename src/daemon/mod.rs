@@ -50,8 +50,11 @@ pub async fn run(config: Config, opts: DaemonOptions) -> anyhow::Result<()> {
     let store = Store::open_database(&config.daemon.database, config.daemon.busy_timeout)
         .await
         .with_context(|| {
+            // Waiting here would hold up systemd's start (and its timeout); the shipped unit's
+            // Restart=on-failure is the retry, and says so.
             format!(
-                "opening the database named by daemon.database in {}",
+                "opening the database named by daemon.database in {} (the daemon exits; the \
+                 shipped systemd unit starts it again every 5 s until the database answers)",
                 config.main_file.display()
             )
         })?;
