@@ -114,16 +114,9 @@ pub(super) fn write_page(
                     insert_items(tx, platform, &o.order_id, &o.items)?;
                 }
                 let status_moved = old.status != o.status.as_str();
-                let kind = if !status_moved {
-                    "updated"
-                } else if confirm_push(tx, platform, &o.order_id, o.status, &now)? {
-                    out.confirmed += 1;
-                    "push_confirmed"
-                } else {
-                    out.status_changed += 1;
-                    "status_changed"
-                };
-                out.changed += 1;
+                let confirmed =
+                    status_moved && confirm_push(tx, platform, &o.order_id, o.status, &now)?;
+                let kind = count_change(&mut out, status_moved, confirmed);
                 let changes = Value::Object(changes.into_iter().collect()).to_string();
                 insert_event(
                     tx,
@@ -380,6 +373,26 @@ fn diff(
         raw_changes(&old_raw, &inc.raw, &mut changes);
     }
     Ok(changes)
+}
+
+/// Counts a changed order in `out` and names its event: `updated` when its status stayed,
+/// `push_confirmed` when the new status is one our push asked for, else `status_changed`. Both
+/// backends' page writes, so their events say the same.
+pub(super) fn count_change(
+    out: &mut PageOutcome,
+    status_moved: bool,
+    confirmed: bool,
+) -> &'static str {
+    out.changed += 1;
+    if !status_moved {
+        "updated"
+    } else if confirmed {
+        out.confirmed += 1;
+        "push_confirmed"
+    } else {
+        out.status_changed += 1;
+        "status_changed"
+    }
 }
 
 /// The canonical fields that differ between the stored row and the incoming order. Shared by

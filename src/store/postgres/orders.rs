@@ -10,7 +10,9 @@ use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-use super::super::orders::{Existing, canonical_changes, items_change, opt_ts, raw_changes};
+use super::super::orders::{
+    Existing, canonical_changes, count_change, items_change, opt_ts, raw_changes,
+};
 use super::super::{parse_ts, ts};
 use super::rest::save_pass_state;
 use super::{EVENT_ID_LOCK, Pg, StoreError};
@@ -331,16 +333,8 @@ async fn write_changed<'a>(
         insert_items(tx, platform, &[inc]).await?;
     }
     let status_moved = old.status != o.status.as_str();
-    let kind = if !status_moved {
-        "updated"
-    } else if confirm_push(tx, platform, &o.order_id, o.status, now).await? {
-        out.confirmed += 1;
-        "push_confirmed"
-    } else {
-        out.status_changed += 1;
-        "status_changed"
-    };
-    out.changed += 1;
+    let confirmed = status_moved && confirm_push(tx, platform, &o.order_id, o.status, now).await?;
+    let kind = count_change(out, status_moved, confirmed);
     Ok(Some(NewEvent {
         order_id: &o.order_id,
         kind,
