@@ -30,6 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use tracing::{error, info};
 
 use super::{DbFault, StoreError, now_millis};
@@ -242,6 +244,63 @@ impl Pg {
         drop(current);
         self.progress.store(now_millis(), Ordering::Relaxed);
         result
+    }
+
+    /// A read that is one statement, each row through `map`. A `map` that can fail collects
+    /// into a `Result`: its first error comes back inside the `Ok` (`.await?` unwraps both).
+    pub(super) async fn rows<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl FnMut(&Row) -> T,
+    ) -> Result<C, StoreError> {
+        self.read(async {
+            let c = self.client().await?;
+            Ok(c.query(sql, params).await?.iter().map(map).collect())
+        })
+        .await
+    }
+
+    /// A read that is one statement returning at most one row.
+    pub(super) async fn opt_row<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl FnOnce(&Row) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        self.read(async {
+            let c = self.client().await?;
+            Ok(c.query_opt(sql, params).await?.as_ref().map(map))
+        })
+        .await
+    }
+
+    /// A read that is one statement returning exactly one row (an aggregate, a row the schema
+    /// always has); none is an error, as `query_one` makes it.
+    pub(super) async fn one_row<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        map: impl FnOnce(&Row) -> T,
+    ) -> Result<T, StoreError> {
+        self.read(async {
+            let c = self.client().await?;
+            Ok(map(&c.query_one(sql, params).await?))
+        })
+        .await
+    }
+
+    /// A write that is one statement (its own transaction): the rows it touched.
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.write(async {
+            let c = self.client().await?;
+            Ok(c.execute(sql, params).await?)
+        })
+        .await
     }
 
     /// The watchdog's and the shutdown's `ping`: whether this process still works its store.

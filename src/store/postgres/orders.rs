@@ -638,37 +638,28 @@ impl Pg {
         status: Option<Status>,
         limit: u32,
     ) -> Result<Vec<StoredOrder>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {ORDER_COLUMNS} FROM orders
-                         WHERE ($1::text IS NULL OR platform = $1)
-                           AND ($2::text IS NULL OR status = $2)
-                         ORDER BY placed_at DESC NULLS LAST, order_id DESC LIMIT $3"
-                    ),
-                    &[&platform, &status.map(Status::as_str), &(limit as i64)],
-                )
-                .await?;
-            Ok(rows.iter().map(order_from_row).collect())
-        })
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders
+             WHERE ($1::text IS NULL OR platform = $1)
+               AND ($2::text IS NULL OR status = $2)
+             ORDER BY placed_at DESC NULLS LAST, order_id DESC LIMIT $3"
+        );
+        self.rows(
+            &sql,
+            &[&platform, &status.map(Status::as_str), &(limit as i64)],
+            order_from_row,
+        )
         .await
     }
 
     pub(crate) async fn order_counts(&self, platform: &str) -> Result<(u64, u64), StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let f = finals();
-            let r = c
-                .query_one(
-                    "SELECT count(*), count(*) FILTER (WHERE status NOT IN ($2, $3, $4, $5))
-                     FROM orders WHERE platform = $1",
-                    &[&platform, &f[0], &f[1], &f[2], &f[3]],
-                )
-                .await?;
-            Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
-        })
+        let f = finals();
+        self.one_row(
+            "SELECT count(*), count(*) FILTER (WHERE status NOT IN ($2, $3, $4, $5))
+             FROM orders WHERE platform = $1",
+            &[&platform, &f[0], &f[1], &f[2], &f[3]],
+            |r| (r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64),
+        )
         .await
     }
 
@@ -678,35 +669,32 @@ impl Pg {
         finals_since: Option<DateTime<Utc>>,
         placed_cap: Option<DateTime<Utc>>,
     ) -> Result<Watched, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let f = finals();
-            let since = finals_since.map_or_else(|| "9999".to_string(), ts);
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT order_id, placed_at FROM orders WHERE platform = $1
-                         AND (status NOT IN ($2, $3, $4, $5) OR {})
-                         ORDER BY placed_at NULLS FIRST, order_id",
-                        entered_since("$6")
-                    ),
-                    &[&platform, &f[0], &f[1], &f[2], &f[3], &since],
-                )
-                .await?;
-            let mut out = Watched::default();
-            for r in rows {
-                let o = WatchedOrder {
+        let f = finals();
+        let since = finals_since.map_or_else(|| "9999".to_string(), ts);
+        let sql = format!(
+            "SELECT order_id, placed_at FROM orders WHERE platform = $1
+             AND (status NOT IN ($2, $3, $4, $5) OR {})
+             ORDER BY placed_at NULLS FIRST, order_id",
+            entered_since("$6")
+        );
+        let orders: Vec<WatchedOrder> = self
+            .rows(
+                &sql,
+                &[&platform, &f[0], &f[1], &f[2], &f[3], &since],
+                |r| WatchedOrder {
                     order_id: r.get(0),
                     placed_at: r.get::<_, Option<String>>(1).as_deref().and_then(parse_ts),
-                };
-                match (placed_cap, o.placed_at) {
-                    (Some(cap), Some(t)) if t < cap => out.beyond_cap += 1,
-                    _ => out.orders.push(o),
-                }
+                },
+            )
+            .await?;
+        let mut out = Watched::default();
+        for o in orders {
+            match (placed_cap, o.placed_at) {
+                (Some(cap), Some(t)) if t < cap => out.beyond_cap += 1,
+                _ => out.orders.push(o),
             }
-            Ok(out)
-        })
-        .await
+        }
+        Ok(out)
     }
 
     pub(crate) async fn watched_in_status(
@@ -716,21 +704,17 @@ impl Pg {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT order_id, number FROM orders WHERE platform = $1
-                         AND platform_status = $2 AND {}
-                         ORDER BY last_seen_at, order_id LIMIT $4",
-                        entered_since("$3")
-                    ),
-                    &[&platform, &platform_status, &ts(since), &(limit as i64)],
-                )
-                .await?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let sql = format!(
+            "SELECT order_id, number FROM orders WHERE platform = $1
+             AND platform_status = $2 AND {}
+             ORDER BY last_seen_at, order_id LIMIT $4",
+            entered_since("$3")
+        );
+        self.rows(
+            &sql,
+            &[&platform, &platform_status, &ts(since), &(limit as i64)],
+            |r| (r.get(0), r.get(1)),
+        )
         .await
     }
 
@@ -738,22 +722,16 @@ impl Pg {
         &self,
         platform: &str,
     ) -> Result<Vec<DateTime<Utc>>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    "SELECT placed_at FROM orders WHERE platform = $1 AND placed_at IS NOT NULL",
-                    &[&platform],
-                )
-                .await?;
-            let mut times: Vec<DateTime<Utc>> = rows
-                .iter()
-                .filter_map(|r| parse_ts(r.get::<_, &str>(0)))
-                .collect();
-            times.sort_unstable();
-            Ok(times)
-        })
-        .await
+        let times: Vec<Option<DateTime<Utc>>> = self
+            .rows(
+                "SELECT placed_at FROM orders WHERE platform = $1 AND placed_at IS NOT NULL",
+                &[&platform],
+                |r| parse_ts(r.get::<_, &str>(0)),
+            )
+            .await?;
+        let mut times: Vec<DateTime<Utc>> = times.into_iter().flatten().collect();
+        times.sort_unstable();
+        Ok(times)
     }
 
     pub(crate) async fn order_digests(
@@ -761,20 +739,10 @@ impl Pg {
         platform: &str,
         ids: Vec<String>,
     ) -> Result<Vec<OrderDigest>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {DIGEST_COLUMNS} FROM orders
-                         WHERE platform = $1 AND order_id = ANY($2)"
-                    ),
-                    &[&platform, &ids],
-                )
-                .await?;
-            Ok(rows.iter().map(digest_from_row).collect())
-        })
-        .await
+        let sql = format!(
+            "SELECT {DIGEST_COLUMNS} FROM orders WHERE platform = $1 AND order_id = ANY($2)"
+        );
+        self.rows(&sql, &[&platform, &ids], digest_from_row).await
     }
 
     pub(crate) async fn orders_in_platform_statuses(
@@ -782,22 +750,14 @@ impl Pg {
         platform: &str,
         statuses: Vec<String>,
     ) -> Result<Vec<OrderDigest>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            // SQLite's upper() and trim() touch ASCII and spaces only.
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {DIGEST_COLUMNS} FROM orders WHERE platform = $1
-                         AND upper(btrim(platform_status, ' ')) = ANY($2)
-                         ORDER BY placed_at NULLS FIRST, order_id"
-                    ),
-                    &[&platform, &statuses],
-                )
-                .await?;
-            Ok(rows.iter().map(digest_from_row).collect())
-        })
-        .await
+        // SQLite's upper() and trim() touch ASCII and spaces only.
+        let sql = format!(
+            "SELECT {DIGEST_COLUMNS} FROM orders WHERE platform = $1
+             AND upper(btrim(platform_status, ' ')) = ANY($2)
+             ORDER BY placed_at NULLS FIRST, order_id"
+        );
+        self.rows(&sql, &[&platform, &statuses], digest_from_row)
+            .await
     }
 
     pub(crate) async fn order_raws(
@@ -805,16 +765,11 @@ impl Pg {
         platform: &str,
         ids: Vec<String>,
     ) -> Result<HashMap<String, String>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    "SELECT order_id, raw FROM orders WHERE platform = $1 AND order_id = ANY($2)",
-                    &[&platform, &ids],
-                )
-                .await?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        self.rows(
+            "SELECT order_id, raw FROM orders WHERE platform = $1 AND order_id = ANY($2)",
+            &[&platform, &ids],
+            |r| (r.get(0), r.get(1)),
+        )
         .await
     }
 

@@ -27,6 +27,11 @@ fn state_from(text: &str) -> Result<OutboxState, StoreError> {
         .map_err(|e: String| StoreError::Other(format!("outbox state: {e}")))
 }
 
+/// The state in a row's first column.
+fn first_state(r: &Row) -> Result<OutboxState, StoreError> {
+    state_from(r.get(0))
+}
+
 fn row_from(r: &Row) -> Result<OutboxRow, StoreError> {
     Ok(OutboxRow {
         id: r.get(0),
@@ -277,7 +282,7 @@ impl Pg {
                 .query_opt("SELECT state FROM outbox WHERE id = $1", &[&id])
                 .await?;
             Ok(Recorded::NotHeld(
-                now.map(|r| state_from(r.get(0))).transpose()?,
+                now.as_ref().map(first_state).transpose()?,
             ))
         })
         .await
@@ -288,22 +293,16 @@ impl Pg {
     /// nothing across machines: they are taken back too.
     pub(crate) async fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let n = self
-            .write(async {
-                let c = self.client().await?;
-                let n = c
-                    .execute(
-                        "UPDATE outbox SET state = 'pending', outcome_unknown = 1,
-                             next_attempt_at = $1, updated_at = $1, claimed_by = NULL,
-                             claim_token = NULL, claimed_until = NULL
-                         WHERE state = 'in_flight'
-                           AND (claim_token IS NULL OR claimed_until IS NULL
-                                OR claimed_until <= $2)",
-                        &[&ts(now), &lease_ts(now)],
-                    )
-                    .await?;
-                Ok(n as usize)
-            })
-            .await?;
+            .execute(
+                "UPDATE outbox SET state = 'pending', outcome_unknown = 1,
+                     next_attempt_at = $1, updated_at = $1, claimed_by = NULL,
+                     claim_token = NULL, claimed_until = NULL
+                 WHERE state = 'in_flight'
+                   AND (claim_token IS NULL OR claimed_until IS NULL
+                        OR claimed_until <= $2)",
+                &[&ts(now), &lease_ts(now)],
+            )
+            .await? as usize;
         if n > 0 {
             warn!(
                 entries = n,
@@ -317,20 +316,11 @@ impl Pg {
         &self,
         state: Option<OutboxState>,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {ROW_COLUMNS} FROM outbox WHERE ($1::text IS NULL OR state = $1)
-                         ORDER BY id"
-                    ),
-                    &[&state.map(OutboxState::as_str)],
-                )
-                .await?;
-            rows.iter().map(row_from).collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE ($1::text IS NULL OR state = $1) ORDER BY id"
+        );
+        self.rows(&sql, &[&state.map(OutboxState::as_str)], row_from)
+            .await?
     }
 
     pub(crate) async fn order_outbox(
@@ -338,47 +328,32 @@ impl Pg {
         platform: &str,
         order_id: &str,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {ROW_COLUMNS} FROM outbox WHERE platform = $1 AND order_id = $2
-                         ORDER BY id"
-                    ),
-                    &[&platform, &order_id],
-                )
-                .await?;
-            rows.iter().map(row_from).collect()
-        })
-        .await
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE platform = $1 AND order_id = $2 ORDER BY id"
+        );
+        self.rows(&sql, &[&platform, &order_id], row_from).await?
     }
 
     pub(crate) async fn outbox_state(&self, id: i64) -> Result<Option<OutboxState>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let r = c
-                .query_opt("SELECT state FROM outbox WHERE id = $1", &[&id])
-                .await?;
-            r.map(|r| state_from(r.get(0))).transpose()
-        })
-        .await
+        self.opt_row(
+            "SELECT state FROM outbox WHERE id = $1",
+            &[&id],
+            first_state,
+        )
+        .await?
+        .transpose()
     }
 
     pub(crate) async fn retry_push(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.write(async {
-            let c = self.client().await?;
-            let changed = c
-                .execute(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,
-                         updated_at = $2
-                     WHERE id = $1 AND state IN ('failed', 'cancelled')",
-                    &[&id, &ts(now)],
-                )
-                .await?;
-            Ok(changed == 1)
-        })
-        .await
+        let changed = self
+            .execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $2,
+                     updated_at = $2
+                 WHERE id = $1 AND state IN ('failed', 'cancelled')",
+                &[&id, &ts(now)],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     pub(crate) async fn cancel_push(
@@ -386,37 +361,26 @@ impl Pg {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.write(async {
-            let c = self.client().await?;
-            let changed = c
-                .execute(
-                    "UPDATE outbox SET state = 'cancelled', updated_at = $2
-                     WHERE id = $1 AND state IN ('pending', 'failed')",
-                    &[&id, &ts(now)],
-                )
-                .await?;
-            Ok(changed == 1)
-        })
-        .await
+        let changed = self
+            .execute(
+                "UPDATE outbox SET state = 'cancelled', updated_at = $2
+                 WHERE id = $1 AND state IN ('pending', 'failed')",
+                &[&id, &ts(now)],
+            )
+            .await?;
+        Ok(changed == 1)
     }
 
     pub(crate) async fn outbox_depth(
         &self,
         platform: Option<&str>,
     ) -> Result<BTreeMap<OutboxState, u64>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    "SELECT state, count(*) FROM outbox WHERE ($1::text IS NULL OR platform = $1)
-                     GROUP BY state",
-                    &[&platform],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| Ok((state_from(r.get(0))?, r.get::<_, i64>(1) as u64)))
-                .collect()
-        })
-        .await
+        self.rows(
+            "SELECT state, count(*) FROM outbox WHERE ($1::text IS NULL OR platform = $1)
+             GROUP BY state",
+            &[&platform],
+            |r| Ok((first_state(r)?, r.get::<_, i64>(1) as u64)),
+        )
+        .await?
     }
 }

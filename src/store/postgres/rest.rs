@@ -48,6 +48,28 @@ pub(super) async fn save_pass_state(
     Ok(())
 }
 
+fn pass_state_from_row(r: &Row) -> PassState {
+    let text = |i| r.get::<_, Option<String>>(i);
+    let pass = match (
+        text(1).as_deref().and_then(parse_ts),
+        text(2).as_deref().and_then(parse_ts),
+        text(3).as_deref().and_then(parse_ts),
+        text(4),
+    ) {
+        (Some(started_at), Some(from), Some(to), Some(resume)) => Some(PassProgress {
+            started_at,
+            from,
+            to,
+            resume,
+        }),
+        _ => None,
+    };
+    PassState {
+        cursor: text(0).as_deref().and_then(parse_ts),
+        pass,
+    }
+}
+
 fn run_from_row(r: &Row) -> RunRecord {
     RunRecord {
         kind: r.get(0),
@@ -108,6 +130,13 @@ async fn sink_row(c: &impl GenericClient, name: &str) -> Result<Option<SinkRecor
     .map(sink_from_row))
 }
 
+/// The row of a sink that the write holding `c` has just made or changed.
+async fn written_sink(c: &impl GenericClient, name: &str) -> Result<SinkRecord, StoreError> {
+    sink_row(c, name)
+        .await?
+        .ok_or_else(|| StoreError::Other(format!("sink {name} vanished")))
+}
+
 async fn newest_event(c: &impl GenericClient) -> Result<i64, StoreError> {
     Ok(
         c.query_one("SELECT coalesce(max(id), 0)::bigint FROM order_events", &[])
@@ -130,41 +159,29 @@ fn filter_sql(filter: &FeedFilter, first: usize) -> (String, Vec<Vec<String>>) {
     (sql, values)
 }
 
+/// `first` and then `filter_sql`'s values: the parameters its numbering expects.
+fn filter_args<'a>(
+    first: &'a (dyn ToSql + Sync),
+    values: &'a [Vec<String>],
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    let mut args = vec![first];
+    for v in values {
+        args.push(v);
+    }
+    args
+}
+
 impl Pg {
     pub(crate) async fn load_pass_state(&self, platform: &str) -> Result<PassState, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let Some(r) = c
-                .query_opt(
-                    "SELECT cursor, pass_started_at, pass_from, pass_to, resume FROM sync_state
-                     WHERE platform = $1",
-                    &[&platform],
-                )
-                .await?
-            else {
-                return Ok(PassState::default());
-            };
-            let text = |i| r.get::<_, Option<String>>(i);
-            let pass = match (
-                text(1).as_deref().and_then(parse_ts),
-                text(2).as_deref().and_then(parse_ts),
-                text(3).as_deref().and_then(parse_ts),
-                text(4),
-            ) {
-                (Some(started_at), Some(from), Some(to), Some(resume)) => Some(PassProgress {
-                    started_at,
-                    from,
-                    to,
-                    resume,
-                }),
-                _ => None,
-            };
-            Ok(PassState {
-                cursor: text(0).as_deref().and_then(parse_ts),
-                pass,
-            })
-        })
-        .await
+        let state = self
+            .opt_row(
+                "SELECT cursor, pass_started_at, pass_from, pass_to, resume FROM sync_state
+                 WHERE platform = $1",
+                &[&platform],
+                pass_state_from_row,
+            )
+            .await?;
+        Ok(state.unwrap_or_default())
     }
 
     pub(crate) async fn save_pass_state(
@@ -244,18 +261,13 @@ impl Pg {
     }
 
     pub(crate) async fn last_run(&self, platform: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            Ok(c.query_opt(
-                "SELECT kind, started_at, finished_at, outcome, fetched, created, changed,
-                        rejected, error
-                 FROM sync_runs WHERE platform = $1 ORDER BY id DESC LIMIT 1",
-                &[&platform],
-            )
-            .await?
-            .as_ref()
-            .map(run_from_row))
-        })
+        self.opt_row(
+            "SELECT kind, started_at, finished_at, outcome, fetched, created, changed,
+                    rejected, error
+             FROM sync_runs WHERE platform = $1 ORDER BY id DESC LIMIT 1",
+            &[&platform],
+            run_from_row,
+        )
         .await
     }
 
@@ -263,15 +275,11 @@ impl Pg {
         &self,
         platform: &str,
     ) -> Result<Option<String>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            Ok(c.query_one(
-                "SELECT max(finished_at) FROM sync_runs WHERE platform = $1 AND outcome = 'ok'",
-                &[&platform],
-            )
-            .await?
-            .get(0))
-        })
+        self.one_row(
+            "SELECT max(finished_at) FROM sync_runs WHERE platform = $1 AND outcome = 'ok'",
+            &[&platform],
+            |r| r.get(0),
+        )
         .await
     }
 
@@ -280,20 +288,10 @@ impl Pg {
         after: i64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {EVENT_COLUMNS} FROM order_events WHERE id > $1 ORDER BY id \
-                         LIMIT $2"
-                    ),
-                    &[&after, &(limit as i64)],
-                )
-                .await?;
-            Ok(rows.iter().map(event_from_row).collect())
-        })
-        .await
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM order_events WHERE id > $1 ORDER BY id LIMIT $2");
+        self.rows(&sql, &[&after, &(limit as i64)], event_from_row)
+            .await
     }
 
     pub(crate) async fn order_events(
@@ -301,48 +299,29 @@ impl Pg {
         platform: &str,
         order_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {EVENT_COLUMNS} FROM order_events
-                         WHERE platform = $1 AND order_id = $2 ORDER BY id"
-                    ),
-                    &[&platform, &order_id],
-                )
-                .await?;
-            Ok(rows.iter().map(event_from_row).collect())
-        })
-        .await
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM order_events
+             WHERE platform = $1 AND order_id = $2 ORDER BY id"
+        );
+        self.rows(&sql, &[&platform, &order_id], event_from_row)
+            .await
     }
 
     pub(crate) async fn event_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    "SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind",
-                    &[],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
-                .collect())
-        })
+        self.rows(
+            "SELECT kind, count(*) FROM order_events GROUP BY kind ORDER BY kind",
+            &[],
+            |r| (r.get(0), r.get::<_, i64>(1) as u64),
+        )
         .await
     }
 
     pub(crate) async fn instance_id(&self) -> Result<String, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            Ok(
-                c.query_one("SELECT value FROM store_meta WHERE key = 'instance'", &[])
-                    .await?
-                    .get(0),
-            )
-        })
+        self.one_row(
+            "SELECT value FROM store_meta WHERE key = 'instance'",
+            &[],
+            |r| r.get(0),
+        )
         .await
     }
 
@@ -363,9 +342,7 @@ impl Pg {
                 &[&name, &cursor, &ts(Utc::now())],
             )
             .await?;
-            sink_row(&c, name)
-                .await?
-                .ok_or_else(|| StoreError::Other(format!("sink {name} vanished")))
+            written_sink(&c, name).await
         })
         .await
     }
@@ -379,17 +356,8 @@ impl Pg {
     }
 
     pub(crate) async fn sinks(&self) -> Result<Vec<SinkRecord>, StoreError> {
-        self.read(async {
-            let c = self.client().await?;
-            let rows = c
-                .query(
-                    &format!("SELECT {SINK_COLUMNS} FROM sink_state ORDER BY sink"),
-                    &[],
-                )
-                .await?;
-            Ok(rows.iter().map(sink_from_row).collect())
-        })
-        .await
+        let sql = format!("SELECT {SINK_COLUMNS} FROM sink_state ORDER BY sink");
+        self.rows(&sql, &[], sink_from_row).await
     }
 
     pub(crate) async fn feed_batch(
@@ -410,10 +378,7 @@ impl Pg {
             let newest = newest_event(&tx).await?;
             let (where_filter, values) = filter_sql(filter, 1);
             let limit_i = limit as i64;
-            let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after];
-            for v in &values {
-                args.push(v);
-            }
+            let mut args = filter_args(&after, &values);
             args.push(&limit_i);
             let rows = tx
                 .query(
@@ -491,32 +456,24 @@ impl Pg {
         error: &str,
         attempts: u64,
     ) -> Result<(), StoreError> {
-        self.write(async {
-            let c = self.client().await?;
-            c.execute(
-                "UPDATE sink_state SET failed_attempts = failed_attempts + $4, last_error = $2,
-                     last_error_at = $3
-                 WHERE sink = $1",
-                &[&name, &error, &ts(Utc::now()), &(attempts as i64)],
-            )
-            .await?;
-            Ok(())
-        })
-        .await
+        self.execute(
+            "UPDATE sink_state SET failed_attempts = failed_attempts + $4, last_error = $2,
+                 last_error_at = $3
+             WHERE sink = $1",
+            &[&name, &error, &ts(Utc::now()), &(attempts as i64)],
+        )
+        .await?;
+        Ok(())
     }
 
     pub(crate) async fn sink_disable(&self, name: &str, reason: &str) -> Result<(), StoreError> {
-        self.write(async {
-            let c = self.client().await?;
-            c.execute(
-                "UPDATE sink_state SET disabled = $2, last_error = $2, last_error_at = $3
-                 WHERE sink = $1",
-                &[&name, &reason, &ts(Utc::now())],
-            )
-            .await?;
-            Ok(())
-        })
-        .await
+        self.execute(
+            "UPDATE sink_state SET disabled = $2, last_error = $2, last_error_at = $3
+             WHERE sink = $1",
+            &[&name, &reason, &ts(Utc::now())],
+        )
+        .await?;
+        Ok(())
     }
 
     pub(crate) async fn sink_set_paused(
@@ -532,9 +489,7 @@ impl Pg {
                 "UPDATE sink_state SET paused = 0, disabled = NULL WHERE sink = $1"
             };
             c.execute(sql, &[&name]).await?;
-            sink_row(&c, name)
-                .await?
-                .ok_or_else(|| StoreError::Other(format!("sink {name} vanished")))
+            written_sink(&c, name).await
         })
         .await
     }
@@ -552,9 +507,7 @@ impl Pg {
                 &[&name, &(from - 1).max(0)],
             )
             .await?;
-            sink_row(&c, name)
-                .await?
-                .ok_or_else(|| StoreError::Other(format!("sink {name} vanished")))
+            written_sink(&c, name).await
         })
         .await
     }
@@ -567,10 +520,7 @@ impl Pg {
         self.read(async {
             let c = self.client().await?;
             let (where_filter, values) = filter_sql(filter, 1);
-            let mut args: Vec<&(dyn ToSql + Sync)> = vec![&cursor];
-            for v in &values {
-                args.push(v);
-            }
+            let args = filter_args(&cursor, &values);
             let count: i64 = c
                 .query_one(
                     &format!("SELECT count(*) FROM order_events WHERE id > $1 {where_filter}"),
