@@ -15,16 +15,18 @@ use crate::store::{Lease, Store};
 /// `daemon.lease_period` is the operator's promise: work a daemon holds when it dies is taken
 /// over by another daemon within that period. Its parts:
 ///
-/// - each renewal writes an expiry half a period ahead ([`LeaseTimes::expiry`]);
-/// - the holder renews every sixth of a period, so one may fail without
-///   consequence;
-/// - a holder with no renewal confirmed for a third of a period stops its work, a sixth of a
-///   period before the lease can run out under it;
-/// - every daemon looks for abandoned leases every quarter period ([`LeaseTimes::look_every`]).
+/// - each renewal writes an expiry 0.6 of a period ahead ([`LeaseTimes::expiry`]);
+/// - the holder renews every tenth of a period, so two may fail without consequence;
+/// - a holder with no renewal confirmed for 0.3 of a period stops its work, 0.3 of a period
+///   before the lease can run out under it: the margin for the page in flight to end and for
+///   a loaded machine to get round to it (at 0.5 s of a 3 s period, the three-daemon test saw
+///   two list requests of one shop overlap on a loaded machine);
+/// - every daemon looks for abandoned leases every eighth of a period
+///   ([`LeaseTimes::look_every`]).
 ///
-/// A daemon killed just after a renewal leaves a lease that runs out half a period later, and
-/// is found at the latest a quarter period after that: three quarters of a period, leaving the
-/// last quarter for the takeover run to start.
+/// A daemon killed just after a renewal leaves a lease that runs out 0.6 of a period later, and
+/// is found at the latest an eighth of a period after that, leaving over a quarter of it for
+/// the takeover run to start.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LeaseTimes {
     period: Duration,
@@ -37,21 +39,21 @@ impl LeaseTimes {
 
     /// How far ahead each take or renewal sets the expiry.
     pub(super) fn expiry(self) -> Duration {
-        self.period / 2
+        self.period * 3 / 5
     }
 
     fn renew_every(self) -> Duration {
-        self.period / 6
+        self.period / 10
     }
 
     /// The longest the holder works without a confirmed renewal.
     fn give_up_after(self) -> Duration {
-        self.period / 3
+        self.period * 3 / 10
     }
 
     /// How often a daemon looks for leases another daemon abandoned.
     pub(super) fn look_every(self) -> Duration {
-        self.period / 4
+        self.period / 8
     }
 }
 
@@ -73,6 +75,9 @@ impl Held {
         times: LeaseTimes,
         parent: &CancellationToken,
     ) -> Option<Held> {
+        // The expiry counts from when the database took the lease, so the holder's deadlines
+        // count from before the request: a slow answer must not stretch them past it.
+        let sent = tokio::time::Instant::now();
         let lease = match store.take_lease(name, times.expiry()).await {
             Ok(Some(l)) => l,
             Ok(None) => {
@@ -92,6 +97,7 @@ impl Held {
             store.clone(),
             lease.clone(),
             times,
+            sent,
             cancel.clone(),
         ));
         Some(Held {
@@ -122,8 +128,14 @@ impl Held {
 /// going too long without a renewal confirmed (see [`LeaseTimes`]): the work must stop before
 /// the lease runs out and another daemon may take it. Times count from when a renewal was
 /// sent, so its round trip is on our side.
-async fn keep_renewed(store: Store, lease: Lease, times: LeaseTimes, cancel: CancellationToken) {
-    let mut confirmed = tokio::time::Instant::now();
+async fn keep_renewed(
+    store: Store,
+    lease: Lease,
+    times: LeaseTimes,
+    taken: tokio::time::Instant,
+    cancel: CancellationToken,
+) {
+    let mut confirmed = taken;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(times.renew_every()) => {}
@@ -133,7 +145,7 @@ async fn keep_renewed(store: Store, lease: Lease, times: LeaseTimes, cancel: Can
         let renewed = tokio::select! {
             r = store.renew_lease(&lease, times.expiry()) => r,
             _ = tokio::time::sleep_until(confirmed + times.give_up_after()) => {
-                warn!(lease = %lease.name, "no renewal of the lease confirmed in a third of daemon.lease_period; stopping this work before it can run out");
+                warn!(lease = %lease.name, "no renewal of the lease confirmed in 0.3 of daemon.lease_period; stopping this work before it can run out");
                 cancel.cancel();
                 return;
             }

@@ -109,7 +109,7 @@ impl Sinks {
 }
 
 /// On a database several daemons share, a sink delivers from one of them at a time: the one
-/// holding its lease. The others wait, trying every quarter lease period, and the first to find
+/// holding its lease. The others wait, trying every eighth of a lease period, and the first to find
 /// it free (released at a shutdown, or expired after a crash) takes over from the cursor in the
 /// database, so a batch cut short is delivered again, never skipped.
 async fn deliver_under_lease(

@@ -191,7 +191,7 @@ impl Timetable {
         self.platforms = platforms;
     }
 
-    /// On a database several daemons share: every quarter lease period, takes over the
+    /// On a database several daemons share: every eighth of a lease period, takes over the
     /// platforms whose daemon stopped renewing their lease in the middle of a run (killed, or
     /// stopped with SIGTERM) at once, instead of at their next scheduled time. Every daemon
     /// looks; the lease lets one of them run it. A task of its own rather than a scheduler

@@ -60,6 +60,7 @@ fn log_path(setup: &Setup, n: usize) -> std::path::PathBuf {
 fn start(setup: &Setup, n: usize) -> Daemon {
     let mut cmd = setup.command(&["run"]);
     cmd.env("ORDERSYNC_DAEMON__LOG_FORMAT", "text")
+        .env("ORDERSYNC_DAEMON__LOG_LEVEL", "info,ordersync::daemon=debug")
         .stderr(File::create(log_path(setup, n)).unwrap())
         .stdout(Stdio::null());
     Daemon::spawn(cmd)
@@ -82,18 +83,37 @@ fn runs_per_daemon(setup: &Setup) -> Vec<usize> {
 }
 
 /// Pairs of list requests one shop had in flight at the same time.
-fn overlapping_lists(shop: &Shop) -> usize {
+/// The list requests of `shop` that were in flight at the same time as another, as "received
+/// → answered" pairs in milliseconds since `origin`.
+fn overlapping_lists(shop: &Shop, origin: Instant) -> Vec<String> {
     let lists: Vec<_> = shop
         .sim
         .requests()
         .into_iter()
         .filter(|r| r.method == "GET" && r.path_and_query.starts_with("/api/v2/orders?"))
         .collect();
-    let mut n = 0;
+    let ms = |t: Instant| {
+        if t >= origin {
+            format!("{}", (t - origin).as_millis())
+        } else {
+            format!("-{}", (origin - t).as_millis())
+        }
+    };
+    let mut pairs = Vec::new();
     for (i, a) in lists.iter().enumerate() {
-        n += lists[i + 1..].iter().filter(|b| a.overlaps(b)).count();
+        for b in lists[i + 1..].iter().filter(|b| a.overlaps(b)) {
+            pairs.push(format!(
+                "{} {}→{} ms and {} {}→{} ms",
+                a.path_and_query,
+                ms(a.received),
+                ms(a.answered),
+                b.path_and_query,
+                ms(b.received),
+                ms(b.answered)
+            ));
+        }
     }
-    n
+    pairs
 }
 
 fn signal(d: &Daemon, sig: i32) {
@@ -201,6 +221,7 @@ async fn three_daemons_run_each_platform_one_at_a_time_and_push_each_transition_
         "schedule = \"*/2 * * * * *\"\nreconcile_schedule = \"off\"",
     )
     .await;
+    let started = Instant::now();
     let daemons: Vec<Daemon> = (0..DAEMONS).map(|n| start(&f.setup, n)).collect();
     let setup = &f.setup;
     until(60, "every shop stored", || {
@@ -254,9 +275,9 @@ async fn three_daemons_run_each_platform_one_at_a_time_and_push_each_transition_
 
     for shop in &f.shops {
         assert_eq!(
-            overlapping_lists(shop),
-            0,
-            "{}: two list requests in flight at once; the daemons' warnings:\n{}",
+            overlapping_lists(shop, started),
+            Vec::<String>::new(),
+            "{}: two list requests in flight at once (since the daemons started); the daemons' warnings:\n{}",
             shop.name,
             (0..DAEMONS)
                 .flat_map(|n| log(setup, n)
@@ -322,6 +343,7 @@ async fn a_killed_and_a_stopped_daemon_are_taken_over_and_the_feed_stays_whole()
     // Mid-pass: daemon 0 dies without a word, daemon 1 is asked to stop.
     let killed_pid = daemons[0].as_ref().unwrap().id();
     let killed_at = Instant::now();
+    let killed_wall = std::time::SystemTime::now();
     signal(daemons[0].as_ref().unwrap(), libc::SIGKILL);
     daemons[0].take().unwrap().0.wait().unwrap();
     let killed = held_by(killed_pid);
@@ -394,11 +416,21 @@ async fn a_killed_and_a_stopped_daemon_are_taken_over_and_the_feed_stays_whole()
     let db = setup.db();
     for shop in &f.shops {
         assert_store_matches(&db, &shop.name, &shop.sim.truth());
-        assert_eq!(
-            overlapping_lists(shop),
-            0,
-            "{}: two list requests at once",
-            shop.name
+        let overlaps = overlapping_lists(shop, killed_at);
+        assert!(
+            overlaps.is_empty(),
+            "{}: two list requests at once (ms since the kill, at {killed_wall:?}): {overlaps:?}; \
+             the daemons' lines about it:\n{}",
+            shop.name,
+            (0..DAEMONS)
+                .flat_map(|n| log(setup, n)
+                    .lines()
+                    .filter(|l| l.contains(&format!("={}", shop.name))
+                        || l.contains(&format!("platform:{}", shop.name)))
+                    .map(|l| format!("daemon {n}: {l}"))
+                    .collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     assert_one_created_event_per_order(setup);
