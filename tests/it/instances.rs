@@ -60,7 +60,10 @@ fn log_path(setup: &Setup, n: usize) -> std::path::PathBuf {
 fn start(setup: &Setup, n: usize) -> Daemon {
     let mut cmd = setup.command(&["run"]);
     cmd.env("ORDERSYNC_DAEMON__LOG_FORMAT", "text")
-        .env("ORDERSYNC_DAEMON__LOG_LEVEL", "info,ordersync::daemon=debug")
+        .env(
+            "ORDERSYNC_DAEMON__LOG_LEVEL",
+            "info,ordersync::daemon=debug",
+        )
         .stderr(File::create(log_path(setup, n)).unwrap())
         .stdout(Stdio::null());
     Daemon::spawn(cmd)
