@@ -137,18 +137,19 @@ async fn keep_renewed(
 ) {
     let mut confirmed = taken;
     loop {
+        // The deadline is watched while waiting to renew too: a renewal that failed fast must
+        // not leave the work going past it until the next try.
+        let deadline = tokio::time::sleep_until(confirmed + times.give_up_after());
+        tokio::pin!(deadline);
         tokio::select! {
             _ = tokio::time::sleep(times.renew_every()) => {}
+            _ = &mut deadline => return give_up(&lease, &cancel),
             _ = cancel.cancelled() => return,
         }
         let sent = tokio::time::Instant::now();
         let renewed = tokio::select! {
             r = store.renew_lease(&lease, times.expiry()) => r,
-            _ = tokio::time::sleep_until(confirmed + times.give_up_after()) => {
-                warn!(lease = %lease.name, "no renewal of the lease confirmed in 0.3 of daemon.lease_period; stopping this work before it can run out");
-                cancel.cancel();
-                return;
-            }
+            _ = &mut deadline => return give_up(&lease, &cancel),
             _ = cancel.cancelled() => return,
         };
         match renewed {
@@ -159,8 +160,13 @@ async fn keep_renewed(
                 cancel.cancel();
                 return;
             }
-            // The deadline above stops the work if the next tries fail too.
+            // The deadline stops the work if the next tries fail too.
             Err(e) => warn!(lease = %lease.name, error = %e, "renewing the lease; trying again"),
         }
     }
+}
+
+fn give_up(lease: &Lease, cancel: &CancellationToken) {
+    warn!(lease = %lease.name, "no renewal of the lease confirmed in 0.3 of daemon.lease_period; stopping this work before it can run out");
+    cancel.cancel();
 }
