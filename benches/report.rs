@@ -329,7 +329,9 @@ fn render(results: &Path, work: &Path) -> anyhow::Result<String> {
     writeln!(
         md,
         "```sh\nbench/regenerate            # every benchmark at the issue's sizes, then this file\n```\n\n\
-         It needs the Rust toolchain; the dlt comparison also needs Python 3 with `venv` and \
+         It needs the Rust toolchain and PostgreSQL's server programs (`initdb`, `pg_ctl`: the \
+         sync benchmark starts a throw-away server); the dlt comparison also needs Python 3 with \
+         `venv` and \
          access to PyPI (it installs `bench/requirements-dlt.txt` into a venv under `target/`, \
          once) and is skipped with a message otherwise. It builds in release mode, runs each \
          benchmark in turn (`cargo bench --bench NAME`), keeps every log in `target/bench-results/`, \

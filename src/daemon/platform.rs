@@ -128,7 +128,8 @@ impl Platform {
     /// A takeover of a platform a stopped daemon left mid-run (on a shared database): an
     /// incremental run now, without waiting for a turn (see [`Turns`]) so it does not queue
     /// behind this daemon's own runs. If an incremental run of the platform is already waiting
-    /// for a turn here, that run goes at once instead. `false` when a run was already going or waiting.
+    /// for a turn here, that run goes at once instead. `false` when a run was already going or
+    /// waiting.
     pub(super) fn take_over(
         self: &Arc<Self>,
         store: &Store,
