@@ -113,8 +113,8 @@ impl Held {
         &self.store
     }
 
-    /// Gives the lease back. `done`: the work finished; otherwise (stopped by shutdown) another
-    /// process takes it over at once.
+    /// Gives the lease back. `done`: the work finished; otherwise (stopped by shutdown, or by
+    /// renewals that did not come through) a daemon takes it over at once.
     pub(super) async fn release(self, done: bool) {
         self.renew.abort();
         if let Err(e) = self.store.release_lease(&self.lease, done).await {

@@ -217,7 +217,12 @@ impl Platform {
                 .pass_locked(kind, PassOptions::default(), run_store, run_cancel, None)
                 .await;
             if let Some(h) = held {
-                h.release(!cancel.is_cancelled()).await;
+                // Cut short by shutdown or by losing the lease's renewals: given back
+                // unfinished, so a daemon takes the pass over now. Given back as done, the
+                // platform would wait for its next scheduled run (a loaded test machine left
+                // a shop half-synced that way).
+                let cut = h.cancel.is_cancelled();
+                h.release(!cut).await;
             }
         });
     }
