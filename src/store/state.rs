@@ -27,12 +27,17 @@ fn load_pass_state(conn: &Connection, platform: &str) -> Result<PassState, Store
     let Some((cursor, started, from, to, resume)) = row else {
         return Ok(PassState::default());
     };
-    let pass = match (
-        started.as_deref().and_then(parse_ts),
-        from.as_deref().and_then(parse_ts),
-        to.as_deref().and_then(parse_ts),
-        resume,
-    ) {
+    Ok(pass_state_from_text([cursor, started, from, to], resume))
+}
+
+/// A `sync_state` row's cursor, pass start, window and resume token, as either backend reads
+/// them: a pass is going only when all four of its columns are there.
+pub(super) fn pass_state_from_text(
+    times: [Option<String>; 4],
+    resume: Option<String>,
+) -> PassState {
+    let [cursor, started, from, to] = times.map(|t| t.as_deref().and_then(parse_ts));
+    let pass = match (started, from, to, resume) {
         (Some(started_at), Some(from), Some(to), Some(resume)) => Some(PassProgress {
             started_at,
             from,
@@ -41,10 +46,7 @@ fn load_pass_state(conn: &Connection, platform: &str) -> Result<PassState, Store
         }),
         _ => None,
     };
-    Ok(PassState {
-        cursor: cursor.as_deref().and_then(parse_ts),
-        pass,
-    })
+    PassState { cursor, pass }
 }
 
 pub(super) fn save_pass_state(

@@ -14,8 +14,7 @@ use super::super::{parse_ts, ts};
 use super::orders::{find, items};
 use super::{Pg, StoreError};
 use crate::model::{
-    FeedBatch, FeedFilter, FeedItem, PassProgress, PassState, RunRecord, SinkLag, SinkRecord,
-    StoredEvent,
+    FeedBatch, FeedFilter, FeedItem, PassState, RunRecord, SinkLag, SinkRecord, StoredEvent,
 };
 
 pub(super) async fn save_pass_state(
@@ -50,24 +49,7 @@ pub(super) async fn save_pass_state(
 
 fn pass_state_from_row(r: &Row) -> PassState {
     let text = |i| r.get::<_, Option<String>>(i);
-    let pass = match (
-        text(1).as_deref().and_then(parse_ts),
-        text(2).as_deref().and_then(parse_ts),
-        text(3).as_deref().and_then(parse_ts),
-        text(4),
-    ) {
-        (Some(started_at), Some(from), Some(to), Some(resume)) => Some(PassProgress {
-            started_at,
-            from,
-            to,
-            resume,
-        }),
-        _ => None,
-    };
-    PassState {
-        cursor: text(0).as_deref().and_then(parse_ts),
-        pass,
-    }
+    crate::store::state::pass_state_from_text([text(0), text(1), text(2), text(3)], text(4))
 }
 
 fn run_from_row(r: &Row) -> RunRecord {
