@@ -723,18 +723,16 @@ impl Bench {
     ) -> anyhow::Result<RunResult> {
         let db = server.database();
         let conf = dir.join(Kind::Postgres.as_str());
-        let platform = self.merchantpro_toml(PLATFORM);
-        let main_file = self.write_config(&conf, PLATFORM, &platform)?;
+        std::fs::create_dir_all(&conf)?;
         let password = conf.join("db-password");
         std::fs::write(&password, postgres::PASSWORD)?;
-        std::fs::write(
-            &main_file,
-            format!(
-                "[daemon]\ndatabase = {}\ndatabase_password_file = {}\nlog_level = \"info\"\n",
-                toml_string(&db.url()),
-                toml_string(&password.to_string_lossy())
-            ),
-        )?;
+        let database = format!(
+            "database = {}\ndatabase_password_file = {}",
+            toml_string(&db.url()),
+            toml_string(&password.to_string_lossy())
+        );
+        let platform = self.merchantpro_toml(PLATFORM);
+        let main_file = self.write_config(&conf, &database, PLATFORM, &platform)?;
         let args = vec![
             "--config".into(),
             main_file.to_string_lossy().into_owned(),
@@ -789,7 +787,11 @@ impl Bench {
         platform_toml: &str,
     ) -> anyhow::Result<RunResult> {
         let conf = dir.join(kind.as_str());
-        let main_file = self.write_config(&conf, name, platform_toml)?;
+        let database = format!(
+            "database = {}",
+            toml_string(&conf.join("ordersync.db").to_string_lossy())
+        );
+        let main_file = self.write_config(&conf, &database, name, platform_toml)?;
         let args = vec![
             "--config".into(),
             main_file.to_string_lossy().into_owned(),
@@ -893,18 +895,20 @@ impl Bench {
         Ok(())
     }
 
-    /// A main file and `platforms.d/<name>.toml` holding `platform_toml`, as an operator would
-    /// write them.
-    fn write_config(&self, dir: &Path, name: &str, platform_toml: &str) -> anyhow::Result<PathBuf> {
+    /// A main file naming the store by `database` (its `[daemon]` lines) and
+    /// `platforms.d/<name>.toml` holding `platform_toml`, as an operator would write them.
+    fn write_config(
+        &self,
+        dir: &Path,
+        database: &str,
+        name: &str,
+        platform_toml: &str,
+    ) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(dir.join("platforms.d"))?;
-        let db = dir.join("ordersync.db");
         let main_file = dir.join("ordersync.toml");
         std::fs::write(
             &main_file,
-            format!(
-                "[daemon]\ndatabase = {}\nlog_level = \"info\"\n",
-                toml_string(&db.to_string_lossy())
-            ),
+            format!("[daemon]\n{database}\nlog_level = \"info\"\n"),
         )?;
         std::fs::write(
             dir.join("platforms.d").join(format!("{name}.toml")),

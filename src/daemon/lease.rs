@@ -113,9 +113,13 @@ impl Held {
         &self.store
     }
 
-    /// Gives the lease back. `done`: the work finished; otherwise (stopped by shutdown, or by
-    /// renewals that did not come through) a daemon takes it over at once.
-    pub(super) async fn release(self, done: bool) {
+    /// Gives the lease back: done if the work ran to its end, otherwise (cut short by shutdown,
+    /// or by renewals that did not come through, both of which cancel `self.cancel`) given back
+    /// unfinished, for a daemon to take over now rather than at its next scheduled time. Given
+    /// back as done after lost renewals, a platform waited for its next scheduled run with its
+    /// pass half done (seen on a loaded test machine).
+    pub(super) async fn release(self) {
+        let done = !self.cancel.is_cancelled();
         self.renew.abort();
         if let Err(e) = self.store.release_lease(&self.lease, done).await {
             warn!(lease = %self.lease.name, error = %e,

@@ -217,12 +217,7 @@ impl Platform {
                 .pass_locked(kind, PassOptions::default(), run_store, run_cancel, None)
                 .await;
             if let Some(h) = held {
-                // Cut short by shutdown or by losing the lease's renewals: given back
-                // unfinished, so a daemon takes the pass over now. Given back as done, the
-                // platform would wait for its next scheduled run (a loaded test machine left
-                // a shop half-synced that way).
-                let cut = h.cancel.is_cancelled();
-                h.release(!cut).await;
+                h.release().await;
             }
         });
     }
@@ -278,7 +273,7 @@ impl Platform {
                     warn!(platform = %me.cfg.name, run = "verify", error = %e, "verify could not finish");
                 }
                 if let Some(h) = held {
-                    h.release(!cancel.is_cancelled()).await;
+                    h.release().await;
                 }
             }
             me.slot.verifying.store(false, Ordering::Release);

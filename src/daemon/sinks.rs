@@ -123,7 +123,7 @@ async fn deliver_under_lease(
         if let Some(held) = Held::take(&store, &name, lease, &cancel).await {
             info!(sink = %cfg.name, "delivering from this daemon (it holds the sink's lease)");
             crate::sinks::run(cfg.clone(), held.store().clone(), held.cancel.clone()).await;
-            held.release(!cancel.is_cancelled()).await;
+            held.release().await;
             continue;
         }
         tokio::select! {

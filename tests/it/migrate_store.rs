@@ -3,8 +3,27 @@
 //! PostgreSQL database and verified equal table by table; `events --after` then reads the same
 //! from both; a second copy into the now non-empty database is refused.
 
-use crate::common::postgres::{PASSWORD, server};
+use crate::common::postgres::{PASSWORD, PgDb, server};
 use crate::common::{Setup, Shop, stderr, stdout, synced};
+
+/// `ordersync migrate-store` of `setup`'s store into `db`, as an operator runs it (the password
+/// in a file), off the test's runtime.
+async fn migrate(setup: Setup, db: &PgDb) -> (Setup, std::process::Output) {
+    std::fs::write(setup.dir.path().join("pw"), PASSWORD).unwrap();
+    let (to, pw) = (db.url(), setup.dir.path().join("pw"));
+    tokio::task::spawn_blocking(move || {
+        let out = setup.ordersync(&[
+            "migrate-store",
+            "--to",
+            &to,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
+        (setup, out)
+    })
+    .await
+    .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
@@ -38,21 +57,7 @@ async fn a_synced_store_is_copied_verified_and_reads_the_same_on_postgres() {
     .unwrap();
 
     let db = server().database();
-    std::fs::write(setup.dir.path().join("pw"), PASSWORD).unwrap();
-    let to = db.url();
-    let pw = setup.dir.path().join("pw");
-    let (setup, out) = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&[
-            "migrate-store",
-            "--to",
-            &to,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]);
-        (setup, out)
-    })
-    .await
-    .unwrap();
+    let (setup, out) = migrate(setup, &db).await;
     let printed = stdout(&out);
     assert!(out.status.success(), "{printed}{}", stderr(&out));
     for table in [
@@ -197,21 +202,8 @@ async fn a_store_of_100000_orders_moves_whole_with_its_events_and_outbox() {
     .unwrap();
 
     let db = server().database();
-    std::fs::write(setup.dir.path().join("pw"), PASSWORD).unwrap();
-    let (to, pw) = (db.url(), setup.dir.path().join("pw"));
     let started = std::time::Instant::now();
-    let (setup, out) = tokio::task::spawn_blocking(move || {
-        let out = setup.ordersync(&[
-            "migrate-store",
-            "--to",
-            &to,
-            "--password-file",
-            pw.to_str().unwrap(),
-        ]);
-        (setup, out)
-    })
-    .await
-    .unwrap();
+    let (setup, out) = migrate(setup, &db).await;
     let took = started.elapsed();
     let printed = stdout(&out);
     eprintln!("migrate-store of {ORDERS} orders took {took:?}:\n{printed}");

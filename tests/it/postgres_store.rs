@@ -2,8 +2,9 @@
 //! public `Store` methods with two handles standing for two daemons on one database: event ids
 //! commit in id order (a reader of `id > N` never skips an event committed late), two drains
 //! never claim one outbox entry, concurrent queueing for one order queues once, the instance id
-//! stays, a lost connection is a fault naming the server that clears by itself, and the
-//! configuration refuses a password in the URL.
+//! stays, a lost connection is a fault naming the server that clears by itself, a daemon whose
+//! server is down at start exits saying so, and the configuration refuses a password in the
+//! URL.
 
 use std::time::Duration;
 
@@ -320,6 +321,31 @@ fn check_refuses_a_password_in_the_database_url() {
     assert!(err.contains("sslmode=prefer"), "{err}");
     assert!(err.contains("daemon.push_interval"), "every error: {err}");
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// A daemon started while its PostgreSQL server is down exits at once, naming the server, the
+/// check to run and who starts it again, rather than hanging in systemd's start-up.
+#[test]
+fn a_daemon_whose_server_is_down_at_start_exits_naming_it() {
+    let setup = Setup::new();
+    // Port 1 on loopback: nothing listens there.
+    std::fs::write(
+        setup.main_file(),
+        "[daemon]\ndatabase = \"postgres://orders@127.0.0.1:1/shop\"\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = setup.ordersync(&["run"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    for said in [
+        "127.0.0.1:1",
+        "pg_isready -h 127.0.0.1 -p 1",
+        "starts it again",
+    ] {
+        assert!(err.contains(said), "{said:?} missing from: {err}");
+    }
 }
 
 /// TLS as `sslmode` says: `verify-full` with the server's CA named by `sslrootcert` connects,
